@@ -1,0 +1,71 @@
+"""The Python face of the compiled shim (`ocipy._shim_c`, built from shim/ by cffi): the only module importing it.
+
+- `init_memfd()`: a fresh sealed memfd holding the embedded `ocipy-init` (CVE-2019-5736: the host copy can never
+  be written through /proc/PID/exe).
+- `spawn(exec_fd, argv, fdmap)`: fork + execveat of `exec_fd` with exactly the fds of `fdmap` ((src, dst) pairs,
+  overlaps handled), default signal dispositions, an empty signal mask and an empty environment. Returns
+  (pid, pidfd); a failure before the exec raises OSError with the child's errno.
+- `pidfd_open(pid)`, `pidfd_send_signal(pidfd, sig)`.
+
+Importing this module loads only the extension (no cffi compiler, no pycparser).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from ocipy import _shim_c
+
+_ffi: Any = _shim_c.ffi
+_lib: Any = _shim_c.lib
+
+
+def _raise_errno(err: int, what: str) -> None:
+    raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def init_memfd() -> int:
+    """A new close-on-exec memfd with ocipy-init, sealed against writes, growth, shrinking and new seals."""
+    fd = int(_lib.ocipy_init_memfd())
+    if fd < 0:
+        _raise_errno(_ffi.errno, "memfd for ocipy-init")
+    return fd
+
+
+def init_size() -> int:
+    """Size in bytes of the embedded ocipy-init binary."""
+    return int(_lib.ocipy_init_size())
+
+
+def spawn(exec_fd: int, argv: Sequence[str | bytes], fdmap: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """Start `exec_fd` (executed with execveat AT_EMPTY_PATH) with `argv`; the child's fds are exactly the dst
+    of each (src, dst) pair. Returns (pid, pidfd); the pidfd is close-on-exec and owned by the caller."""
+    if not argv:
+        raise ValueError("argv must not be empty")
+    raw = [a.encode() if isinstance(a, str) else bytes(a) for a in argv]
+    if any(b"\0" in a for a in raw):
+        raise ValueError("argv contains a NUL byte")
+    keep = [_ffi.new("char[]", a) for a in raw]
+    c_argv = _ffi.new("char *[]", [*keep, _ffi.NULL])
+    flat = [fd for pair in fdmap for fd in pair]
+    c_map = _ffi.new("int[]", flat or [0])
+    pidfd = _ffi.new("int *")
+    err = _ffi.new("int *")
+    pid = int(_lib.ocipy_spawn(exec_fd, c_argv, c_map, len(fdmap), pidfd, err))
+    if pid < 0:
+        _raise_errno(int(err[0]), "spawn")
+    return pid, int(pidfd[0])
+
+
+def pidfd_open(pid: int, flags: int = 0) -> int:
+    fd = int(_lib.ocipy_pidfd_open(pid, flags))
+    if fd < 0:
+        _raise_errno(_ffi.errno, f"pidfd_open {pid}")
+    return fd
+
+
+def pidfd_send_signal(pidfd: int, sig: int, flags: int = 0) -> None:
+    if _lib.ocipy_pidfd_send_signal(pidfd, sig, flags) < 0:
+        _raise_errno(_ffi.errno, "pidfd_send_signal")

@@ -1,0 +1,158 @@
+"""Loading a bundle: config.json through the models, plus the facts a Linux runtime needs beyond the schema.
+
+`validate_bundle` reports every problem at once (for `ocipy validate`); `load_bundle` stops at the first one (for
+`ocipy create`). Both name each problem with an RFC 6901 pointer into config.json.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Any
+
+from ocipy.errors import OcipyError
+from ocipy.spec.config import Spec
+from ocipy.spec.load import Problem, SpecError, config_problems, parse_json
+
+CONFIG_NAME = "config.json"
+_HOOK_KINDS = (
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+)
+
+
+def validate_bundle(bundle_dir: str) -> list[tuple[str, str]]:
+    """Every problem of the bundle as (pointer, message); an empty list means it is valid."""
+    return _check(bundle_dir)[2]
+
+
+def load_bundle(bundle_dir: str) -> tuple[Spec, str]:
+    """The validated config and the absolute rootfs path, or OcipyError naming the first problem."""
+    spec, rootfs, problems = _check(bundle_dir)
+    if problems:
+        raise OcipyError(format_bundle_problem(problems[0]))
+    assert spec is not None and rootfs is not None  # no problems means both were produced
+    return spec, rootfs
+
+
+def format_bundle_problem(problem: Problem) -> str:
+    """One line: `/mounts/3/destination: must be an absolute path`, or `config.json: <message>` for the file."""
+    pointer, message = problem
+    return f"{pointer}: {message}" if pointer else f"{CONFIG_NAME}: {message}"
+
+
+def _check(bundle_dir: str) -> tuple[Spec | None, str | None, list[Problem]]:
+    bundle_abs = os.path.abspath(bundle_dir)
+    if not os.path.isdir(bundle_abs):
+        what = "does not exist" if not os.path.lexists(bundle_abs) else "is not a directory"
+        return None, None, [("", f"bundle {bundle_abs} {what}")]
+    path = os.path.join(bundle_abs, CONFIG_NAME)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        return None, None, [("", _strerror(exc))]
+    try:
+        obj = parse_json(data)
+    except SpecError as exc:
+        return None, None, exc.problems
+    spec, problems = config_problems(obj)
+    rootfs = None
+    if isinstance(obj, dict):
+        reported = {p for p, _ in problems}
+        facts: list[Problem] = []
+        rootfs = _bundle_facts(obj, bundle_abs, facts)
+        problems.extend(p for p in facts if p[0] not in reported)
+    return (spec if not problems else None), rootfs, problems
+
+
+def _strerror(exc: OSError) -> str:
+    text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]
+
+
+def _bundle_facts(cfg: dict[str, Any], bundle_abs: str, out: list[Problem]) -> str | None:
+    """Checks the schema cannot make; returns the absolute rootfs path when it is usable."""
+    rootfs = _check_root(cfg, bundle_abs, out)
+
+    process = cfg.get("process")
+    if isinstance(process, dict):
+        args = process.get("args")
+        if args is None:
+            out.append(("/process/args", "missing required field (the command to run)"))
+        elif isinstance(args, list) and not args:
+            out.append(("/process/args", "must not be empty"))
+        cwd = process.get("cwd")
+        if isinstance(cwd, str) and not cwd.startswith("/"):
+            out.append(("/process/cwd", "must be an absolute path"))
+
+    mounts = cfg.get("mounts")
+    if isinstance(mounts, list):
+        for i, m in enumerate(mounts):
+            dest = m.get("destination") if isinstance(m, dict) else None
+            # The spec still tolerates relative destinations on Linux (deprecated); ocipy refuses them.
+            if isinstance(dest, str) and not dest.startswith("/"):
+                out.append((f"/mounts/{i}/destination", "must be an absolute path"))
+
+    hooks = cfg.get("hooks")
+    if isinstance(hooks, dict):
+        for kind in _HOOK_KINDS:
+            entries = hooks.get(kind)
+            if not isinstance(entries, list):
+                continue
+            for i, hook in enumerate(entries):
+                hpath = hook.get("path") if isinstance(hook, dict) else None
+                if isinstance(hpath, str) and not hpath.startswith("/"):
+                    out.append((f"/hooks/{kind}/{i}/path", "must be an absolute path"))
+
+    linux = cfg.get("linux")
+    if isinstance(linux, dict):
+        _check_userns(linux, out)
+    return rootfs
+
+
+def _check_root(cfg: dict[str, Any], bundle_abs: str, out: list[Problem]) -> str | None:
+    root = cfg.get("root")
+    if root is None:
+        out.append(
+            (
+                "/root",
+                "missing required field (linux containers need a root filesystem)",
+            )
+        )
+        return None
+    if not isinstance(root, dict) or not isinstance(root.get("path"), str):
+        return None  # the model reports it
+    path: str = root["path"]
+    if not path:
+        out.append(("/root/path", "must not be empty"))
+        return None
+    rootfs = os.path.normpath(os.path.join(bundle_abs, path))  # join keeps an absolute path as is
+    try:
+        st = os.lstat(rootfs)
+    except OSError as exc:
+        out.append(("/root/path", f"{rootfs}: {_strerror(exc)}"))
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        out.append(("/root/path", f"{rootfs}: must not be a symlink"))
+        return None
+    if not stat.S_ISDIR(st.st_mode):
+        out.append(("/root/path", f"{rootfs}: not a directory"))
+        return None
+    return rootfs
+
+
+def _check_userns(linux: dict[str, Any], out: list[Problem]) -> None:
+    namespaces = linux.get("namespaces")
+    if not isinstance(namespaces, list):
+        return
+    new_userns = any(isinstance(ns, dict) and ns.get("type") == "user" and "path" not in ns for ns in namespaces)
+    if not new_userns:
+        return
+    for key in ("uidMappings", "gidMappings"):
+        if not linux.get(key):
+            out.append((f"/linux/{key}", "required when a new user namespace is created"))

@@ -1,0 +1,169 @@
+"""OCI hooks: each runs with the container state on stdin, its own args and env, and an optional timeout.
+
+prestart, createRuntime, poststart and poststop run in the runtime's namespaces; createContainer and startContainer
+run inside the container's namespaces (ocipy-init joins them; no Python runs there). A failing prestart,
+createRuntime, createContainer or startContainer hook fails the operation; poststart and poststop only warn.
+Stdlib and the shim only: `start` and `delete` use this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from typing import Any
+
+from ocipy import errors, planfmt
+from ocipy.errors import OcipyError
+
+# Which namespaces a joining process enters, in order: user first (it owns the others), mount last.
+JOIN_ORDER = (
+    ("user", 0x10000000),
+    ("ipc", 0x08000000),
+    ("uts", 0x04000000),
+    ("net", 0x40000000),
+    ("pid", 0x20000000),
+    ("cgroup", 0x02000000),
+    ("time", 0x00000080),
+    ("mnt", 0x00020000),
+)
+FATAL = frozenset({"prestart", "createRuntime", "createContainer", "startContainer"})
+IN_CONTAINER = frozenset({"createContainer", "startContainer"})
+
+
+def run_hooks(kind: str, hooks: list[dict[str, Any]], state: dict[str, Any], pid: int = 0) -> None:
+    """Run every hook of one kind in order. `pid` is the container init, for the in-container kinds."""
+    payload = json.dumps(state).encode()
+    for i, hook in enumerate(hooks):
+        where = f"/hooks/{kind}/{i}"
+        try:
+            if kind in IN_CONTAINER:
+                _run_in_container(hook, payload, pid)
+            else:
+                _run_on_host(hook, payload)
+        except OcipyError as exc:
+            if kind in FATAL:
+                raise OcipyError(f"{where} ({hook.get('path')}): {exc}") from None
+            errors.warning(f"{where} ({hook.get('path')}): {exc}")
+
+
+def _timeout(hook: dict[str, Any]) -> float | None:
+    t = hook.get("timeout")
+    return float(t) if isinstance(t, int) and t > 0 else None
+
+
+def _env(hook: dict[str, Any]) -> dict[str, str]:
+    env = {}
+    for item in hook.get("env") or []:
+        key, _, value = item.partition("=")
+        env[key] = value
+    return env
+
+
+def _run_on_host(hook: dict[str, Any], payload: bytes) -> None:
+    args = hook.get("args") or [hook["path"]]
+    try:
+        proc = subprocess.Popen(
+            args,
+            executable=hook["path"],
+            env=_env(hook),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            close_fds=True,
+            cwd="/",
+        )
+    except OSError as exc:
+        raise OcipyError(f"exec: {(exc.strerror or str(exc)).lower()}") from None
+    try:
+        out, _ = proc.communicate(payload, timeout=_timeout(hook))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise OcipyError(f"timed out after {hook['timeout']}s") from None
+    _check(proc.returncode, out)
+
+
+def _check(returncode: int, output: bytes) -> None:
+    if returncode == 0:
+        return
+    how = f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
+    first = output.decode(errors="replace").strip().splitlines()[:1]
+    raise OcipyError(f"{how}" + (f": {first[0]}" if first else ""))
+
+
+def join_plan(pid: int, field: str) -> planfmt.Plan:
+    """The ops that move a new process into every namespace of `pid` that differs from ours."""
+    plan = planfmt.Plan()
+    for name, flag in JOIN_ORDER:
+        path = f"/proc/{pid}/ns/{name}"
+        try:
+            if os.stat(path).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                continue
+        except FileNotFoundError:
+            continue
+        plan.op(planfmt.OP_SETNS, field, s=(path,), a=(flag,), what=f"join {name} namespace")
+    plan.op(planfmt.OP_CLONE, field, what="enter the pid namespace")
+    return plan
+
+
+def _run_in_container(hook: dict[str, Any], payload: bytes, pid: int) -> None:
+    from ocipy.launch import Launch, exit_code
+
+    plan = join_plan(pid, "/hooks")
+    args = hook.get("args") or [hook["path"]]
+    env = hook.get("env") or []
+    plan.op(planfmt.OP_CLOSE_FDS, "/hooks", a=(0,))
+    plan.op(
+        planfmt.OP_EXEC,
+        "/hooks",
+        s=(hook["path"], plan.strv(args), plan.strv(env)),
+        a=(len(args), len(env)),
+        what=hook["path"],
+    )
+    stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    launch = Launch(plan, extra=[(stdin_r, 0), (out_w, 1), (out_w, 2)])
+    try:
+        launch.start()
+        os.close(stdin_r)
+        os.close(out_w)
+        stdin_r = out_w = -1
+        for msg in launch.messages():
+            if msg.type == planfmt.MSG_ERROR:
+                raise OcipyError(launch.describe_error(msg))
+        _write_all(stdin_w, payload)
+        os.close(stdin_w)
+        stdin_w = -1
+        status = launch.wait(_timeout(hook))
+        if status is None:
+            signal.pidfd_send_signal(launch.pidfd, signal.SIGKILL)
+            launch.wait()
+            raise OcipyError(f"timed out after {hook['timeout']}s")
+        output = _read_some(out_r)
+        code = exit_code(status)
+        _check(-os.WTERMSIG(status) if os.WIFSIGNALED(status) else code, output)
+    finally:
+        for fd in (stdin_r, stdin_w, out_r, out_w):
+            if fd >= 0:
+                os.close(fd)
+        launch.abort()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BrokenPipeError:
+            return
+        view = view[n:]
+
+
+def _read_some(fd: int) -> bytes:
+    os.set_blocking(fd, False)
+    try:
+        return os.read(fd, 4096)
+    except BlockingIOError:
+        return b""

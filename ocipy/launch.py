@@ -1,0 +1,173 @@
+"""Run ocipy-init with a plan and drive its sync protocol (shim/plan.h).
+
+Used by create (a whole container), by hooks that must run inside the container's namespaces, and later by exec.
+Stdlib, planfmt and the shim only, so `start` can use it without paying for validation.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ocipy import _shim, planfmt
+from ocipy.errors import OcipyError
+
+
+@dataclass
+class Message:
+    type: int
+    op: int
+    err: int
+    pid: int
+    detail: str
+
+
+@dataclass
+class Launch:
+    """One ocipy-init run. `extra` maps fds of this process onto fd numbers in the child (stdio, preserved fds)."""
+
+    plan: planfmt.Plan
+    extra: list[tuple[int, int]] = field(default_factory=list)
+    pid0: int = 0  # the init as spawned (stage 0)
+    pidfd0: int = -1
+    pid: int = 0  # the process reported by MSG_PID (the container init / the joined process)
+    pidfd: int = -1
+    _sock: socket.socket | None = None
+
+    def start(self) -> None:
+        """Spawn the init. The sync and plan fds are numbered after every fd in `extra` so none collides."""
+        top = max([dst for _, dst in self.extra] + [2]) + 1
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._sock = parent
+        plan_fd = os.memfd_create("ocipy-plan", os.MFD_CLOEXEC)
+        exec_fd = -1
+        try:
+            os.write(plan_fd, self.plan.encode())
+            os.lseek(plan_fd, 0, os.SEEK_SET)
+            exec_fd = _shim.init_memfd()
+            fdmap = [*self.extra, (child.fileno(), top), (plan_fd, top + 1)]
+            argv = ["ocipy-init", str(top), str(top + 1)]
+            self.pid0, self.pidfd0 = _shim.spawn(exec_fd, argv, fdmap)
+        finally:
+            child.close()
+            os.close(plan_fd)
+            if exec_fd >= 0:
+                os.close(exec_fd)
+
+    def messages(self) -> Iterator[Message]:
+        """Messages from the init until EOF (the exec happened, or every sender exited)."""
+        assert self._sock is not None
+        while True:
+            try:
+                raw = self._sock.recv(planfmt.SYNC_MSG.size)
+            except ConnectionResetError:
+                return
+            if not raw:
+                return
+            if len(raw) != planfmt.SYNC_MSG.size:
+                raise OcipyError("ocipy-init sent a malformed message")
+            mtype, op, err, pid, detail = planfmt.SYNC_MSG.unpack(raw)
+            msg = Message(mtype, op, err, pid, detail.split(b"\0", 1)[0].decode(errors="replace"))
+            if mtype == planfmt.MSG_PID:
+                self._reap0()
+                self.pid = pid
+                self.pidfd = os.pidfd_open(pid)
+            yield msg
+
+    def ack(self, ok: bool = True) -> None:
+        assert self._sock is not None
+        self._sock.send(planfmt.SYNC_MSG.pack(planfmt.MSG_ACK, -1, 0 if ok else errno.ECANCELED, 0, b""))
+
+    def describe_error(self, msg: Message) -> str:
+        """One line naming the config field: `/mounts/3 (proc on /proc): mount: operation not permitted`."""
+        reason = os.strerror(msg.err).lower() if msg.err else "failed"
+        if msg.op < 0:
+            return f"ocipy-init: {msg.detail or 'failed'}: {reason}"
+        field_ = self.plan.field_of(msg.op) or "runtime"
+        what = self.plan.what[msg.op] if msg.op < len(self.plan.what) else ""
+        head = f"{field_} ({what})" if what else field_
+        if msg.detail.startswith(("executable file not found", "no such file or directory")):
+            return f"{head}: {msg.detail}"
+        return f"{head}: {msg.detail}: {reason}" if msg.detail else f"{head}: {reason}"
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def _reap0(self) -> None:
+        if self.pid0 > 0:
+            try:
+                os.waitpid(self.pid0, 0)
+            except ChildProcessError:
+                pass
+            self.pid0 = 0
+        if self.pidfd0 >= 0:
+            os.close(self.pidfd0)
+            self.pidfd0 = -1
+
+    def abort(self) -> None:
+        """Kill and reap whatever this launch started: both the stage-0 process and the reported one."""
+        self.close()
+        for pidfd in (self.pidfd, self.pidfd0):
+            if pidfd >= 0:
+                try:
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for pid in (self.pid, self.pid0):
+            if pid > 0:
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+        self.release()
+
+    def release(self) -> None:
+        """Forget the processes without touching them (they belong to the caller's subreaper from now on)."""
+        for pidfd in (self.pidfd, self.pidfd0):
+            if pidfd >= 0:
+                os.close(pidfd)
+        self.pidfd = self.pidfd0 = -1
+        self.pid0 = 0
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the reported process to exit; its wait status, or None on timeout."""
+        if self.pidfd >= 0:
+            ready, _, _ = select.select([self.pidfd], [], [], timeout)
+            if not ready:
+                return None
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+        return status
+
+
+def exit_code(status: int) -> int:
+    """A wait status as a shell exit code: the status, or 128 + the signal."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def write_id_maps(pid: int, uid_maps: str, gid_maps: str) -> None:
+    """Write /proc/PID/{uid_map,gid_map} (root writes them directly; setgroups stays allowed)."""
+    for name, text in (("uid_map", uid_maps), ("gid_map", gid_maps)):
+        if not text:
+            continue
+        try:
+            fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, text.encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            pointer = "/linux/uidMappings" if name == "uid_map" else "/linux/gidMappings"
+            raise OcipyError(f"{pointer}: write {name}: {exc.strerror.lower() if exc.strerror else exc}") from None

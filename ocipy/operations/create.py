@@ -1,0 +1,218 @@
+"""`ocipy create`: from a validated bundle to an init waiting, fully set up, for `start`.
+
+Every step that changes the host registers its undo on an ExitStack, so a failed create leaves no process, state
+directory or fifo behind (mounts live in the container's own mount namespace and vanish with its processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from ocipy import errors, planfmt, procfs
+from ocipy.errors import OcipyError
+from ocipy.launch import Launch, write_id_maps
+from ocipy.store import Container, Store
+
+CREATE_HOOKS = ("prestart", "createRuntime", "createContainer")
+KEPT_HOOKS = ("startContainer", "poststart", "poststop")
+
+
+@dataclass
+class Created:
+    container: Container
+    launch: Launch
+    state: dict[str, Any]
+
+
+def main(args: argparse.Namespace) -> int:
+    created = create(args)
+    created.launch.release()
+    return 0
+
+
+def _listen_fds() -> int:
+    """systemd socket activation: LISTEN_FDS counts only when LISTEN_PID is this process."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return 0
+    try:
+        return max(0, int(os.environ.get("LISTEN_FDS", "0")))
+    except ValueError:
+        return 0
+
+
+def _id_map_text(mappings: Any) -> str:
+    return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings or [])
+
+
+def _rfc3339_now() -> str:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond * 1000:09d}Z"
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    """The decimal pid with no newline, atomically (containerd and runtime-tools read the raw bytes)."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.rename(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise OcipyError(f"pid file {path}: {(exc.strerror or str(exc)).lower()}") from None
+
+
+def _console_fd(args: argparse.Namespace, terminal: bool) -> socket.socket | None:
+    path = getattr(args, "console_socket", None)
+    if terminal and not path:
+        raise OcipyError("/process/terminal: terminal is true but no --console-socket was given")
+    if path and not terminal:
+        raise OcipyError("--console-socket given but /process/terminal is not true")
+    if not path:
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise OcipyError(f"console socket {path}: {(exc.strerror or str(exc)).lower()}") from None
+    return sock
+
+
+def create(args: argparse.Namespace) -> Created:
+    from ocipy import bundle as bundle_mod
+    from ocipy import plan as plan_mod
+
+    cid = args.container_id
+    store = Store.from_args(args)
+    store.check_id(cid)
+    bundle_dir = os.path.abspath(args.bundle or ".")
+    spec, rootfs = bundle_mod.load_bundle(bundle_dir)
+    process = spec.process
+    if process is None:
+        raise OcipyError("/process: create needs a process")
+    terminal = bool(process.terminal)
+
+    with contextlib.ExitStack() as undo:
+        container = store.create_dir(cid)
+        undo.callback(container.remove)
+        lock = container.lock()
+        undo.enter_context(lock)
+        os.mkfifo(container.fifo_path, 0o600)
+
+        console = _console_fd(args, terminal)
+        if console is not None:
+            undo.callback(console.close)
+        listen = _listen_fds()
+        preserve = max(0, int(getattr(args, "preserve_fds", 0) or 0))
+        extra_fds = listen + preserve
+        env_extra = [f"LISTEN_FDS={listen}", "LISTEN_PID=1"] if listen else []
+
+        fdmap = [(0, 0), (1, 1), (2, 2)] + [(fd, fd) for fd in range(3, 3 + extra_fds)]
+        console_child = 3 + extra_fds if console is not None else None
+        if console is not None and console_child is not None:
+            fdmap.append((console.fileno(), console_child))
+        for src, _ in fdmap:
+            try:
+                os.fstat(src)
+            except OSError:
+                raise OcipyError(f"--preserve-fds: fd {src} is not open") from None
+
+        plan = plan_mod.compile_create(
+            spec,
+            rootfs=rootfs,
+            bundle=bundle_dir,
+            fifo=container.fifo_path,
+            console_fd=console_child,
+            extra_fds=extra_fds,
+            no_pivot=bool(getattr(args, "no_pivot", False)),
+            no_new_keyring=bool(getattr(args, "no_new_keyring", False)),
+            env_extra=env_extra,
+        )
+        # Launch numbers the init's sync and plan fds after every fd in this map, so nothing collides.
+        launch = Launch(plan, extra=fdmap)
+        undo.callback(launch.abort)
+
+        hooks = spec.hooks
+        hook_lists = (
+            {
+                name: [h.model_dump(by_alias=True, exclude_none=True) for h in (getattr(hooks, attr, None) or [])]
+                for name, attr in (
+                    ("prestart", "prestart"),
+                    ("createRuntime", "create_runtime"),
+                    ("createContainer", "create_container"),
+                    ("startContainer", "start_container"),
+                    ("poststart", "poststart"),
+                    ("poststop", "poststop"),
+                )
+            }
+            if hooks is not None
+            else {}
+        )
+        linux = spec.linux
+        state: dict[str, Any] = {
+            "ociVersion": spec.oci_version,
+            "id": cid,
+            "pid": 0,
+            "status": "creating",
+            "bundle": bundle_dir,
+            "rootfs": rootfs,
+            "created": _rfc3339_now(),
+            "owner": "",
+        }
+        if spec.annotations:
+            state["annotations"] = dict(spec.annotations)
+
+        launch.start()
+        for msg in launch.messages():
+            if msg.type == planfmt.MSG_ERROR:
+                raise OcipyError(launch.describe_error(msg))
+            if msg.type == planfmt.MSG_USERMAP:
+                write_id_maps(
+                    msg.pid,
+                    _id_map_text(linux and linux.uid_mappings),
+                    _id_map_text(linux and linux.gid_mappings),
+                )
+                launch.ack()
+            elif msg.type == planfmt.MSG_PID:
+                state["pid"] = msg.pid
+            elif msg.type == planfmt.MSG_HOOKS:
+                from ocipy import hooks as hooks_mod
+
+                for kind in CREATE_HOOKS:
+                    if hook_lists.get(kind):
+                        hooks_mod.run_hooks(kind, hook_lists[kind], state, pid=launch.pid)
+                launch.ack()
+            elif msg.type == planfmt.MSG_CREATED:
+                break
+        else:
+            raise OcipyError("container init exited before it was set up")
+
+        launch.close()
+        if console is not None:
+            console.close()
+        state["status"] = "created"
+        private = {
+            "starttime": procfs.starttime(launch.pid),
+            "hooks": {k: v for k, v in hook_lists.items() if k in KEPT_HOOKS and v},
+            "systemd": bool(getattr(args, "systemd_cgroup", False)),
+            "rootless": os.geteuid() != 0,
+            "terminal": terminal,
+        }
+        record = {k: v for k, v in state.items() if k != "status"}
+        record["ocipy"] = private
+        container.write_state(record)
+        if getattr(args, "pid_file", None):
+            _write_pid_file(args.pid_file, launch.pid)
+        undo.pop_all()
+        lock.__exit__(None, None, None)
+        errors.debug(f"created {cid} with init pid {launch.pid}")
+        return Created(container, launch, state)
+    raise AssertionError("unreachable")

@@ -1,0 +1,70 @@
+"""`ocipy run`: create, start, and (unless --detach) wait for the process, forward signals, exit with its status,
+and delete the container (unless --keep), as runc does."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+
+from ocipy.errors import OcipyError
+from ocipy.launch import exit_code
+
+# Signals a foreground run passes on to the container process instead of dying from them.
+FORWARDED = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+    signal.SIGCONT,
+    signal.SIGALRM,
+)
+
+
+def main(args: argparse.Namespace) -> int:
+    from ocipy.operations import create as create_op
+    from ocipy.operations import delete as delete_op
+    from ocipy.operations import start as start_op
+
+    detach = bool(getattr(args, "detach", False))
+    if not detach and getattr(args, "console_socket", None) is None:
+        # runc hosts the terminal itself here; ocipy does not yet.
+        pass
+    created = create_op.create(args)
+    launch = created.launch
+    pidfd = launch.pidfd
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError, OSError):
+            signal.pidfd_send_signal(pidfd, signum)
+
+    if not detach:
+        for sig in FORWARDED:
+            signal.signal(sig, forward)
+    try:
+        start_op.main(args)
+    except OcipyError:
+        launch.abort()
+        _delete(delete_op, args)
+        raise
+    if detach:
+        launch.release()
+        return 0
+    status = launch.wait()
+    code = exit_code(status) if status is not None else 1
+    for sig in FORWARDED:
+        signal.signal(sig, signal.SIG_DFL)
+    if not getattr(args, "keep", False):
+        _delete(delete_op, args)
+    return code
+
+
+def _delete(delete_op: object, args: argparse.Namespace) -> None:
+    ns = argparse.Namespace(**vars(args))
+    ns.force = True
+    with contextlib.suppress(OcipyError):
+        delete_op.main(ns)  # type: ignore[attr-defined]

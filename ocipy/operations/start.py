@@ -1,0 +1,81 @@
+"""`ocipy start ID`: release a created container's init through the exec fifo, with the start hooks around it."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from .. import errors
+from ..errors import OcipyError
+from ..signals import SIGKILL
+from ..store import CREATED, STOPPED, Container, Store
+from .kill import signal_init
+
+# `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_STOPPED_MSG = "cannot start a container that has stopped"
+_RUNNING_MSG = "cannot start an already running container"
+
+
+def run_recorded_hooks(c: Container, kind: str) -> None:
+    """Run the `kind` hooks create recorded in the private state, through the lead's `ocipy.hooks`.
+
+    `ocipy.hooks` is imported only when there are hooks to run, so a hook-less start/delete never pays for it. It
+    raises for the kinds that fail the operation (startContainer) and only warns for poststart/poststop.
+    """
+    recorded = c.private.get("hooks")
+    hooks = recorded.get(kind) if isinstance(recorded, dict) else None
+    if not hooks:
+        return
+    try:
+        mod = __import__("ocipy.hooks", fromlist=["run_hooks"])
+    except ImportError:
+        errors.warning(f"{kind} hooks recorded but ocipy.hooks is not available: skipped")
+        return
+    mod.run_hooks(kind, hooks, c.oci_state(), pid=c.pid)
+
+
+def _check_created(status: str) -> None:
+    if status == STOPPED:
+        raise OcipyError(_STOPPED_MSG)
+    if status != CREATED:
+        raise OcipyError(_RUNNING_MSG)
+
+
+def main(args: Any) -> int:
+    c = Store.from_args(args).open_locked(args.container_id)
+    try:
+        _check_created(c.status())
+        try:
+            run_recorded_hooks(c, "startContainer")
+        except OcipyError:
+            # runtime.md: a failing startContainer hook stops the container; delete does the rest
+            signal_init(c, SIGKILL)
+            raise
+        try:
+            fd = os.open(c.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # nobody holds the read end: the init is gone
+                raise OcipyError(_STOPPED_MSG) from None
+            if exc.errno == errno.ENOENT:  # someone else started it meanwhile
+                _check_created(c.status())
+            raise OcipyError(f"open {c.fifo_path}: {exc.strerror}") from None
+        try:
+            os.write(fd, b"0")
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:  # the reader closed between our open and write
+                raise OcipyError(_STOPPED_MSG) from None
+            raise
+        finally:
+            os.close(fd)
+        try:
+            os.unlink(c.fifo_path)
+        except FileNotFoundError:
+            pass
+        run_recorded_hooks(c, "poststart")
+    finally:
+        c.close()
+    return 0

@@ -1,0 +1,996 @@
+"""Compile a validated OCI config into the plan the C init executes. docs/plan.md gives the op order and why.
+
+Pure: nothing here changes the host. It looks at the host read-only (is a bind source a directory? is there a
+/proc/kcore? which cgroup hierarchies are mounted?) through `HostFacts`, which tests replace with fixed answers.
+`compile_create` reads the config only through attribute access (the `ocipy.spec` models or any stand-in with the
+same snake_case attribute names, see docs/contracts.md).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ocipy import caps
+from ocipy import mountopts as mo
+from ocipy.errors import OcipyError
+from ocipy.planfmt import (
+    MNTF_IDMAP,
+    MNTF_IDMAP_REC,
+    MNTF_MKDIR,
+    MNTF_MKFILE,
+    MNTF_PROC,
+    MNTF_REPLACE,
+    OP_BIND_DEV,
+    OP_BIND_ROOT,
+    OP_CAP_BOUNDING,
+    OP_CAPSET,
+    OP_CHDIR,
+    OP_CHROOT,
+    OP_CLONE,
+    OP_CLOSE_FDS,
+    OP_CONSOLE,
+    OP_EXEC,
+    OP_FIND_EXEC,
+    OP_IOPRIO,
+    OP_JOIN_CGROUP,
+    OP_MASK_PATH,
+    OP_MKDIR,
+    OP_MKNOD,
+    OP_MOUNT,
+    OP_MOUNT_PROPAGATION,
+    OP_NEW_KEYRING,
+    OP_NO_NEW_PRIVS,
+    OP_OPEN_DEVNULL,
+    OP_OPEN_FIFO,
+    OP_PERSONALITY,
+    OP_PIVOT_ROOT,
+    OP_READONLY_PATH,
+    OP_REMOUNT_ROOT_RO,
+    OP_SCHEDULER,
+    OP_SETDOMAINNAME,
+    OP_SETGID,
+    OP_SETGROUPS,
+    OP_SETHOSTNAME,
+    OP_SETNS,
+    OP_SETRLIMIT,
+    OP_SETUID,
+    OP_SIGNAL_CREATED,
+    OP_SYMLINK,
+    OP_SYNC_HOOKS,
+    OP_SYNC_USERMAP,
+    OP_SYSCTL,
+    OP_TIMENS_OFFSETS,
+    OP_UMASK,
+    OP_UNSHARE,
+    OP_WAIT_START,
+    OP_WRITE_PROC,
+    Plan,
+    mount_attrs,
+)
+
+CLONE_NEWTIME = 0x80
+CLONE_NEWNS = 0x20000
+CLONE_NEWCGROUP = 0x2000000
+CLONE_NEWUTS = 0x4000000
+CLONE_NEWIPC = 0x8000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+NAMESPACES = {
+    "pid": CLONE_NEWPID,
+    "network": CLONE_NEWNET,
+    "mount": CLONE_NEWNS,
+    "ipc": CLONE_NEWIPC,
+    "uts": CLONE_NEWUTS,
+    "user": CLONE_NEWUSER,
+    "cgroup": CLONE_NEWCGROUP,
+    "time": CLONE_NEWTIME,
+}
+
+# Linux x86_64 (asm-generic/resource.h)
+RLIMITS = {
+    "RLIMIT_CPU": 0,
+    "RLIMIT_FSIZE": 1,
+    "RLIMIT_DATA": 2,
+    "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5,
+    "RLIMIT_NPROC": 6,
+    "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8,
+    "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10,
+    "RLIMIT_SIGPENDING": 11,
+    "RLIMIT_MSGQUEUE": 12,
+    "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14,
+    "RLIMIT_RTTIME": 15,
+}
+
+PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+SCHED_POLICIES = {
+    "SCHED_OTHER": 0,
+    "SCHED_FIFO": 1,
+    "SCHED_RR": 2,
+    "SCHED_BATCH": 3,
+    "SCHED_ISO": 4,
+    "SCHED_IDLE": 5,
+    "SCHED_DEADLINE": 6,
+}
+SCHED_FLAGS = {
+    "SCHED_FLAG_RESET_ON_FORK": 0x01,
+    "SCHED_FLAG_RECLAIM": 0x02,
+    "SCHED_FLAG_DL_OVERRUN": 0x04,
+    "SCHED_FLAG_KEEP_POLICY": 0x08,
+    "SCHED_FLAG_KEEP_PARAMS": 0x10,
+    "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+    "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40,
+}
+
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+IOPRIO_CLASS_SHIFT = 13
+
+ROOTFS_PROPAGATION = mo.PROPAGATION
+
+# (path, major, minor): the spec's default devices, all char devices with mode 0666
+DEFAULT_DEVICES = (
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+)
+DEVICE_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+
+# Files under /proc something may be mounted over (lxcfs and friends), as runc allows (CVE-2019-19921).
+PROC_MOUNT_ALLOWED = frozenset(
+    {
+        "/proc/cpuinfo",
+        "/proc/diskstats",
+        "/proc/meminfo",
+        "/proc/stat",
+        "/proc/swaps",
+        "/proc/uptime",
+        "/proc/loadavg",
+        "/proc/slabinfo",
+        "/proc/pressure",
+        "/proc/net/dev",
+        "/proc/sys/kernel/ns_last_pid",
+    }
+)
+
+# sysctl prefixes and the namespace that makes them per-container (runc's validator)
+IPC_SYSCTLS = frozenset(
+    {
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    }
+)
+UTS_SYSCTLS = frozenset({"kernel.hostname", "kernel.domainname"})
+
+CGROUP_CONTROLLERS = frozenset(
+    {
+        "blkio",
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "devices",
+        "freezer",
+        "hugetlb",
+        "memory",
+        "misc",
+        "net_cls",
+        "net_prio",
+        "perf_event",
+        "pids",
+        "rdma",
+    }
+)
+
+DEFAULT_UMASK = 0o022
+U64 = 1 << 64
+
+
+class PlanError(OcipyError):
+    """A config the runtime cannot carry out, named by the JSON pointer of the field at fault."""
+
+    def __init__(self, pointer: str, message: str) -> None:
+        super().__init__(f"{pointer}: {message}")
+        self.pointer = pointer
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.pointer}: {self.message}"
+
+
+class CreatePlan(Plan):
+    """A Plan plus the warnings met while compiling it ((pointer, message) pairs, for the log)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warnings: list[tuple[str, str]] = []
+
+
+@dataclass(frozen=True)
+class CgroupHierarchy:
+    """One cgroup mount under /sys/fs/cgroup on the host."""
+
+    name: str  # directory under /sys/fs/cgroup ("cpu,cpuacct", "unified"); "" = mounted on /sys/fs/cgroup itself
+    fstype: str  # "cgroup" (v1) or "cgroup2"
+    options: str  # the v1 options naming the hierarchy ("cpu,cpuacct", "name=systemd"); "" for cgroup2
+
+
+def _probe_cgroups() -> tuple[CgroupHierarchy, ...]:
+    found = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ()
+    for line in lines:
+        pre, _, post = line.partition(" - ")
+        parts, fs = pre.split(), post.split()
+        if len(parts) < 5 or len(fs) < 3 or fs[0] not in ("cgroup", "cgroup2"):
+            continue
+        mnt = parts[4].replace("\\040", " ")
+        if mnt == "/sys/fs/cgroup":
+            name = ""
+        elif mnt.startswith("/sys/fs/cgroup/") and "/" not in mnt[len("/sys/fs/cgroup/") :]:
+            name = mnt[len("/sys/fs/cgroup/") :]
+        else:
+            continue
+        opts = ""
+        if fs[0] == "cgroup":
+            opts = ",".join(o for o in fs[2].split(",") if o in CGROUP_CONTROLLERS or o.startswith("name="))
+        found.append(CgroupHierarchy(name, fs[0], opts))
+    return tuple(found)
+
+
+def _is_host_netns(path: str) -> bool:
+    try:
+        a, b = os.stat(path), os.stat("/proc/self/ns/net")
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the compiler needs to know about the host, looked up read-only (tests pass fixed values)."""
+
+    has_kcore: bool = True
+    cap_last_cap: int = caps.LAST_KNOWN
+    cgroups: tuple[CgroupHierarchy, ...] = ()
+    is_dir: Callable[[str], bool] = os.path.isdir
+    is_host_netns: Callable[[str], bool] = _is_host_netns
+
+    @classmethod
+    def probe(cls) -> HostFacts:
+        return cls(
+            has_kcore=os.path.exists("/proc/kcore"),
+            cap_last_cap=caps.host_last_cap(),
+            cgroups=_probe_cgroups(),
+        )
+
+
+def pointer(*parts: str | int) -> str:
+    """An RFC 6901 JSON pointer from its reference tokens."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _get(obj: Any, name: str) -> Any:
+    return None if obj is None else getattr(obj, name, None)
+
+
+def _items(mapping: Any) -> list[tuple[str, Any]]:
+    """Entries of a JSON object field (a dict, or a model holding the entries as extra attributes)."""
+    if mapping is None:
+        return []
+    if isinstance(mapping, dict):
+        return list(mapping.items())
+    dump = getattr(mapping, "model_dump", None)
+    if dump is not None:
+        return [(k, getattr(mapping, k, v)) for k, v in dump(by_alias=True, exclude_none=True).items()]
+    return list(vars(mapping).items())
+
+
+def _u64(value: int) -> int:
+    """A uint64 in an int64 slot (the init reads it back as unsigned; 2**64-1 is RLIM_INFINITY = -1)."""
+    if not 0 <= value < U64:
+        raise ValueError(value)
+    return value - U64 if value >= 1 << 63 else value
+
+
+def _clean(path: str) -> str:
+    """Lexically clean an absolute container path ("/a/../b//c" -> "/b/c"); the init resolves it in root anyway."""
+    return "/" + posixpath.normpath(path).lstrip("/") if path != "/" else "/"
+
+
+def _mapped(ident: int, mappings: Sequence[Any] | None) -> bool:
+    for m in mappings or ():
+        start = int(_get(m, "container_id") or 0)
+        if start <= ident < start + int(_get(m, "size") or 0):
+            return True
+    return False
+
+
+def _mapping_tuples(mappings: Sequence[Any] | None) -> list[tuple[int, int, int]]:
+    return [(int(_get(m, "container_id")), int(_get(m, "host_id")), int(_get(m, "size"))) for m in mappings or ()]
+
+
+@dataclass
+class _Namespaces:
+    new: dict[str, int] = field(default_factory=dict)  # type -> index in linux.namespaces
+    joined: dict[str, tuple[int, str]] = field(default_factory=dict)  # type -> (index, path)
+
+    def has(self, kind: str) -> bool:
+        return kind in self.new or kind in self.joined
+
+
+def compile_create(
+    spec: Any,
+    *,
+    rootfs: str,
+    bundle: str,
+    fifo: str,
+    console_fd: int | None,
+    extra_fds: int,
+    no_pivot: bool,
+    no_new_keyring: bool,
+    env_extra: Sequence[str] = (),
+    host_uid: int = 0,
+    cgroup_procs: Sequence[str] = (),
+    host: HostFacts | None = None,
+) -> CreatePlan:
+    """The plan that turns the config into a created container waiting for `start`.
+
+    `cgroup_procs`: host cgroup.procs files the init joins first (before any namespace: a new cgroup namespace is
+    rooted at the cgroup the process is in when it unshares). Empty when the caller places the process itself.
+    """
+    return _Compiler(
+        spec,
+        rootfs=rootfs,
+        bundle=bundle,
+        fifo=fifo,
+        console_fd=console_fd,
+        extra_fds=extra_fds,
+        no_pivot=no_pivot,
+        no_new_keyring=no_new_keyring,
+        env_extra=list(env_extra),
+        host_uid=host_uid,
+        cgroup_procs=list(cgroup_procs),
+        host=host or HostFacts.probe(),
+    ).run()
+
+
+class _Compiler:
+    def __init__(
+        self,
+        spec: Any,
+        *,
+        rootfs: str,
+        bundle: str,
+        fifo: str,
+        console_fd: int | None,
+        extra_fds: int,
+        no_pivot: bool,
+        no_new_keyring: bool,
+        env_extra: list[str],
+        host_uid: int,
+        cgroup_procs: list[str],
+        host: HostFacts,
+    ) -> None:
+        self.spec = spec
+        self.linux = _get(spec, "linux")
+        self.process = _get(spec, "process")
+        self.rootfs = rootfs
+        self.bundle = bundle
+        self.fifo = fifo
+        self.console_fd = console_fd
+        self.extra_fds = extra_fds
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.env_extra = env_extra
+        self.host_uid = host_uid
+        self.cgroup_procs = cgroup_procs
+        self.host = host
+        self.plan = CreatePlan()
+        self.ns = _Namespaces()
+        self.dev_ro: list[str] = []  # pointers of /dev mounts to make read-only once devices exist
+        self.dev_bind = False  # a bind mount on /dev: no device setup
+        self.mount_dests: set[str] = set()
+        self.propagation = 0  # linux.rootfsPropagation as MS_* flags
+
+    # -- helpers
+
+    def op(
+        self, code: int, field: str, s: Sequence[str | bytes | int | None] = (), a: Sequence[int] = (), what: str = ""
+    ) -> int:
+        return self.plan.op(code, field, s=s, a=a, what=what)
+
+    def warn(self, ptr: str, message: str) -> None:
+        self.plan.warnings.append((ptr, message))
+
+    @property
+    def in_userns(self) -> bool:
+        return self.ns.has("user")
+
+    # -- driver
+
+    def run(self) -> CreatePlan:
+        if self.process is None:
+            raise PlanError("/process", "required to create a container")
+        if not os.path.isabs(self.rootfs):
+            raise PlanError("/root/path", f"rootfs {self.rootfs!r} must be an absolute path")
+        self.read_namespaces()
+        self.check_config()
+        self.stage0()
+        self.stage1_rootfs()
+        self.stage1_after_root_switch()
+        self.process_ops()
+        return self.plan
+
+    # -- validation that needs the whole config
+
+    def read_namespaces(self) -> None:
+        for i, ns in enumerate(_get(self.linux, "namespaces") or ()):
+            kind = _get(ns, "type")
+            if kind not in NAMESPACES:
+                raise PlanError(pointer("linux", "namespaces", i, "type"), f"unknown namespace type {kind!r}")
+            if self.ns.has(kind):
+                raise PlanError(pointer("linux", "namespaces", i), f"duplicate {kind} namespace")
+            path = _get(ns, "path")
+            if path:
+                self.ns.joined[kind] = (i, path)
+            else:
+                self.ns.new[kind] = i
+        if not self.ns.has("mount"):
+            # without one every mount below would land in the caller's mount namespace
+            raise PlanError("/linux/namespaces", "a mount namespace (new or joined) is required")
+
+    def check_config(self) -> None:
+        linux, user = self.linux, _get(self.process, "user")
+        uid_maps, gid_maps = _get(linux, "uid_mappings"), _get(linux, "gid_mappings")
+        if "user" in self.ns.new:
+            if not uid_maps:
+                raise PlanError("/linux/uidMappings", "a new user namespace needs uidMappings")
+            if not gid_maps:
+                raise PlanError("/linux/gidMappings", "a new user namespace needs gidMappings")
+            if not _mapped(int(_get(user, "uid") or 0), uid_maps):
+                raise PlanError("/process/user/uid", "the uid is not mapped in the user namespace")
+            if not _mapped(int(_get(user, "gid") or 0), gid_maps):
+                raise PlanError("/process/user/gid", "the gid is not mapped in the user namespace")
+            for i, gid in enumerate(_get(user, "additional_gids") or ()):
+                if not _mapped(int(gid), gid_maps):
+                    raise PlanError(pointer("process", "user", "additionalGids", i), "gid not mapped")
+        elif not self.in_userns:
+            if uid_maps:
+                raise PlanError("/linux/uidMappings", "uid mappings need a user namespace")
+            if gid_maps:
+                raise PlanError("/linux/gidMappings", "gid mappings need a user namespace")
+            if self.host_uid != 0:
+                raise PlanError("/linux/namespaces", "running as a non-root user needs a user namespace")
+        for name, ptr in (("hostname", "/hostname"), ("domainname", "/domainname")):
+            if _get(self.spec, name) and not self.ns.has("uts"):
+                raise PlanError(ptr, f"setting the {name} needs a uts namespace")
+        if _get(linux, "time_offsets") is not None and "time" not in self.ns.new:
+            raise PlanError("/linux/timeOffsets", "time offsets need a new time namespace")
+
+    # -- stage 0: in the caller's namespaces
+
+    def stage0(self) -> None:
+        for path in self.cgroup_procs:
+            self.op(OP_JOIN_CGROUP, "/linux/cgroupsPath", s=(path,), what="join the container's cgroup")
+        # A joined user namespace first (it owns the others we may join), the mount namespace last (the paths
+        # of the other namespace files are looked up in the caller's mount namespace).
+        joins = sorted(self.ns.joined.items(), key=lambda kv: (kv[0] != "user", kv[0] == "mount", kv[1][0]))
+        for kind, (i, path) in joins:
+            self.op(OP_SETNS, pointer("linux", "namespaces", i), s=(path,), a=(NAMESPACES[kind],), what=f"join {kind}")
+        if "user" in self.ns.new:
+            self.op(
+                OP_UNSHARE, pointer("linux", "namespaces", self.ns.new["user"]), a=(CLONE_NEWUSER,), what="new user"
+            )
+            self.op(OP_SYNC_USERMAP, "/linux/uidMappings", what="write the id maps")
+        others = [k for k in NAMESPACES if k in self.ns.new and k != "user"]
+        if others:
+            flags = 0
+            for k in others:
+                flags |= NAMESPACES[k]
+            self.op(OP_UNSHARE, "/linux/namespaces", a=(flags,), what="new " + ", ".join(others))
+        offsets = _get(self.linux, "time_offsets")
+        if offsets is not None:
+            self.op(OP_TIMENS_OFFSETS, "/linux/timeOffsets", s=(self.timens_text(offsets),), what="clock offsets")
+        self.op(OP_CLONE, "", a=(0,), what="fork the container init")
+
+    @staticmethod
+    def timens_text(offsets: Any) -> str:
+        lines = []
+        entries = dict(_items(offsets))
+        for clock in entries:
+            if clock not in ("monotonic", "boottime"):
+                raise PlanError(pointer("linux", "timeOffsets", clock), "unknown clock (monotonic or boottime)")
+        for clock in ("monotonic", "boottime"):
+            if clock in entries:
+                value = entries[clock]
+                if isinstance(value, dict):
+                    secs, nsecs = value.get("secs"), value.get("nanosecs")
+                else:
+                    secs, nsecs = _get(value, "secs"), _get(value, "nanosecs")
+                lines.append(f"{clock} {int(secs or 0)} {int(nsecs or 0)}\n")
+        return "".join(lines)
+
+    # -- stage 1: the container init, before the root switch
+
+    def stage1_rootfs(self) -> None:
+        oom = _get(self.process, "oom_score_adj")
+        if oom is not None:
+            # Early, through the caller's /proc: the container may mount no /proc of its own.
+            self.op(
+                OP_WRITE_PROC,
+                "/process/oomScoreAdj",
+                s=("/proc/self/oom_score_adj", str(int(oom))),
+                what="oom_score_adj",
+            )
+        prop_name = _get(self.linux, "rootfs_propagation")
+        if prop_name:
+            if prop_name not in ROOTFS_PROPAGATION:
+                raise PlanError("/linux/rootfsPropagation", f"unknown propagation {prop_name!r}")
+            self.propagation = ROOTFS_PROPAGATION[prop_name]
+        if "mount" in self.ns.new:
+            # Recursive always, so no mount made below reaches the host (a non-recursive value would leave the
+            # mount holding the rootfs shared). Unbindable would forbid binding the rootfs: private until the end.
+            first = mo.MS_SLAVE | mo.MS_REC
+            if self.propagation:
+                first = self.propagation | mo.MS_REC
+                if self.propagation & mo.MS_UNBINDABLE:
+                    first = mo.MS_PRIVATE | mo.MS_REC
+            field = "/linux/rootfsPropagation" if prop_name else ""
+            self.op(OP_MOUNT_PROPAGATION, field, s=("/",), a=(first,), what="stop propagation to the host")
+        self.op(OP_BIND_ROOT, "/root/path", s=(self.rootfs,), what="rootfs")
+        self.op(OP_OPEN_FIFO, "", s=(self.fifo,), what="exec fifo")
+        self.op(OP_OPEN_DEVNULL, "", what="host /dev/null for masking")
+        for i, m in enumerate(_get(self.spec, "mounts") or ()):
+            self.mount(i, m)
+        self.devices()
+        hooks = _get(self.spec, "hooks")
+        wanted = [n for n in ("prestart", "create_runtime", "create_container") if _get(hooks, n)]
+        if wanted:
+            self.op(OP_SYNC_HOOKS, "/hooks", what="run " + ", ".join(wanted) + " hooks")
+        if self.no_pivot:
+            self.op(OP_CHROOT, "/root/path", what="move the rootfs to / and chroot")
+        else:
+            self.op(OP_PIVOT_ROOT, "/root/path", what="pivot_root into the rootfs")
+
+    # -- mounts
+
+    def mount(self, i: int, m: Any) -> None:
+        ptr = pointer("mounts", i)
+        dest = _get(m, "destination")
+        if not dest or not dest.startswith("/"):
+            raise PlanError(ptr + "/destination", f"{dest!r} must be an absolute path")
+        dest = _clean(dest)
+        if dest == "/":
+            raise PlanError(ptr + "/destination", "mounting over the container's root is not supported")
+        fstype = _get(m, "type") or None
+        source = _get(m, "source")
+        opts = mo.parse(_get(m, "options"))
+        bind = opts.bind or fstype == "bind"
+        if opts.tmpcopyup:
+            self.warn(pointer("mounts", i, "options", opts.where["tmpcopyup"]), "tmpcopyup is not supported: ignored")
+        self.check_proc_dest(ptr, dest, fstype, source, bind)
+        self.mount_dests.add(dest)
+        if opts.idmap or _get(m, "uid_mappings") or _get(m, "gid_mappings"):
+            self.check_idmap(i, m, opts, bind)
+        attrs = mount_attrs(opts.attr_set, opts.attr_clr)
+        mnt_flags = opts.flags & mo.MNT_FLAGS
+
+        if fstype == "cgroup" and not bind:
+            self.cgroup_mount(ptr, dest, opts)
+            return
+        if fstype == "sysfs" and not bind and self.in_userns and "network" not in self.ns.new:
+            # sysfs needs a network namespace owned by our user namespace: show the host's /sys instead, with the
+            # asked flags applied to every mount beneath it
+            rec = mount_attrs(opts.attr_set | mo.flags_to_attrs(mnt_flags), opts.attr_clr)
+            self.op(
+                OP_MOUNT,
+                ptr,
+                s=("/sys", dest, None, None),
+                a=(mo.MS_BIND | mo.MS_REC, 0, opts.propagation, rec, MNTF_MKDIR | MNTF_PROC),
+                what=f"rbind /sys on {dest} (no network namespace for sysfs)",
+            )
+            return
+        if bind:
+            if not source:
+                raise PlanError(ptr + "/source", "a bind mount needs a source")
+            if not source.startswith("/"):
+                source = posixpath.join(self.bundle, source)
+            flags = mo.MS_BIND | (opts.flags & mo.MS_REC)
+            remount = mo.MS_REMOUNT | mo.MS_BIND | mnt_flags if mnt_flags else 0
+            mntf = MNTF_MKDIR if self.host.is_dir(source) else MNTF_MKFILE
+            if opts.idmap:
+                mntf |= MNTF_IDMAP | (MNTF_IDMAP_REC if opts.ridmap else 0)
+            if dest == "/dev":
+                self.dev_bind = True
+            kind = "rbind" if flags & mo.MS_REC else "bind"
+            self.op(
+                OP_MOUNT,
+                ptr,
+                s=(source, dest, None, None),
+                a=(flags, remount, opts.propagation, attrs, mntf),
+                what=f"{kind} {source} on {dest}",
+            )
+            return
+        if not fstype:
+            raise PlanError(ptr + "/type", "a type is needed unless the options hold bind or rbind")
+        flags = opts.flags
+        if dest == "/dev" and flags & mo.MS_RDONLY:
+            # devices and the console go into /dev first; it becomes read-only after (as runc does)
+            flags &= ~mo.MS_RDONLY
+            self.dev_ro.append(ptr)
+        mntf = MNTF_MKDIR | (MNTF_PROC if fstype in ("proc", "sysfs") else 0)
+        self.op(
+            OP_MOUNT,
+            ptr,
+            s=(source, dest, fstype, opts.data_string),
+            a=(flags, 0, opts.propagation, attrs, mntf),
+            what=f"{fstype} on {dest}",
+        )
+
+    def check_proc_dest(self, ptr: str, dest: str, fstype: str | None, source: str | None, bind: bool) -> None:
+        """Nothing but procfs on /proc, and only a few files beneath it may be covered (CVE-2019-19921)."""
+        if dest != "/proc" and not dest.startswith("/proc/"):
+            return
+        from_proc = bind and source is not None and (source == "/proc" or source.startswith("/proc/"))
+        if (fstype == "proc" and not bind) or from_proc:
+            return
+        if dest != "/proc" and dest in PROC_MOUNT_ALLOWED:
+            return
+        raise PlanError(ptr + "/destination", f"{dest} cannot be mounted because it is inside /proc")
+
+    def check_idmap(self, i: int, m: Any, opts: mo.MountOptions, bind: bool) -> None:
+        ptr = pointer("mounts", i)
+        if not opts.idmap:
+            raise PlanError(ptr + "/uidMappings", "mount id mappings need the idmap or ridmap option")
+        if not bind:
+            raise PlanError(ptr + "/options", "idmap is only supported on bind mounts")
+        if "user" not in self.ns.new:
+            raise PlanError(ptr + "/options", "idmap needs a new user namespace")
+        own = (_get(m, "uid_mappings"), _get(m, "gid_mappings"))
+        if any(own):
+            want = (_get(self.linux, "uid_mappings"), _get(self.linux, "gid_mappings"))
+            if [_mapping_tuples(x) for x in own] != [_mapping_tuples(x) for x in want]:
+                raise PlanError(ptr + "/uidMappings", "mappings other than the container's are not supported yet")
+
+    def cgroup_mount(self, ptr: str, dest: str, opts: mo.MountOptions) -> None:
+        mnt_flags = opts.flags & mo.MNT_FLAGS
+        attrs = mount_attrs(opts.attr_set, opts.attr_clr)
+        cgroups = self.host.cgroups
+        if "cgroup" not in self.ns.new:
+            # Without a cgroup namespace a fresh cgroup mount would show the host's whole tree writable from
+            # the root cgroup: bind the host's hierarchy instead, every mount beneath it with the asked flags.
+            rec = mount_attrs(opts.attr_set | mo.flags_to_attrs(mnt_flags), opts.attr_clr)
+            self.op(
+                OP_MOUNT,
+                ptr,
+                s=("/sys/fs/cgroup", dest, None, None),
+                a=(mo.MS_BIND | mo.MS_REC, 0, opts.propagation, rec, MNTF_MKDIR),
+                what=f"rbind /sys/fs/cgroup on {dest}",
+            )
+            return
+        if not cgroups or any(h.name == "" and h.fstype == "cgroup2" for h in cgroups):
+            self.op(
+                OP_MOUNT,
+                ptr,
+                s=("cgroup", dest, "cgroup2", None),
+                a=(opts.flags, 0, opts.propagation, attrs, MNTF_MKDIR),
+                what=f"cgroup2 on {dest}",
+            )
+            return
+        # v1 or hybrid host: a tmpfs holding one mount per hierarchy, each rooted at our cgroup by the namespace
+        base = (opts.flags & ~mo.MS_RDONLY) | mo.MS_NOSUID | mo.MS_NODEV | mo.MS_NOEXEC
+        self.op(
+            OP_MOUNT,
+            ptr,
+            s=("tmpfs", dest, "tmpfs", "mode=755"),
+            a=(base, 0, opts.propagation, 0, MNTF_MKDIR),
+            what=f"tmpfs on {dest} for the cgroup hierarchies",
+        )
+        for h in cgroups:
+            sub = posixpath.join(dest, h.name)
+            self.op(
+                OP_MOUNT,
+                ptr,
+                s=("cgroup", sub, h.fstype, h.options or None),
+                a=(opts.flags, 0, 0, attrs, MNTF_MKDIR),
+                what=f"{h.fstype} on {sub}",
+            )
+            if "," in h.name:
+                for ctrl in h.name.split(","):
+                    if ctrl != h.name:
+                        link = posixpath.join(dest, ctrl)
+                        self.op(OP_SYMLINK, ptr, s=(h.name, link), what=f"{link} -> {h.name}")
+        if mnt_flags & mo.MS_RDONLY:
+            self.op(
+                OP_MOUNT,
+                ptr,
+                s=(None, dest, None, None),
+                a=(mo.MS_REMOUNT | mo.MS_BIND | mnt_flags | mo.MS_NOSUID | mo.MS_NODEV | mo.MS_NOEXEC,),
+                what=f"remount {dest} read-only",
+            )
+
+    # -- devices
+
+    def devices(self) -> None:
+        devs = list(_get(self.linux, "devices") or ())
+        if self.dev_bind:
+            # /dev is the host's (or someone's) directory: creating nodes there would change it (runc skips too)
+            if devs:
+                self.warn("/linux/devices", "not created: /dev is a bind mount")
+            return
+        asked = {_clean(_get(d, "path") or "/") for d in devs}
+        for path, major, minor in DEFAULT_DEVICES:
+            if path in asked or path in self.mount_dests:
+                continue
+            self.device("/linux/devices", path, stat.S_IFCHR | 0o666, major, minor, -1, -1, f"default device {path}")
+        for i, d in enumerate(devs):
+            ptr = pointer("linux", "devices", i)
+            path = _get(d, "path")
+            if not path or not path.startswith("/"):
+                raise PlanError(ptr + "/path", f"{path!r} must be an absolute path")
+            kind = _get(d, "type")
+            if kind not in DEVICE_TYPES:
+                raise PlanError(ptr + "/type", f"unknown device type {kind!r} (c, b, u or p)")
+            major, minor = _get(d, "major"), _get(d, "minor")
+            if kind != "p" and (major is None or minor is None):
+                raise PlanError(ptr, "major and minor are required unless the type is p")
+            mode = _get(d, "file_mode")
+            perm = 0o666 if mode is None else int(mode) & 0o7777
+            uid, gid = _get(d, "uid"), _get(d, "gid")
+            self.device(
+                ptr,
+                _clean(path),
+                DEVICE_TYPES[kind] | perm,
+                int(major or 0),
+                int(minor or 0),
+                -1 if uid is None else int(uid),
+                -1 if gid is None else int(gid),
+                f"device {path}",
+            )
+        self.op(OP_SYMLINK, "", s=("pts/ptmx", "/dev/ptmx"), what="/dev/ptmx -> pts/ptmx")
+        links = [("/proc/self/fd", "/dev/fd")]
+        links += [(f"/proc/self/fd/{n}", f"/dev/{name}") for n, name in enumerate(("stdin", "stdout", "stderr"))]
+        if self.host.has_kcore:
+            links.append(("/proc/kcore", "/dev/core"))
+        for target, link in links:
+            self.op(OP_SYMLINK, "", s=(target, link), what=f"{link} -> {target}")
+
+    def device(self, ptr: str, path: str, mode: int, major: int, minor: int, uid: int, gid: int, what: str) -> None:
+        if self.in_userns and not stat.S_ISFIFO(mode):
+            # mknod of devices is denied in a user namespace: bind the host's node (checked to be a device)
+            self.op(OP_BIND_DEV, ptr, s=(path, path), what=what + " (bind from the host)")
+            return
+        self.op(OP_MKNOD, ptr, s=(None, path), a=(mode, os.makedev(major, minor), uid, gid, MNTF_REPLACE), what=what)
+
+    # -- stage 1 after the root switch: container paths
+
+    def stage1_after_root_switch(self) -> None:
+        proc, linux = self.process, self.linux
+        cwd = _get(proc, "cwd")
+        if not cwd or not cwd.startswith("/"):
+            raise PlanError("/process/cwd", f"{cwd!r} must be an absolute path")
+        if _clean(cwd) != "/":
+            # runc creates a missing cwd, as root and before the root may turn read-only
+            self.op(OP_MKDIR, "/process/cwd", s=(None, cwd), a=(0o755,), what="create the working directory")
+        if _get(proc, "terminal"):
+            if self.console_fd is None:
+                raise PlanError("/process/terminal", "a terminal needs a console socket (--console-socket)")
+            size = _get(proc, "console_size")
+            rows, cols = int(_get(size, "height") or 0), int(_get(size, "width") or 0)
+            self.op(OP_CONSOLE, "/process/terminal", a=(self.console_fd, rows, cols), what="console on /dev/console")
+        if _get(self.spec, "hostname"):
+            self.op(OP_SETHOSTNAME, "/hostname", s=(self.spec.hostname,), what="hostname")
+        if _get(self.spec, "domainname"):
+            self.op(OP_SETDOMAINNAME, "/domainname", s=(self.spec.domainname,), what="domainname")
+        for key, value in sorted(_items(_get(linux, "sysctl"))):
+            ptr = pointer("linux", "sysctl", key)
+            self.check_sysctl(ptr, key)
+            self.op(OP_SYSCTL, ptr, s=(key, str(value)), what=f"sysctl {key}")
+        # read-only paths before masks, as runc: a read-only bind of a parent must not cover a mask made before
+        for i, path in enumerate(_get(linux, "readonly_paths") or ()):
+            self.container_path_op(OP_READONLY_PATH, pointer("linux", "readonlyPaths", i), path, "read-only")
+        for i, path in enumerate(_get(linux, "masked_paths") or ()):
+            self.container_path_op(OP_MASK_PATH, pointer("linux", "maskedPaths", i), path, "mask")
+        for ptr in self.dev_ro:
+            self.op(OP_READONLY_PATH, ptr, s=(None, "/dev"), what="/dev read-only")
+        if self.propagation and "mount" in self.ns.new:
+            self.op(
+                OP_MOUNT_PROPAGATION,
+                "/linux/rootfsPropagation",
+                s=("/",),
+                a=(self.propagation,),
+                what=f"rootfs propagation {_get(linux, 'rootfs_propagation')}",
+            )
+        root = _get(self.spec, "root")
+        if _get(root, "readonly"):
+            self.op(OP_REMOUNT_ROOT_RO, "/root/readonly", what="read-only rootfs")
+
+    def container_path_op(self, code: int, ptr: str, path: str, what: str) -> None:
+        if not path or not path.startswith("/"):
+            raise PlanError(ptr, f"{path!r} must be an absolute path")
+        self.op(code, ptr, s=(None, _clean(path)), what=f"{what} {path}")
+
+    def check_sysctl(self, ptr: str, key: str) -> None:
+        """Only sysctls of a namespace the container owns (runc's rule): never write the host's."""
+        name = key.replace("/", ".")
+        if name in IPC_SYSCTLS or name.startswith("fs.mqueue."):
+            if not self.ns.has("ipc"):
+                raise PlanError(ptr, "needs an ipc namespace")
+        elif name in UTS_SYSCTLS:
+            if not self.ns.has("uts"):
+                raise PlanError(ptr, "needs a uts namespace")
+            if _get(self.spec, name.split(".")[1]):
+                raise PlanError(ptr, f"conflicts with /{name.split('.')[1]}")
+        elif name.startswith("net."):
+            if "network" in self.ns.new:
+                return
+            joined = self.ns.joined.get("network")
+            if joined is None or self.host.is_host_netns(joined[1]):
+                raise PlanError(ptr, "needs a network namespace other than the host's")
+        else:
+            raise PlanError(ptr, "not in a namespace of the container: it would change the host")
+
+    # -- the process
+
+    def process_ops(self) -> None:
+        proc = self.process
+        if not self.no_new_keyring:
+            self.op(OP_NEW_KEYRING, "", what="new session keyring")
+        seen: dict[int, int] = {}
+        for i, rl in enumerate(_get(proc, "rlimits") or ()):
+            kind = _get(rl, "type")
+            if kind not in RLIMITS:
+                raise PlanError(pointer("process", "rlimits", i, "type"), f"unknown rlimit {kind!r}")
+            if RLIMITS[kind] in seen:
+                raise PlanError(pointer("process", "rlimits", i, "type"), f"duplicate {kind}")
+            seen[RLIMITS[kind]] = i
+            soft, hard = int(_get(rl, "soft") or 0), int(_get(rl, "hard") or 0)
+            try:
+                args = (RLIMITS[kind], _u64(soft), _u64(hard))
+            except ValueError:
+                raise PlanError(pointer("process", "rlimits", i), "limits must be uint64") from None
+            self.op(OP_SETRLIMIT, pointer("process", "rlimits", i), a=args, what=kind)
+        self.personality()
+        self.scheduler()
+        self.ioprio()
+        self.capabilities_and_ids()
+
+    def personality(self) -> None:
+        pers = _get(self.linux, "personality")
+        if pers is None:
+            return
+        domain = _get(pers, "domain")
+        if domain not in PERSONALITY_DOMAINS:
+            raise PlanError("/linux/personality/domain", f"unknown domain {domain!r} (LINUX or LINUX32)")
+        for i, flag in enumerate(_get(pers, "flags") or ()):
+            raise PlanError(pointer("linux", "personality", "flags", i), f"unsupported flag {flag!r}")
+        self.op(OP_PERSONALITY, "/linux/personality", a=(PERSONALITY_DOMAINS[domain],), what=domain)
+
+    def scheduler(self) -> None:
+        sched = _get(self.process, "scheduler")
+        if sched is None:
+            return
+        policy = _get(sched, "policy")
+        if policy not in SCHED_POLICIES:
+            raise PlanError("/process/scheduler/policy", f"unknown policy {policy!r}")
+        flags = 0
+        for i, name in enumerate(_get(sched, "flags") or ()):
+            if name not in SCHED_FLAGS:
+                raise PlanError(pointer("process", "scheduler", "flags", i), f"unknown flag {name!r}")
+            flags |= SCHED_FLAGS[name]
+        dl = [_get(sched, k) for k in ("runtime", "deadline", "period")]
+        text = " ".join(str(int(v or 0)) for v in dl) if any(v is not None for v in dl) else None
+        nice, prio = int(_get(sched, "nice") or 0), int(_get(sched, "priority") or 0)
+        self.op(
+            OP_SCHEDULER, "/process/scheduler", s=(text,), a=(SCHED_POLICIES[policy], nice, prio, flags), what=policy
+        )
+
+    def ioprio(self) -> None:
+        io = _get(self.process, "io_priority")
+        if io is None:
+            return
+        cls = _get(io, "class_")
+        if cls not in IOPRIO_CLASSES:
+            raise PlanError("/process/ioPriority/class", f"unknown class {cls!r}")
+        prio = int(_get(io, "priority") or 0)
+        if not 0 <= prio <= 7:
+            raise PlanError("/process/ioPriority/priority", "must be 0 to 7")
+        value = IOPRIO_CLASSES[cls] << IOPRIO_CLASS_SHIFT | prio
+        self.op(OP_IOPRIO, "/process/ioPriority", a=(value,), what=f"{cls} {prio}")
+
+    def cap_mask(self, capset: Any, name: str, key: str) -> int:
+        """The bit mask of one capability set; names the kernel cannot take are dropped with a warning (the spec
+        says to warn, not fail)."""
+        mask = 0
+        for i, cap in enumerate(_get(capset, name) or ()):
+            num = caps.number(cap)
+            if num is None:
+                self.warn(pointer("process", "capabilities", key, i), f"unknown capability {cap!r}: ignored")
+            elif num > self.host.cap_last_cap:
+                self.warn(pointer("process", "capabilities", key, i), f"{cap} is not known to this kernel: ignored")
+            else:
+                mask |= 1 << num
+        return mask
+
+    def capabilities_and_ids(self) -> None:
+        proc = self.process
+        capset = _get(proc, "capabilities")
+        masks = {
+            key: self.cap_mask(capset, attr, key)
+            for attr, key in (
+                ("bounding", "bounding"),
+                ("effective", "effective"),
+                ("permitted", "permitted"),
+                ("inheritable", "inheritable"),
+                ("ambient", "ambient"),
+            )
+        }
+        self.op(OP_CAP_BOUNDING, "/process/capabilities/bounding", a=(masks["bounding"],), what="bounding set")
+        user = _get(proc, "user")
+        uid, gid = int(_get(user, "uid") or 0), int(_get(user, "gid") or 0)
+        groups = [str(int(g)) for g in _get(user, "additional_gids") or ()]
+        # Always set (clearing the caller's supplementary groups), except where setgroups is denied: a user
+        # namespace made by an unprivileged user. Asked-for groups are still tried so the failure names the field.
+        if groups or not (self.in_userns and self.host_uid != 0):
+            self.op(
+                OP_SETGROUPS,
+                "/process/user/additionalGids",
+                s=(self.plan.strv(groups) if groups else None,),
+                a=(len(groups),),
+                what="groups " + (",".join(groups) or "(none)"),
+            )
+        self.op(OP_SETGID, "/process/user/gid", a=(gid,), what=f"gid {gid}")
+        self.op(OP_SETUID, "/process/user/uid", a=(uid,), what=f"uid {uid}")
+        umask = _get(user, "umask")
+        umask = DEFAULT_UMASK if umask is None else int(umask)
+        self.op(OP_UMASK, "/process/user/umask", a=(umask,), what=f"umask {umask:04o}")
+        cwd = _get(proc, "cwd")
+        self.op(OP_CHDIR, "/process/cwd", s=(cwd,), what=f"cd {cwd}")
+        args = list(_get(proc, "args") or ())
+        if not args or not args[0]:
+            raise PlanError("/process/args", "at least one argument (the program) is required")
+        env = list(_get(proc, "env") or ())
+        path = next((e[5:] for e in env if e.startswith("PATH=")), None)
+        self.op(OP_FIND_EXEC, "/process/args/0", s=(args[0], path), what=f"find {args[0]}")
+        self.op(
+            OP_CAPSET,
+            "/process/capabilities",
+            a=(masks["effective"], masks["permitted"], masks["inheritable"], masks["ambient"]),
+            what="capabilities",
+        )
+        if _get(proc, "no_new_privileges"):
+            self.op(OP_NO_NEW_PRIVS, "/process/noNewPrivileges", what="no_new_privs")
+        self.op(OP_SIGNAL_CREATED, "", what="created")
+        self.op(OP_WAIT_START, "", what="wait for start")
+        self.op(OP_CLOSE_FDS, "", a=(self.extra_fds,), what=f"keep {self.extra_fds} extra fds")
+        env += self.env_extra
+        self.op(
+            OP_EXEC,
+            "/process/args",
+            s=(self.plan.strv(args), self.plan.strv(env) if env else None),
+            a=(len(args), len(env)),
+            what=f"exec {args[0]}",
+        )

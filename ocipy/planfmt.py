@@ -1,0 +1,184 @@
+"""The binary plan the C init executes: the Python mirror of shim/plan.h.
+
+A plan is a flat list of operations, each tagged with the config field (a JSON pointer) it came from, so that an
+error the init reports as (op index, errno, detail) becomes one line naming the field. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+MAGIC = b"OCIPLAN2"
+NOSTR = 0xFFFFFFFF
+HEADER = struct.Struct("<8sII")
+OP = struct.Struct("<II4I5q")
+SYNC_MSG = struct.Struct("<Iiii240s")
+
+# sync message types (struct sync_msg.type)
+MSG_ERROR = 1
+MSG_USERMAP = 2
+MSG_PID = 3
+MSG_HOOKS = 4
+MSG_CREATED = 5
+MSG_ACK = 6
+MSG_SYNC = 7
+
+# operation codes (enum plan_code)
+OP_NOP = 0
+OP_SETNS = 1
+OP_UNSHARE = 2
+OP_SYNC_USERMAP = 3
+OP_TIMENS_OFFSETS = 4
+OP_CLONE = 5
+OP_MOUNT_PROPAGATION = 10
+OP_BIND_ROOT = 11
+OP_OPEN_ROOT = 12
+OP_MOUNT = 13
+OP_MKNOD = 14
+OP_BIND_DEV = 15
+OP_SYMLINK = 16
+OP_MKDIR = 17
+OP_OPEN_DEVNULL = 18
+OP_OPEN_FIFO = 19
+OP_PIVOT_ROOT = 20
+OP_CHROOT = 21
+OP_MASK_PATH = 30
+OP_READONLY_PATH = 31
+OP_SYSCTL = 32
+OP_REMOUNT_ROOT_RO = 33
+OP_SETHOSTNAME = 34
+OP_SETDOMAINNAME = 35
+OP_WRITE_PROC = 36
+OP_CONSOLE = 37
+OP_SETRLIMIT = 40
+OP_PERSONALITY = 41
+OP_SCHEDULER = 42
+OP_IOPRIO = 43
+OP_CPU_AFFINITY = 44
+OP_NEW_KEYRING = 45
+OP_CAP_BOUNDING = 46
+OP_SETGROUPS = 47
+OP_SETGID = 48
+OP_SETUID = 49
+OP_CAPSET = 50
+OP_NO_NEW_PRIVS = 51
+OP_SECCOMP = 52
+OP_UMASK = 53
+OP_CHDIR = 54
+OP_FIND_EXEC = 55
+OP_SIGNAL_CREATED = 56
+OP_WAIT_START = 57
+OP_CLOSE_FDS = 58
+OP_EXEC = 59
+OP_SYNC = 60
+OP_SYNC_HOOKS = 61
+OP_SETSID = 62
+OP_SET_PDEATHSIG = 63
+OP_JOIN_CGROUP = 64
+
+# OP_MOUNT a4 bits
+MNTF_MKDIR = 0x1
+MNTF_MKFILE = 0x2
+MNTF_PROC = 0x4
+MNTF_IDMAP = 0x8
+MNTF_REPLACE = 0x10
+MNTF_SRC_IN_ROOT = 0x20
+MNTF_IDMAP_REC = 0x40
+
+
+def mount_attrs(attr_set: int, attr_clr: int) -> int:
+    """OP_MOUNT a3: mount_setattr attr_set in the low 32 bits, attr_clr in the high 32 bits."""
+    return (attr_clr & 0xFFFFFFFF) << 32 | (attr_set & 0xFFFFFFFF)
+
+
+NAMES = {v: k for k, v in globals().items() if k.startswith("OP_") and isinstance(v, int)}
+
+Str = str | bytes | None
+
+
+class Plan:
+    """Operations in execution order plus the string table they point into."""
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[int, int, tuple[int, ...], tuple[int, ...]]] = []
+        self.fields: list[str] = []
+        self.what: list[str] = []  # a short human description of each op ("proc on /proc")
+        self._strtab = bytearray()
+        self._field_index: dict[str, int] = {}
+
+    def _str(self, value: Str) -> int:
+        if value is None:
+            return NOSTR
+        raw = value.encode() if isinstance(value, str) else value
+        if b"\0" in raw:
+            raise ValueError("string contains a NUL byte")
+        off = len(self._strtab)
+        self._strtab += raw + b"\0"
+        return off
+
+    def strv(self, values: Sequence[str]) -> int:
+        """Store strings back to back; return the offset of the first (the op carries the count)."""
+        off = len(self._strtab)
+        for v in values:
+            raw = v.encode()
+            if b"\0" in raw:
+                raise ValueError("string contains a NUL byte")
+            self._strtab += raw + b"\0"
+        return off
+
+    def blob(self, data: bytes) -> int:
+        """Store raw bytes (may contain NULs); the op carries the length."""
+        off = len(self._strtab)
+        self._strtab += data + b"\0"
+        return off
+
+    def op(
+        self,
+        code: int,
+        field: str,
+        s: Sequence[Str | int] = (),
+        a: Sequence[int] = (),
+        what: str = "",
+    ) -> int:
+        """Append an op. Entries of `s` are strings (stored now) or offsets already returned by strv()/blob()."""
+        if len(s) > 4 or len(a) > 5:
+            raise ValueError("too many op arguments")
+        offs = tuple(v if isinstance(v, int) else self._str(v) for v in s) + (NOSTR,) * (4 - len(s))
+        ints = tuple(a) + (0,) * (5 - len(a))
+        fidx = self._field_index.setdefault(field, len(self._field_index))
+        if fidx == len(self.fields):
+            self.fields.append(field)
+        self.ops.append((code, fidx, offs, ints))
+        self.what.append(what)
+        return len(self.ops) - 1
+
+    def field_of(self, index: int) -> str:
+        if 0 <= index < len(self.ops):
+            return self.fields[self.ops[index][1]]
+        return ""
+
+    def encode(self) -> bytes:
+        out = bytearray(HEADER.pack(MAGIC, len(self.ops), len(self._strtab)))
+        for code, fidx, offs, ints in self.ops:
+            out += OP.pack(code, fidx, *offs, *ints)
+        out += self._strtab
+        return bytes(out)
+
+    def describe(self) -> list[str]:
+        """A readable listing, one line per op: the golden form tests compare."""
+        lines = []
+        for i, (code, fidx, offs, ints) in enumerate(self.ops):
+            strs = [self._read(o) for o in offs if o != NOSTR]
+            args = [str(x) for x in ints]
+            while args and args[-1] == "0":
+                args.pop()
+            lines.append(
+                f"{NAMES.get(code, code)} {self.fields[fidx] or '-'} s={strs!r} a=[{', '.join(args)}]"
+                + (f" # {self.what[i]}" if self.what[i] else "")
+            )
+        return lines
+
+    def _read(self, off: int) -> str:
+        end = self._strtab.index(b"\0", off)
+        return self._strtab[off:end].decode(errors="replace")

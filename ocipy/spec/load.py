@@ -1,0 +1,208 @@
+"""Parsing and validating spec documents, with every problem named by an RFC 6901 JSON pointer."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ocipy.spec._base import ABS_PATH_PATTERN, SEMVER_PATTERN
+from ocipy.spec.config import Spec
+
+if TYPE_CHECKING:
+    from ocipy.spec.features import Features
+    from ocipy.spec.state import State
+
+M = TypeVar("M", bound=BaseModel)
+
+Problem = tuple[str, str]
+
+# Spec versions this runtime implements: 1.0.0 up to 1.3.x (pre-releases of those included).
+SUPPORTED_MAJOR = 1
+SUPPORTED_MAX_MINOR = 3
+_VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+
+# Patterns whose mismatch has a better wording than "must match <regex>".
+_PATTERN_MESSAGES = {
+    ABS_PATH_PATTERN: "must be an absolute path",
+    SEMVER_PATTERN: "must be a semver version (like 1.3.0)",
+}
+
+_TYPE_NAMES = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "bool_type": "a boolean",
+    "list_type": "an array",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "float_type": "a number",
+}
+
+
+class SpecError(Exception):
+    """A document that is not valid JSON or does not fit the model; `.problems` lists every (pointer, message)."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems: list[Problem] = list(problems) or [("", "invalid document")]
+        super().__init__(format_problem(self.problems[0]))
+
+    def __str__(self) -> str:
+        return format_problem(self.problems[0])
+
+
+def format_problem(problem: Problem) -> str:
+    pointer, message = problem
+    return f"{pointer}: {message}" if pointer else message
+
+
+def pointer(loc: Iterable[str | int]) -> str:
+    """RFC 6901 pointer for a path of keys and indices."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in loc)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == "missing":
+        return "missing required field"
+    if kind in _TYPE_NAMES:
+        return f"must be {_TYPE_NAMES[kind]}"
+    if kind == "literal_error":
+        return f"invalid value {_show(err.get('input'))}, must be one of {ctx.get('expected', '?')}"
+    if kind == "string_pattern_mismatch":
+        pattern = ctx.get("pattern", "")
+        return _PATTERN_MESSAGES.get(pattern, f"must match {pattern}")
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        op = {
+            "greater_than_equal": ">=",
+            "greater_than": ">",
+            "less_than_equal": "<=",
+            "less_than": "<",
+        }[kind]
+        key = {
+            "greater_than_equal": "ge",
+            "greater_than": "gt",
+            "less_than_equal": "le",
+            "less_than": "lt",
+        }[kind]
+        return f"must be {op} {ctx.get(key)}"
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length')} item(s)"
+    if kind == "json_invalid":
+        return f"invalid json: {ctx.get('error', '')}"
+    # Our own PydanticCustomError messages are already in house style; others get lower-cased.
+    msg: str = err.get("msg", kind)
+    return msg[:1].lower() + msg[1:]
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def problems_from(exc: ValidationError) -> list[Problem]:
+    """Every pydantic error as (pointer, one-line lower-case message), in document order as reported."""
+    out: list[Problem] = []
+    seen: set[Problem] = set()
+    for err in exc.errors(include_url=False):
+        item = (pointer(err["loc"]), _one_line(_message(err)))
+        if item not in seen:
+            seen.add(item)
+            out.append(item)
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid json")
+
+
+def parse_json(data: bytes | str) -> Any:
+    """json.loads with NaN/Infinity refused; errors become SpecError with pointer "" and the position."""
+    try:
+        return json.loads(data, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise SpecError(
+            [
+                (
+                    "",
+                    f"invalid json: {exc.msg.lower()} at line {exc.lineno} column {exc.colno}",
+                )
+            ]
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError([("", f"invalid json: not utf-8 ({exc.reason}) at byte {exc.start}")]) from None
+    except ValueError as exc:
+        raise SpecError([("", f"invalid json: {_one_line(str(exc)).lower()}")]) from None
+    except RecursionError:
+        raise SpecError([("", "invalid json: nested too deeply")]) from None
+
+
+def validate(model: type[M], obj: Any) -> M:
+    """Validate a parsed document against a model; all problems raise together as SpecError."""
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise SpecError(problems_from(exc)) from None
+
+
+def version_problem(version: Any, where: str = "/ociVersion") -> Problem | None:
+    """The runtime-level check the models leave out: is this spec version one ocipy implements?"""
+    if not isinstance(version, str):
+        return None  # the model reports the type
+    m = _VERSION_RE.match(version)
+    if m is None:
+        return None  # the model reports the format
+    major, minor = int(m.group(1)), int(m.group(2))
+    if major != SUPPORTED_MAJOR or minor > SUPPORTED_MAX_MINOR:
+        return (
+            where,
+            f"unsupported version {version}, ocipy implements 1.0.0 to 1.{SUPPORTED_MAX_MINOR}.x",
+        )
+    return None
+
+
+def config_problems(obj: Any) -> tuple[Spec | None, list[Problem]]:
+    """All model problems of a parsed config plus the supported-version check (for bundle validation)."""
+    problems: list[Problem] = []
+    spec: Spec | None = None
+    try:
+        spec = Spec.model_validate(obj)
+    except ValidationError as exc:
+        problems = problems_from(exc)
+    if isinstance(obj, dict):
+        vp = version_problem(obj.get("ociVersion"))
+        if vp is not None:
+            problems.insert(0, vp)
+            spec = None
+    return spec, problems
+
+
+def load_config(data: bytes | str) -> Spec:
+    """Parse and validate config.json contents; the version must be one this runtime implements."""
+    spec, problems = config_problems(parse_json(data))
+    if problems or spec is None:
+        raise SpecError(problems)
+    return spec
+
+
+# State and Features are imported on use: `create` only needs Spec, and every model costs import time.
+
+
+def load_state(data: bytes | str) -> State:
+    from ocipy.spec.state import State
+
+    return validate(State, parse_json(data))
+
+
+def load_features(data: bytes | str) -> Features:
+    from ocipy.spec.features import Features
+
+    return validate(Features, parse_json(data))

@@ -1,0 +1,412 @@
+"""The state store: `<root>/<id>/state.json` + `exec.fifo`, a per-container lock, and the derived status.
+
+Layout and rules are fixed by docs/contracts.md. Status is never stored: it is derived on every read from the init's
+/proc entry (pid + start time), the exec fifo and the freezer. Stdlib only.
+
+The private `ocipy.cgroup` record read here has this shape (either key may be absent):
+`{"v1": {"<controller>": "<abs dir>", ...}, "v2": "<abs dir>"}` -- v1 controller dirs, and the cgroup in the unified
+hierarchy (pure v2, or hybrid's /sys/fs/cgroup/unified).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+from . import procfs
+from .errors import OcipyError
+
+# `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Self
+
+OCI_VERSION = "1.3.0"
+STATE_FILE = "state.json"
+FIFO_FILE = "exec.fifo"
+ID_MAX = 1024
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
+
+CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
+
+
+def default_root() -> str:
+    """`/run/ocipy` for root; `$XDG_RUNTIME_DIR/ocipy` for others when it is set and non-empty."""
+    if os.geteuid() != 0:
+        xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+        if xdg:
+            return os.path.join(xdg, "ocipy")
+    # Podman calls with XDG_RUNTIME_DIR= and no PATH: the root must not depend on either for root
+    return "/run/ocipy"
+
+
+def validate_id(cid: str) -> None:
+    """`^[A-Za-z0-9_+.-]+$`, not `.`/`..`, at most 1024 bytes; checked before the id is ever put in a path."""
+    if not cid or cid in (".", "..") or len(cid) > ID_MAX or not _ID_CHARS.issuperset(cid):
+        raise OcipyError("invalid container ID format")
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="ascii") as f:
+        f.write(text)
+
+
+def _freezer(cgroup: Any) -> tuple[int, str] | None:
+    """(1, v1 freezer dir) or (2, unified cgroup dir) from the private cgroup record; None when there is none."""
+    if not isinstance(cgroup, dict):
+        return None
+    v1 = cgroup.get("v1")
+    if isinstance(v1, dict) and isinstance(v1.get("freezer"), str):
+        return 1, v1["freezer"]
+    if isinstance(cgroup.get("v2"), str):
+        return 2, cgroup["v2"]
+    return None
+
+
+def _cgroup_dirs(cgroup: Any) -> list[str]:
+    """Every cgroup dir the record names: v2 first, then v1 (freezer and pids first: they hold every process)."""
+    if not isinstance(cgroup, dict):
+        return []
+    dirs: list[str] = []
+    if isinstance(cgroup.get("v2"), str):
+        dirs.append(cgroup["v2"])
+    v1 = cgroup.get("v1")
+    if isinstance(v1, dict):
+        keys = sorted(v1, key=lambda k: (k not in ("freezer", "pids"), k))
+        dirs.extend(v1[k] for k in keys if isinstance(v1[k], str))
+    return dirs
+
+
+class _Lock:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        except OSError:
+            pass  # the fd is already closed: the lock went with it
+
+
+class Container:
+    """One container's directory. Open it with `Store.open` or `Store.create_dir`; close with `close()`."""
+
+    def __init__(self, store: Store, cid: str, dirfd: int) -> None:
+        self.store = store
+        self.id = cid
+        self.dir = os.path.join(store.root, cid)
+        self.fd = dirfd
+        self._state: dict[str, Any] | None = None
+
+    # --- files -------------------------------------------------------------------------------------------------
+    @property
+    def fifo_path(self) -> str:
+        return os.path.join(self.dir, FIFO_FILE)
+
+    @property
+    def state_path(self) -> str:
+        return os.path.join(self.dir, STATE_FILE)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def lock(self) -> _Lock:
+        """Exclusive flock on the directory fd, held until unlocked, `close()` or process exit.
+
+        Returns a context manager, so a caller that must release early (create before it returns) can `with` it.
+        """
+        import fcntl
+
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return _Lock(self.fd)
+
+    def has_state(self) -> bool:
+        try:
+            os.stat(STATE_FILE, dir_fd=self.fd)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def read_state(self) -> dict[str, Any]:
+        """The stored state; a directory without a readable state.json is no container (`container does not exist`)."""
+        if self._state is None:
+            import json
+
+            try:
+                fd = os.open(
+                    STATE_FILE,
+                    os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                    dir_fd=self.fd,
+                )
+            except FileNotFoundError:
+                raise OcipyError("container does not exist") from None
+            with open(fd, "rb") as f:
+                raw = f.read()
+            try:
+                data = json.loads(raw)
+            except ValueError as exc:
+                raise OcipyError(f"{self.state_path}: invalid state: {exc}") from None
+            if not isinstance(data, dict):
+                raise OcipyError(f"{self.state_path}: invalid state: not an object")
+            self._state = data
+        return self._state
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        """Atomic replace: temp file in the same dir, fsync, rename, fsync the dir."""
+        import json
+
+        data = json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode()
+        tmp = f".{STATE_FILE}.{os.getpid()}.tmp"
+        fd = os.open(
+            tmp,
+            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
+            0o600,
+            dir_fd=self.fd,
+        )
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp, dir_fd=self.fd)
+            raise
+        os.close(fd)
+        os.rename(tmp, STATE_FILE, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        os.fsync(self.fd)
+        self._state = state
+
+    def remove(self) -> None:
+        """Remove everything in the directory, then the directory itself."""
+        _clear_dir(self.fd)
+        try:
+            os.rmdir(self.dir)
+        except FileNotFoundError:
+            pass
+        self._state = None
+
+    # --- derived facts -------------------------------------------------------------------------------------------
+    @property
+    def private(self) -> dict[str, Any]:
+        priv = self.read_state().get("ocipy")
+        return priv if isinstance(priv, dict) else {}
+
+    @property
+    def pid(self) -> int:
+        pid = self.read_state().get("pid")
+        return pid if isinstance(pid, int) and not isinstance(pid, bool) else 0
+
+    @property
+    def starttime(self) -> int | None:
+        st = self.private.get("starttime")
+        return st if isinstance(st, int) else None
+
+    def init_alive(self) -> bool:
+        return self.pid > 0 and procfs.is_alive(self.pid, self.starttime)
+
+    def fifo_exists(self) -> bool:
+        try:
+            os.stat(FIFO_FILE, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def is_frozen(self) -> bool:
+        fz = _freezer(self.private.get("cgroup"))
+        if fz is None:
+            return False
+        version, path = fz
+        if version == 1:
+            return (_read_text(os.path.join(path, "freezer.state")) or "").strip() == "FROZEN"
+        return (_read_text(os.path.join(path, "cgroup.freeze")) or "").strip() == "1"
+
+    def status(self) -> str:
+        if not self.init_alive():
+            return STOPPED
+        if self.fifo_exists():
+            return CREATED
+        if self.is_frozen():
+            return PAUSED
+        return RUNNING
+
+    def oci_state(self) -> dict[str, Any]:
+        """The OCI state in runc's key order; pid 0 once stopped, annotations omitted when empty."""
+        st = self.read_state()
+        status = self.status()
+        out: dict[str, Any] = {
+            "ociVersion": st.get("ociVersion", OCI_VERSION),
+            "id": self.id,
+            "pid": self.pid if status != STOPPED else 0,
+            "status": status,
+            "bundle": st.get("bundle", ""),
+            "rootfs": st.get("rootfs", ""),
+            "created": st.get("created", ""),
+        }
+        if st.get("annotations"):
+            out["annotations"] = st["annotations"]
+        out["owner"] = st.get("owner", "")
+        return out
+
+    # --- cgroup: freezer and member processes --------------------------------------------------------------------
+    def has_freezer(self) -> bool:
+        return _freezer(self.private.get("cgroup")) is not None
+
+    def set_frozen(self, frozen: bool, timeout: float = 2.0) -> None:
+        """Freeze or thaw the container's cgroup and wait until the kernel says it is done."""
+        fz = _freezer(self.private.get("cgroup"))
+        if fz is None:
+            raise OcipyError("container has no cgroup to freeze")
+        version, path = fz
+        deadline = time.monotonic() + timeout
+        try:
+            if version == 1:
+                want = "FROZEN" if frozen else "THAWED"
+                state_file = os.path.join(path, "freezer.state")
+                _write_text(state_file, want)
+                # v1 may sit in FREEZING while tasks are in uninterruptible sleep: write again until it settles
+                while (_read_text(state_file) or "").strip() != want:
+                    if time.monotonic() > deadline:
+                        if frozen:
+                            _write_text(state_file, "THAWED")
+                        raise OcipyError(f"{state_file}: did not reach {want}")
+                    time.sleep(0.001)
+                    _write_text(state_file, want)
+            else:
+                _write_text(os.path.join(path, "cgroup.freeze"), "1" if frozen else "0")
+                events = os.path.join(path, "cgroup.events")
+                want_line = "frozen 1" if frozen else "frozen 0"
+                while want_line not in (_read_text(events) or "").splitlines():
+                    if time.monotonic() > deadline:
+                        raise OcipyError(f"{events}: did not reach {want_line!r}")
+                    time.sleep(0.001)
+        except OSError as exc:
+            raise OcipyError(f"{'freeze' if frozen else 'thaw'} {path}: {exc.strerror or exc}") from None
+
+    def cgroup_pids(self) -> list[int] | None:
+        """Host pids in the container's cgroup; None when no cgroup is recorded (or none can be read)."""
+        for d in _cgroup_dirs(self.private.get("cgroup")):
+            text = _read_text(os.path.join(d, "cgroup.procs"))
+            if text is not None:
+                return [int(x) for x in text.split()]
+        return None
+
+    def remove_cgroups(self) -> None:
+        """rmdir the recorded cgroup dirs (only empty ones can go; a busy or missing dir is left as it is)."""
+        for d in _cgroup_dirs(self.private.get("cgroup")):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+
+def _os_error(path: str, exc: OSError) -> OcipyError:
+    return OcipyError(f"{path}: {(exc.strerror or str(exc)).lower()}")
+
+
+def _clear_dir(dirfd: int) -> None:
+    for name in os.listdir(dirfd):
+        try:
+            os.unlink(name, dir_fd=dirfd)
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:
+            sub = os.open(
+                name,
+                os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                dir_fd=dirfd,
+            )
+            try:
+                _clear_dir(sub)
+            finally:
+                os.close(sub)
+            os.rmdir(name, dir_fd=dirfd)
+
+
+class Store:
+    def __init__(self, root: str | None = None) -> None:
+        self.root = os.path.abspath(root) if root else default_root()
+
+    @classmethod
+    def from_args(cls, args: Any) -> Store:
+        """The store the global `--root` names (or the default root)."""
+        return cls(getattr(args, "root", None))
+
+    @staticmethod
+    def check_id(cid: str) -> None:
+        validate_id(cid)
+
+    def _open_fd(self, cid: str) -> int:
+        validate_id(cid)
+        return os.open(
+            os.path.join(self.root, cid),
+            os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+        )
+
+    def create_dir(self, cid: str) -> Container:
+        """Make `<root>/<id>` (0700) and return it locked; EEXIST -> `container with given ID already exists`."""
+        validate_id(cid)
+        path = os.path.join(self.root, cid)
+        try:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            raise OcipyError("container with given ID already exists") from None
+        except OSError as exc:
+            raise _os_error(path, exc) from None
+        c = Container(self, cid, self._open_fd(cid))
+        c.lock()
+        return c
+
+    def open(self, cid: str) -> Container:
+        """An existing container dir (not yet locked); missing -> `container does not exist`."""
+        try:
+            fd = self._open_fd(cid)
+        except (FileNotFoundError, NotADirectoryError):
+            raise OcipyError("container does not exist") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a symlink where a container dir should be is not a container
+                raise OcipyError("container does not exist") from None
+            raise _os_error(os.path.join(self.root, cid), exc) from None
+        return Container(self, cid, fd)
+
+    def open_locked(self, cid: str) -> Container:
+        """`open` + `lock`, and require a state.json (a half-made dir is no container)."""
+        c = self.open(cid)
+        try:
+            c.lock()
+            c.read_state()
+        except BaseException:
+            c.close()
+            raise
+        return c
+
+    def ids(self) -> list[str]:
+        """Ids with a state.json, sorted; half-made dirs (create in progress or crashed) are left out."""
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            try:
+                validate_id(name)
+            except OcipyError:
+                continue
+            if os.path.isfile(os.path.join(self.root, name, STATE_FILE)):
+                out.append(name)
+        return sorted(out)

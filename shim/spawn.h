@@ -1,0 +1,27 @@
+/* Parent side of ocipy's shim, exposed to Python through cffi as ocipy._shim_c (see ocipy/_shim.py).
+ * Every function returns -1 on failure with errno set (or *err_out for ocipy_spawn). */
+#ifndef OCIPY_SPAWN_H
+#define OCIPY_SPAWN_H
+
+#include <sys/types.h>
+
+/* A new memfd (MFD_CLOEXEC|MFD_ALLOW_SEALING) holding the embedded ocipy-init, sealed with
+ * F_SEAL_SEAL|F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE so nobody (a container writing /proc/PID/exe) can change it. */
+int ocipy_init_memfd(void);
+
+/* Start execveat(exec_fd, "", argv, {NULL}, AT_EMPTY_PATH) in a child whose fds are exactly the dst of the
+ * (src, dst) pairs in fdmap (npairs pairs), with default signal dispositions and an empty signal mask. Returns the
+ * pid and a pidfd in *pidfd_out; -1 with *err_out = errno if the child could not be started or failed before exec
+ * (the child is then reaped). */
+pid_t ocipy_spawn(int exec_fd, char *const argv[], const int *fdmap, int npairs, int *pidfd_out, int *err_out);
+
+/* pidfd_open(2). */
+int ocipy_pidfd_open(pid_t pid, unsigned int flags);
+
+/* pidfd_send_signal(2) with no siginfo. */
+int ocipy_pidfd_send_signal(int pidfd, int sig, unsigned int flags);
+
+/* Size of the embedded ocipy-init in bytes. */
+unsigned long ocipy_init_size(void);
+
+#endif

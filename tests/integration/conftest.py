@@ -1,0 +1,51 @@
+"""Shared fixtures for integration tests: a busybox root filesystem per test, and a check that nothing a test did
+left a mount on the host under its temp dir."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+MAKE_ROOTFS = Path(__file__).resolve().parents[2] / "scripts" / "make-rootfs"
+
+
+def host_mounts_under(path: Path) -> list[str]:
+    """Mount points of this (the host's) mount namespace at or below path."""
+    prefix = str(path)
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].replace("\\040", " ")
+            if point == prefix or point.startswith(prefix + "/"):
+                found.append(point)
+    return found
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not os.path.exists("/bin/busybox"):
+        pytest.skip("busybox-static is not installed (/bin/busybox)")
+    base = tmp_path_factory.mktemp("rootfs-template")
+    dest = base / "rootfs"
+    subprocess.run([str(MAKE_ROOTFS), str(dest)], check=True, capture_output=True)
+    return dest
+
+
+@pytest.fixture
+def busybox_rootfs(busybox_rootfs_template: Path, tmp_path: Path) -> Iterator[Path]:
+    """A fresh busybox rootfs in the test's tmp dir (tests may change it); removed afterwards, and the test fails if
+    a mount below its tmp dir is still visible on the host."""
+    dest = tmp_path / "rootfs"
+    shutil.copytree(busybox_rootfs_template, dest, symlinks=True)
+    yield dest
+    leaked = host_mounts_under(tmp_path)
+    for point in sorted(leaked, reverse=True):  # never delete files through a leaked mount: detach it first
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+    if not host_mounts_under(tmp_path):
+        shutil.rmtree(dest, ignore_errors=True)
+    assert not leaked, f"mounts leaked onto the host: {leaked}"

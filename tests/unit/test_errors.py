@@ -1,0 +1,125 @@
+"""Messages: one line on stderr; `--log` gets JSON lines containerd can parse (or logrus text lines)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ocipy import errors
+from ocipy.errors import OcipyError
+
+PROJECT = Path(__file__).resolve().parents[2]
+# what containerd's runc shim parses `time` with: Go's time.RFC3339Nano layout (fraction optional, Z or offset)
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> Iterator[None]:
+    yield
+    errors.setup(None, "text", False)
+
+
+def ocipy(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    return subprocess.run(
+        [sys.executable, "-m", "ocipy", *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+def test_ocipy_error_carries_exit_code() -> None:
+    e = OcipyError("container not running")
+    assert str(e) == "container not running" and e.exit_code == 1
+    assert OcipyError("exec failed: x", exit_code=255).exit_code == 255
+
+
+def test_rfc3339_nano() -> None:
+    text = errors.rfc3339_nano(1_700_000_000_123_456_789)
+    assert text == "2023-11-14T22:13:20.123456789Z"
+    parsed = datetime.datetime.fromisoformat(text)
+    assert parsed.tzinfo is not None and parsed.utcoffset() == datetime.timedelta(0)
+    assert RFC3339.match(errors.rfc3339_nano())
+
+
+def test_text_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    errors.setup(None, "text", False)
+    errors.error("container does not exist")
+    errors.warning("careful")
+    errors.debug("hidden")
+    assert capsys.readouterr().err == "ocipy: container does not exist\nocipy: warning: careful\n"
+
+
+def test_multiline_message_becomes_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    errors.error("a\nb\r\nc")
+    assert capsys.readouterr().err == "ocipy: a b  c\n"
+
+
+def test_json_to_stderr_without_log(capsys: pytest.CaptureFixture[str]) -> None:
+    errors.setup(None, "json", True)
+    errors.error("boom")
+    errors.debug("dbg")
+    lines = capsys.readouterr().err.splitlines()
+    assert [json.loads(x)["level"] for x in lines] == ["error", "debug"]
+
+
+def test_json_log_file_gets_one_line_and_stderr_the_plain_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "log.json"
+    errors.setup(str(log), "json", False)
+    errors.error('container "x" does not exist')
+    assert capsys.readouterr().err == 'ocipy: container "x" does not exist\n'
+    (line,) = log.read_text().splitlines()
+    rec = json.loads(line)
+    assert list(rec) == ["level", "msg", "time"]
+    assert rec["level"] == "error" and rec["msg"] == 'container "x" does not exist'
+    assert RFC3339.match(rec["time"])
+    datetime.datetime.fromisoformat(rec["time"])
+
+
+def test_warnings_go_only_to_the_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "log.json"
+    errors.setup(str(log), "json", False)
+    errors.warning("w")
+    assert capsys.readouterr().err == ""
+    assert json.loads(log.read_text())["level"] == "warning"
+
+
+def test_text_log_file_is_logrus_style(tmp_path: Path) -> None:
+    log = tmp_path / "log.txt"
+    errors.setup(str(log), "text", False)
+    errors.error('say "hi"')
+    line = log.read_text()
+    assert re.fullmatch(r'time="[^"]+" level=error msg="say \\"hi\\""\n', line), line
+
+
+def test_unwritable_log_falls_back_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    errors.setup(str(tmp_path / "missing-dir" / "log.json"), "json", False)
+    errors.error("boom")
+    assert capsys.readouterr().err == "ocipy: boom\n"
+
+
+def test_cli_failure_with_containerd_flags(tmp_path: Path) -> None:
+    # exactly how containerd's shim calls: --root R --log B/log.json --log-format json
+    log = tmp_path / "log.json"
+    out = ocipy("--root", str(tmp_path / "root"), "--log", str(log), "--log-format", "json", "state", "nope")
+    assert out.returncode == 1
+    assert out.stderr == "ocipy: container does not exist\n"
+    (line,) = log.read_text().splitlines()
+    rec = json.loads(line)
+    assert rec["level"] == "error" and rec["msg"] == "container does not exist"
+    datetime.datetime.fromisoformat(rec["time"])
+
+
+def test_cli_json_format_without_log_writes_json_on_stderr(tmp_path: Path) -> None:
+    out = ocipy("--root", str(tmp_path), "--log-format=json", "kill", "nope")
+    assert out.returncode == 1
+    (line,) = out.stderr.splitlines()
+    assert json.loads(line)["msg"] == "container does not exist"
