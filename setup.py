@@ -6,7 +6,7 @@ import sys
 from setuptools import setup
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim"))
-from build_shim import BuildExt  # noqa: E402
+from build_shim import BuildExt
 
 setup(
     cmdclass={"build_ext": BuildExt},

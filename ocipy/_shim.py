@@ -13,13 +13,15 @@ Importing this module loads only the extension (no cffi compiler, no pycparser).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any
 
-from ocipy import _shim_c
+import ocipy._shim_c as _shim_c  # noqa: PLR0402  (mypy cannot see a from-import of the compiled module)
 
-_ffi: Any = _shim_c.ffi
-_lib: Any = _shim_c.lib
+TYPE_CHECKING = False  # the idiom mypy understands, without importing typing (this module must import fast)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+_ffi = _shim_c.ffi
+_lib = _shim_c.lib
 
 
 def _raise_errno(err: int, what: str) -> None:

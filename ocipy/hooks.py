@@ -1,8 +1,8 @@
 """OCI hooks: each runs with the container state on stdin, its own args and env, and an optional timeout.
 
 prestart, createRuntime, poststart and poststop run in the runtime's namespaces; createContainer and startContainer
-run inside the container's namespaces (ocipy-init joins them; no Python runs there). A failing prestart,
-createRuntime, createContainer or startContainer hook fails the operation; poststart and poststop only warn.
+run inside the container's namespaces (ocipy-init joins them; no Python runs there). Following runtime.md's
+lifecycle, a failing hook of any kind but poststop fails the operation and stops the container; poststop only warns.
 Stdlib and the shim only: `start` and `delete` use this module.
 """
 
@@ -28,7 +28,8 @@ JOIN_ORDER = (
     ("time", 0x00000080),
     ("mnt", 0x00020000),
 )
-FATAL = frozenset({"prestart", "createRuntime", "createContainer", "startContainer"})
+# runtime.md lifecycle: these fail the operation (and stop the container); only poststop merely warns.
+FATAL = frozenset({"prestart", "createRuntime", "createContainer", "startContainer", "poststart"})
 IN_CONTAINER = frozenset({"createContainer", "startContainer"})
 
 
@@ -114,14 +115,9 @@ def _run_in_container(hook: dict[str, Any], payload: bytes, pid: int) -> None:
     plan = join_plan(pid, "/hooks")
     args = hook.get("args") or [hook["path"]]
     env = hook.get("env") or []
+    plan.op(planfmt.OP_FIND_EXEC, "/hooks", s=(hook["path"],), what=hook["path"])
     plan.op(planfmt.OP_CLOSE_FDS, "/hooks", a=(0,))
-    plan.op(
-        planfmt.OP_EXEC,
-        "/hooks",
-        s=(hook["path"], plan.strv(args), plan.strv(env)),
-        a=(len(args), len(env)),
-        what=hook["path"],
-    )
+    plan.op(planfmt.OP_EXEC, "/hooks", s=(plan.strv(args), plan.strv(env)), a=(len(args), len(env)), what=hook["path"])
     stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     launch = Launch(plan, extra=[(stdin_r, 0), (out_w, 1), (out_w, 2)])

@@ -118,7 +118,9 @@ class Plan:
         return off
 
     def strv(self, values: Sequence[str]) -> int:
-        """Store strings back to back; return the offset of the first (the op carries the count)."""
+        """Store strings back to back; return the offset of the first (the op carries the count), NOSTR if none."""
+        if not values:
+            return NOSTR
         off = len(self._strtab)
         for v in values:
             raw = v.encode()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import os
 import socket
 from dataclasses import dataclass
@@ -50,11 +49,6 @@ def _id_map_text(mappings: Any) -> str:
     return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings or [])
 
 
-def _rfc3339_now() -> str:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond * 1000:09d}Z"
-
-
 def _write_pid_file(path: str, pid: int) -> None:
     """The decimal pid with no newline, atomically (containerd and runtime-tools read the raw bytes)."""
     path = os.path.abspath(path)
@@ -86,6 +80,13 @@ def _console_fd(args: argparse.Namespace, terminal: bool) -> socket.socket | Non
     return sock
 
 
+def _run_poststop(hooks: list[dict[str, Any]], state: dict[str, Any]) -> None:
+    if hooks:
+        from ocipy import hooks as hooks_mod
+
+        hooks_mod.run_hooks("poststop", hooks, {**state, "status": "stopped", "pid": 0})
+
+
 def create(args: argparse.Namespace) -> Created:
     from ocipy import bundle as bundle_mod
     from ocipy import plan as plan_mod
@@ -100,7 +101,21 @@ def create(args: argparse.Namespace) -> Created:
         raise OcipyError("/process: create needs a process")
     terminal = bool(process.terminal)
 
+    state: dict[str, Any] = {
+        "ociVersion": spec.oci_version,
+        "id": cid,
+        "pid": 0,
+        "status": "creating",
+        "bundle": bundle_dir,
+        "rootfs": rootfs,
+        "created": errors.rfc3339_nano(),
+        "owner": "",
+    }
+    if spec.annotations:
+        state["annotations"] = dict(spec.annotations)
+    poststop_on_failure: list[dict[str, Any]] = []
     with contextlib.ExitStack() as undo:
+        undo.callback(_run_poststop, poststop_on_failure, state)  # registered first, so it runs last
         container = store.create_dir(cid)
         undo.callback(container.remove)
         lock = container.lock()
@@ -157,18 +172,6 @@ def create(args: argparse.Namespace) -> Created:
             else {}
         )
         linux = spec.linux
-        state: dict[str, Any] = {
-            "ociVersion": spec.oci_version,
-            "id": cid,
-            "pid": 0,
-            "status": "creating",
-            "bundle": bundle_dir,
-            "rootfs": rootfs,
-            "created": _rfc3339_now(),
-            "owner": "",
-        }
-        if spec.annotations:
-            state["annotations"] = dict(spec.annotations)
 
         launch.start()
         for msg in launch.messages():
@@ -186,9 +189,15 @@ def create(args: argparse.Namespace) -> Created:
             elif msg.type == planfmt.MSG_HOOKS:
                 from ocipy import hooks as hooks_mod
 
-                for kind in CREATE_HOOKS:
-                    if hook_lists.get(kind):
-                        hooks_mod.run_hooks(kind, hook_lists[kind], state, pid=launch.pid)
+                try:
+                    for kind in CREATE_HOOKS:
+                        if hook_lists.get(kind):
+                            hooks_mod.run_hooks(kind, hook_lists[kind], state, pid=launch.pid)
+                except OcipyError:
+                    # runtime.md lifecycle steps 3-5: stop the container, destroy it (the undo stack), then the
+                    # poststop hooks still run (step 13)
+                    poststop_on_failure.extend(hook_lists.get("poststop") or [])
+                    raise
                 launch.ack()
             elif msg.type == planfmt.MSG_CREATED:
                 break

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 
 from ocipy.errors import OcipyError
@@ -31,9 +30,6 @@ def main(args: argparse.Namespace) -> int:
     from ocipy.operations import start as start_op
 
     detach = bool(getattr(args, "detach", False))
-    if not detach and getattr(args, "console_socket", None) is None:
-        # runc hosts the terminal itself here; ocipy does not yet.
-        pass
     created = create_op.create(args)
     launch = created.launch
     pidfd = launch.pidfd

@@ -24,7 +24,7 @@ def run_recorded_hooks(c: Container, kind: str) -> None:
     """Run the `kind` hooks create recorded in the private state, through the lead's `ocipy.hooks`.
 
     `ocipy.hooks` is imported only when there are hooks to run, so a hook-less start/delete never pays for it. It
-    raises for the kinds that fail the operation (startContainer) and only warns for poststart/poststop.
+    raises for the kinds that fail the operation (startContainer, poststart) and only warns for poststop.
     """
     recorded = c.private.get("hooks")
     hooks = recorded.get(kind) if isinstance(recorded, dict) else None
@@ -75,7 +75,12 @@ def main(args: Any) -> int:
             os.unlink(c.fifo_path)
         except FileNotFoundError:
             pass
-        run_recorded_hooks(c, "poststart")
+        try:
+            run_recorded_hooks(c, "poststart")
+        except OcipyError:
+            # runtime.md lifecycle step 9: a failing poststart hook is an error and stops the container
+            signal_init(c, SIGKILL)
+            raise
     finally:
         c.close()
     return 0

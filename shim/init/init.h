@@ -122,5 +122,7 @@ int op_console(struct ctx *c, const struct plan_op *op);
 /* wait.c */
 int op_open_fifo(struct ctx *c, const struct plan_op *op);
 int op_wait_start(struct ctx *c, const struct plan_op *op);
+void die_on_signal(int sig);
+void set_handlers(void (*h)(int)); /* every catchable terminating signal */
 
 #endif

@@ -386,6 +386,8 @@ int main(int argc, char **argv)
 	if (c.sync_fd < 0 || plan_fd < 0 || fcntl(c.sync_fd, F_SETFD, FD_CLOEXEC) < 0)
 		die_quietly(2);
 	c.host_pid = getpid();
+	/* a pid-namespace init ignores signals without handlers: be killable by SIGTERM & co. from the start */
+	set_handlers(die_on_signal);
 
 	buf = read_plan(plan_fd, &len);
 	if (!buf) {

@@ -2,8 +2,9 @@
  *
  * The init holds the fifo's read end (opened O_NONBLOCK: a reader needs no writer). `start` opens it O_WRONLY|
  * O_NONBLOCK (ENXIO once this process is gone), writes "0" and removes it. A pid-namespace init ignores every
- * signal it has no handler for, so while waiting every catchable terminating signal gets a handler that exits with
- * 128+sig, like the default action would. */
+ * signal it has no handler for, so every catchable terminating signal gets a handler that exits with 128+sig, like
+ * the default action would: from the start of the init (so a signal between MSG_CREATED and the wait is not lost)
+ * until the wait ends, when the defaults come back (execve resets handled signals anyway). */
 #include "init.h"
 
 #include <errno.h>
@@ -20,12 +21,12 @@ static const int term_signals[] = {
 	SIGALRM, SIGTERM, SIGSTKFLT, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSYS,
 };
 
-static void die_on_signal(int sig)
+void die_on_signal(int sig)
 {
 	syscall(SYS_exit_group, 128 + sig);
 }
 
-static void set_handlers(void (*h)(int))
+void set_handlers(void (*h)(int))
 {
 	struct sigaction sa;
 	size_t i;

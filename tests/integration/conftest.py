@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,3 +50,21 @@ def busybox_rootfs(busybox_rootfs_template: Path, tmp_path: Path) -> Iterator[Pa
     if not host_mounts_under(tmp_path):
         shutil.rmtree(dest, ignore_errors=True)
     assert not leaked, f"mounts leaked onto the host: {leaked}"
+
+
+@pytest.fixture
+def userns_rootfs(busybox_rootfs_template: Path) -> Iterator[Path]:
+    """A rootfs owned by host uid/gid 100000 (container root under the map below) in a directory every user can
+    traverse (pytest's own tmp dirs are 0700 root, closed to a mapped root)."""
+    base = Path(tempfile.mkdtemp(prefix="ocipy-userns-"))
+    base.chmod(0o755)
+    dest = base / "rootfs"
+    shutil.copytree(busybox_rootfs_template, dest, symlinks=True)
+    for dirpath, dirnames, filenames in os.walk(dest):
+        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+            os.lchown(name, 100000, 100000)
+    yield dest
+    leaked = host_mounts_under(base)
+    if not leaked:
+        shutil.rmtree(base, ignore_errors=True)
+    assert not leaked

@@ -311,13 +311,13 @@ class Runtime:
              env: dict[str, str] | None = None, cwd: str | Path | None = None, pass_fds: tuple[int, ...] = (),
              shell_prefix: str | None = None) -> Result:
         """Run one command. stdout/stderr go to files (never pipes: a container holding a pipe would make us wait
-        for it). `shell_prefix` wraps the call as `sh -c '<prefix> exec "$@" <redirections>'`."""
+        for it). `shell_prefix` wraps the call as `bash -c '<prefix> exec "$@" <redirections>'`."""
         self._n += 1
         out_path = self.workdir / f"call{self._n}.out"
         err_path = self.workdir / f"call{self._n}.err"
         argv = self.argv(*args)
         if shell_prefix is not None:
-            argv = ["/bin/sh", "-c", shell_prefix, "sh", *argv]
+            argv = ["/bin/bash", "-c", shell_prefix, "bash", *argv]
         if input is not None:
             in_path = self.workdir / f"call{self._n}.in"
             in_path.write_bytes(input)
@@ -467,6 +467,13 @@ def descendants(pid: int) -> list[int]:
             out.append(kid)
             todo.append(kid)
     return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def cmdline_pids(needle: str) -> list[int]:
@@ -671,7 +678,7 @@ def read_until_eof(fd: int, timeout: float = TIMEOUT) -> bytes:
 
 
 def fd_wrapper(mapping: dict[int, int], prefix: str = "") -> str:
-    """A `sh -c` script that places open fds at fixed numbers and then execs "$@": {target: source}."""
+    """A `bash -c` script (dash knows only single-digit fds) that places open fds at fixed numbers and then execs "$@": {target: source}."""
     redirs = " ".join(f"{dst}<&{src}" for dst, src in mapping.items())
     closes = " ".join(f"{src}<&-" for src in set(mapping.values()) if src not in mapping)
     return f'{prefix} exec "$@" {redirs} {closes}'

@@ -139,29 +139,44 @@ JOIN_CASES = {
     "uts": (["--uts"], False),
     "ipc": (["--ipc"], False),
     "pid": (["--pid", "--mount-proc"], True),
-    "user": (["--user", "--map-root-user"], False),
+    "user": (["--user"], False),  # maps written below, setgroups left allowed (as Podman's pause process has it)
 }
+
+
+def _user_ns_holder(procs, setgroups: str):
+    holder = procs.spawn(["unshare", "--user", f"--setgroups={setgroups}", "sleep", "1000"])
+    h.wait_ns_differs(holder.pid, "user")
+    Path(f"/proc/{holder.pid}/uid_map").write_text("0 0 1\n")
+    Path(f"/proc/{holder.pid}/gid_map").write_text("0 0 1\n")
+    return holder
+
+
+def _join_user_config(bundle) -> None:
+    # callers (Podman) repeat the joined namespace's mappings (0 -> host 0 here); the runtime must not write them
+    # again (a user namespace's maps can be written once)
+    bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
+    bundle.linux["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
+    for m in bundle.config["mounts"]:
+        if m["type"] == "devpts":  # gid 5 is not mapped in that namespace
+            m["options"] = [o for o in m["options"] if o != "gid=5"]
 
 
 @pytest.mark.parametrize("ns_type", list(JOIN_CASES))
 def test_join_existing_namespace_by_path(rt, bundle, procs, ns_type):
     flags, fork = JOIN_CASES[ns_type]
-    holder = procs.spawn(["unshare", *flags, *(["--fork"] if fork else []), "sleep", "1000"])
-    target = h.ns_child(holder) if fork else holder.pid
     f = NS_FILES[ns_type]
+    if ns_type == "user":
+        holder = _user_ns_holder(procs, "allow")
+        target = holder.pid
+    else:
+        holder = procs.spawn(["unshare", *flags, *(["--fork"] if fork else []), "sleep", "1000"])
+        target = h.ns_child(holder) if fork else holder.pid
     want = h.wait_ns_differs(target, f)
-    path = f"/proc/{target}/ns/{f}"
-    bundle.set_namespace(ns_type, path)
+    bundle.set_namespace(ns_type, f"/proc/{target}/ns/{f}")
     if ns_type == "uts":
         bundle.config.pop("hostname", None)
     if ns_type == "user":
-        # callers (Podman) repeat the joined namespace's mappings (0 -> host 0 here); the runtime must not try to
-        # write them again (a user namespace's maps can be written once)
-        bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
-        bundle.linux["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 1}]
-        for m in bundle.config["mounts"]:
-            if m["type"] == "devpts":  # gid 5 is not mapped in that namespace
-                m["options"] = [o for o in m["options"] if o != "gid=5"]
+        _join_user_config(bundle)
     script = f"readlink /proc/self/ns/{f}"
     if ns_type == "pid":
         script += "; echo $$; cat /proc/1/comm"
@@ -171,3 +186,12 @@ def test_join_existing_namespace_by_path(rt, bundle, procs, ns_type):
         assert out[1] != "1", "joined a pid namespace: the container cannot be its pid 1"
         assert out[2] == "sleep", out
     assert holder.poll() is None, "the namespace holder must survive the container"
+
+
+def test_join_user_namespace_with_setgroups_denied(rt, bundle, procs):
+    """`unshare --map-root-user` denies setgroups; with no additionalGids the runtime must not need it."""
+    holder = _user_ns_holder(procs, "deny")
+    bundle.set_namespace("user", f"/proc/{holder.pid}/ns/user")
+    _join_user_config(bundle)
+    out = rt.probe(bundle, "readlink /proc/self/ns/user; id -u")
+    assert out.split() == [os.readlink(f"/proc/{holder.pid}/ns/user"), "0"]

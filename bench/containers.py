@@ -1,0 +1,269 @@
+"""ocipy vs runc running real containers: the same busybox bundle, side by side, in one run.
+
+    .venv/bin/python bench/containers.py [-n 30] [--ocipy "CMD ..."] [--runc /usr/sbin/runc] [--json FILE] [--check]
+
+Needs root. One busybox rootfs (scripts/make-rootfs) and one config.json (`runc spec` with terminal false and
+args ["/bin/true"]) serve both runtimes; each runtime gets a private temporary state root. Every iteration, ocipy and
+runc alternate (so drift on the machine hits both alike) and each does:
+
+  run      `run --bundle B ID` in the foreground (the container runs /bin/true; a foreground run removes its
+           container itself), timed; then an untimed `delete --force ID` in case it did not
+  create   `create --bundle B ID`, timed
+  state    `state ID` on the created container, timed
+  rss      VmRSS of the created container's waiting init (`/proc/PID/status`, PID from `state`): for runc that is
+           the `runc init` process, for ocipy its C init; in KiB
+  start    `start ID`, timed; then we wait (untimed) until /bin/true is gone
+  delete   `delete ID` of that stopped container, timed
+  kill     `kill ID KILL` of a second, freshly created container (kill needs a live one: /bin/true would already
+           have exited), timed; then an untimed `delete --force`
+
+Times are wall-clock medians (time.perf_counter around the subprocess, spawn to exit) in ms, after W warm-up
+iterations. stdout/stderr of the runtimes go to /dev/null. The table shows ocipy/runc ratios against the targets
+(run <= 3x, start/state/kill/delete <= 2x, waiting-init RSS <= 0.1x); --check exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+TARGETS = {"run": 3.0, "create": None, "state": 2.0, "start": 2.0, "kill": 2.0, "delete": 2.0, "rss": 0.1}
+ORDER = ["run", "create", "start", "state", "kill", "delete", "rss"]
+
+
+def bundle_config() -> dict:
+    """`runc spec` (runc 1.1.5) with terminal false, /bin/true, and no ambient set (runc spec asks for ambient
+    capabilities without an inheritable set, which the kernel refuses; runc only warns)."""
+    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    return {
+        "ociVersion": "1.0.2-dev",
+        "process": {
+            "terminal": False,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["/bin/true"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "runc",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+                            "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+        },
+    }
+
+
+class BenchError(Exception):
+    pass
+
+
+class Runtime:
+    def __init__(self, name: str, argv: list[str], root: Path, bundle: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.argv = argv
+        self.root = root
+        self.bundle = bundle
+        self.env = env
+        self.samples: dict[str, list[float]] = {k: [] for k in ORDER}
+        self.ids: set[str] = set()
+
+    def call(self, *args: str, check: bool = True) -> float:
+        """Time one command. stderr goes to a file, never a pipe: a created container keeps create's stdio."""
+        argv = [*self.argv, "--root", str(self.root), *args]
+        err_path = self.root.parent / f"{self.name}.stderr"
+        with open(err_path, "wb") as err:
+            t0 = time.perf_counter()
+            try:
+                rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                    env=self.env, timeout=60).returncode
+            except subprocess.TimeoutExpired:
+                raise BenchError(f"{self.name}: `{' '.join(argv)}` hung (60 s)") from None
+            elapsed = (time.perf_counter() - t0) * 1000
+        if check and rc != 0:
+            raise BenchError(f"{self.name}: `{' '.join(argv)}` exited {rc}: "
+                             f"{err_path.read_text(errors='replace').strip()}")
+        return elapsed
+
+    def state(self, cid: str) -> dict:
+        out = subprocess.run([*self.argv, "--root", str(self.root), "state", cid], stdin=subprocess.DEVNULL,
+                             capture_output=True, env=self.env, timeout=60)
+        if out.returncode != 0:
+            raise BenchError(f"{self.name}: state {cid}: {out.stderr.decode(errors='replace').strip()}")
+        return json.loads(out.stdout)
+
+    def iteration(self, i: int, record: bool) -> None:
+        samples: dict[str, float] = {}
+        run_id, main_id, kill_id = f"bench-run-{i}", f"bench-main-{i}", f"bench-kill-{i}"
+        self.ids.update((run_id, main_id, kill_id))
+
+        samples["run"] = self.call("run", "--bundle", str(self.bundle), run_id)
+        self.call("delete", "--force", run_id, check=False)
+
+        samples["create"] = self.call("create", "--bundle", str(self.bundle), main_id)
+        t0 = time.perf_counter()
+        st = self.state(main_id)
+        samples["state"] = (time.perf_counter() - t0) * 1000
+        samples["rss"] = float(vmrss_kib(int(st["pid"])))
+        pid = int(st["pid"])
+        samples["start"] = self.call("start", main_id)
+        wait_gone(pid)
+        samples["delete"] = self.call("delete", main_id)
+
+        self.call("create", "--bundle", str(self.bundle), kill_id)
+        kpid = int(self.state(kill_id)["pid"])
+        samples["kill"] = self.call("kill", kill_id, "KILL")
+        wait_gone(kpid)
+        self.call("delete", "--force", kill_id, check=False)
+
+        if record:
+            for k, v in samples.items():
+                self.samples[k].append(v)
+
+    def cleanup(self) -> None:
+        leftovers = set(self.ids)
+        with_root = self.root.exists()
+        if with_root:
+            leftovers |= {p.name for p in self.root.iterdir()}
+        for cid in sorted(leftovers):
+            subprocess.run([*self.argv, "--root", str(self.root), "delete", "--force", cid],
+                           stdin=subprocess.DEVNULL, capture_output=True, env=self.env, timeout=60)
+
+    def median(self, key: str) -> float | None:
+        vals = self.samples[key]
+        return statistics.median(vals) if vals else None
+
+
+def vmrss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return
+        if data[data.rindex(")") + 2:].split()[0] in ("Z", "X"):
+            return
+        time.sleep(0.001)
+    raise BenchError(f"pid {pid} still running after {timeout}s")
+
+
+def default_ocipy() -> list[str]:
+    launcher = PROJECT / ".venv" / "bin" / "ocipy"
+    if launcher.exists():
+        return [str(launcher)]
+    return [sys.executable, "-m", "ocipy"]
+
+
+def fmt(v: float | None, unit: str) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.0f}" if unit == "KiB" else f"{v:.1f}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=int(os.environ.get("BENCH_N", "30")), help="measured iterations")
+    ap.add_argument("-w", "--warmup", type=int, default=3, help="unmeasured warm-up iterations")
+    ap.add_argument("--ocipy", default=None, help="command line for ocipy (default: .venv/bin/ocipy)")
+    ap.add_argument("--runc", default=shutil.which("runc") or "/usr/sbin/runc")
+    ap.add_argument("--json", default=None, help="also write the medians and raw samples to this file")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench/containers.py needs root", file=sys.stderr)
+        return 2
+
+    ocipy_argv = shlex.split(args.ocipy) if args.ocipy else default_ocipy()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(PROJECT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    for k in ("LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET"):
+        env.pop(k, None)
+
+    work = Path(tempfile.mkdtemp(prefix="ocipy-bench-"))
+    runtimes: list[Runtime] = []
+    try:
+        bundle = work / "bundle"
+        bundle.mkdir()
+        subprocess.run([str(PROJECT / "scripts" / "make-rootfs"), str(bundle / "rootfs")], check=True, timeout=120)
+        (bundle / "config.json").write_text(json.dumps(bundle_config(), indent=2))
+        runtimes = [Runtime("ocipy", ocipy_argv, work / "state-ocipy", bundle, env),
+                    Runtime("runc", [args.runc], work / "state-runc", bundle, env)]
+        print(f"ocipy: {' '.join(ocipy_argv)}\nrunc:  {args.runc}\nbundle: runc spec, terminal false, /bin/true; "
+              f"N={args.n} (+{args.warmup} warm-up), medians", flush=True)
+        for i in range(args.warmup + args.n):
+            for rt in runtimes:
+                rt.iteration(i, record=i >= args.warmup)
+    except BenchError as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for rt in runtimes:
+            rt.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+    ocipy, runc = runtimes
+    rows = []
+    missed = []
+    print(f"\n{'':14}{'ocipy':>10}{'runc':>10}{'ratio':>8}{'target':>9}")
+    for key in ORDER:
+        unit = "KiB" if key == "rss" else "ms"
+        a, b = ocipy.median(key), runc.median(key)
+        ratio = a / b if a is not None and b else None
+        target = TARGETS[key]
+        verdict = ""
+        if target is not None and ratio is not None:
+            verdict = "ok" if ratio <= target else "MISSED"
+            if ratio > target:
+                missed.append(key)
+        label = f"{key} ({unit})" if key != "rss" else "init RSS (KiB)"
+        tgt = f"<={target:g}x" if target is not None else "-"
+        print(f"{label:14}{fmt(a, unit):>10}{fmt(b, unit):>10}"
+              f"{(f'{ratio:.2f}x' if ratio is not None else '-'):>8}{tgt:>9}  {verdict}")
+        rows.append({"metric": key, "unit": unit, "ocipy": a, "runc": b, "ratio": ratio, "target": target})
+    if args.json:
+        Path(args.json).write_text(json.dumps({"n": args.n, "rows": rows,
+                                               "samples": {"ocipy": ocipy.samples, "runc": runc.samples}}, indent=2))
+    if missed:
+        print(f"\ntargets missed: {', '.join(missed)}")
+    return 1 if (args.check and missed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
