@@ -61,24 +61,53 @@ def bundle_config() -> dict:
         "hostname": "runc",
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-             "options": ["nosuid", "noexec", "nodev"]},
+            {
+                "destination": "/dev",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+            },
+            {
+                "destination": "/dev/pts",
+                "type": "devpts",
+                "source": "devpts",
+                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            },
+            {
+                "destination": "/dev/shm",
+                "type": "tmpfs",
+                "source": "shm",
+                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            },
+            {
+                "destination": "/dev/mqueue",
+                "type": "mqueue",
+                "source": "mqueue",
+                "options": ["nosuid", "noexec", "nodev"],
+            },
             {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+            {
+                "destination": "/sys/fs/cgroup",
+                "type": "cgroup",
+                "source": "cgroup",
+                "options": ["nosuid", "noexec", "nodev", "relatime", "ro"],
+            },
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
             "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
-            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-                            "/proc/scsi"],
+            "maskedPaths": [
+                "/proc/acpi",
+                "/proc/asound",
+                "/proc/kcore",
+                "/proc/keys",
+                "/proc/latency_stats",
+                "/proc/timer_list",
+                "/proc/timer_stats",
+                "/proc/sched_debug",
+                "/sys/firmware",
+                "/proc/scsi",
+            ],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
         },
     }
@@ -105,19 +134,33 @@ class Runtime:
         with open(err_path, "wb") as err:
             t0 = time.perf_counter()
             try:
-                rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                    env=self.env, timeout=60).returncode
+                rc = subprocess.run(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                    env=self.env,
+                    timeout=60,
+                    check=False,
+                ).returncode
             except subprocess.TimeoutExpired:
                 raise BenchError(f"{self.name}: `{' '.join(argv)}` hung (60 s)") from None
             elapsed = (time.perf_counter() - t0) * 1000
         if check and rc != 0:
-            raise BenchError(f"{self.name}: `{' '.join(argv)}` exited {rc}: "
-                             f"{err_path.read_text(errors='replace').strip()}")
+            raise BenchError(
+                f"{self.name}: `{' '.join(argv)}` exited {rc}: {err_path.read_text(errors='replace').strip()}"
+            )
         return elapsed
 
     def state(self, cid: str) -> dict:
-        out = subprocess.run([*self.argv, "--root", str(self.root), "state", cid], stdin=subprocess.DEVNULL,
-                             capture_output=True, env=self.env, timeout=60)
+        out = subprocess.run(
+            [*self.argv, "--root", str(self.root), "state", cid],
+            check=False,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            env=self.env,
+            timeout=60,
+        )
         if out.returncode != 0:
             raise BenchError(f"{self.name}: state {cid}: {out.stderr.decode(errors='replace').strip()}")
         return json.loads(out.stdout)
@@ -156,8 +199,14 @@ class Runtime:
         if with_root:
             leftovers |= {p.name for p in self.root.iterdir()}
         for cid in sorted(leftovers):
-            subprocess.run([*self.argv, "--root", str(self.root), "delete", "--force", cid],
-                           stdin=subprocess.DEVNULL, capture_output=True, env=self.env, timeout=60)
+            subprocess.run(
+                [*self.argv, "--root", str(self.root), "delete", "--force", cid],
+                check=False,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                env=self.env,
+                timeout=60,
+            )
 
     def median(self, key: str) -> float | None:
         vals = self.samples[key]
@@ -178,7 +227,7 @@ def wait_gone(pid: int, timeout: float = 10.0) -> None:
             data = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             return
-        if data[data.rindex(")") + 2:].split()[0] in ("Z", "X"):
+        if data[data.rindex(")") + 2 :].split()[0] in ("Z", "X"):
             return
         time.sleep(0.001)
     raise BenchError(f"pid {pid} still running after {timeout}s")
@@ -223,10 +272,15 @@ def main() -> int:
         bundle.mkdir()
         subprocess.run([str(PROJECT / "scripts" / "make-rootfs"), str(bundle / "rootfs")], check=True, timeout=120)
         (bundle / "config.json").write_text(json.dumps(bundle_config(), indent=2))
-        runtimes = [Runtime("ocipy", ocipy_argv, work / "state-ocipy", bundle, env),
-                    Runtime("runc", [args.runc], work / "state-runc", bundle, env)]
-        print(f"ocipy: {' '.join(ocipy_argv)}\nrunc:  {args.runc}\nbundle: runc spec, terminal false, /bin/true; "
-              f"N={args.n} (+{args.warmup} warm-up), medians", flush=True)
+        runtimes = [
+            Runtime("ocipy", ocipy_argv, work / "state-ocipy", bundle, env),
+            Runtime("runc", [args.runc], work / "state-runc", bundle, env),
+        ]
+        print(
+            f"ocipy: {' '.join(ocipy_argv)}\nrunc:  {args.runc}\nbundle: runc spec, terminal false, /bin/true; "
+            f"N={args.n} (+{args.warmup} warm-up), medians",
+            flush=True,
+        )
         for i in range(args.warmup + args.n):
             for rt in runtimes:
                 rt.iteration(i, record=i >= args.warmup)
@@ -254,12 +308,15 @@ def main() -> int:
                 missed.append(key)
         label = f"{key} ({unit})" if key != "rss" else "init RSS (KiB)"
         tgt = f"<={target:g}x" if target is not None else "-"
-        print(f"{label:14}{fmt(a, unit):>10}{fmt(b, unit):>10}"
-              f"{(f'{ratio:.2f}x' if ratio is not None else '-'):>8}{tgt:>9}  {verdict}")
+        print(
+            f"{label:14}{fmt(a, unit):>10}{fmt(b, unit):>10}"
+            f"{(f'{ratio:.2f}x' if ratio is not None else '-'):>8}{tgt:>9}  {verdict}"
+        )
         rows.append({"metric": key, "unit": unit, "ocipy": a, "runc": b, "ratio": ratio, "target": target})
     if args.json:
-        Path(args.json).write_text(json.dumps({"n": args.n, "rows": rows,
-                                               "samples": {"ocipy": ocipy.samples, "runc": runc.samples}}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"n": args.n, "rows": rows, "samples": {"ocipy": ocipy.samples, "runc": runc.samples}}, indent=2)
+        )
     if missed:
         print(f"\ntargets missed: {', '.join(missed)}")
     return 1 if (args.check and missed) else 0

@@ -119,6 +119,14 @@ def warning(msg: str) -> None:
     _emit("warning", msg)
 
 
+def quiet_warning(msg: str) -> None:
+    """A warning for --log only: during a successful create, stderr is the container's own output."""
+    if _log_path is not None:
+        _emit("warning", msg)
+    else:
+        debug(msg)
+
+
 def debug(msg: str) -> None:
     if _debug:
         _emit("debug", msg)

@@ -25,6 +25,7 @@ class Message:
     err: int
     pid: int
     detail: str
+    fds: list[int] = field(default_factory=list)  # passed with the message (SCM_RIGHTS); the receiver owns them
 
 
 @dataclass
@@ -64,20 +65,28 @@ class Launch:
         assert self._sock is not None
         while True:
             try:
-                raw = self._sock.recv(planfmt.SYNC_MSG.size)
+                raw, fds = self.recv_with_fds()
             except ConnectionResetError:
                 return
             if not raw:
                 return
             if len(raw) != planfmt.SYNC_MSG.size:
+                for fd in fds:
+                    os.close(fd)
                 raise OcipyError("ocipy-init sent a malformed message")
             mtype, op, err, pid, detail = planfmt.SYNC_MSG.unpack(raw)
-            msg = Message(mtype, op, err, pid, detail.split(b"\0", 1)[0].decode(errors="replace"))
+            msg = Message(mtype, op, err, pid, detail.split(b"\0", 1)[0].decode(errors="replace"), fds)
             if mtype == planfmt.MSG_PID:
                 self._reap0()
                 self.pid = pid
                 self.pidfd = os.pidfd_open(pid)
             yield msg
+
+    def recv_with_fds(self, max_fds: int = 4) -> tuple[bytes, list[int]]:
+        """One sync message and the fds passed with it (MSG_SYNC of OP_SECCOMP carries the listener fd)."""
+        assert self._sock is not None
+        raw, fds, _flags, _addr = socket.recv_fds(self._sock, planfmt.SYNC_MSG.size, max_fds, socket.MSG_CMSG_CLOEXEC)
+        return raw, list(fds)
 
     def ack(self, ok: bool = True) -> None:
         assert self._sock is not None

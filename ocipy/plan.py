@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocipy import caps
+from ocipy import caps, lsm
 from ocipy import mountopts as mo
 from ocipy.errors import OcipyError
 from ocipy.planfmt import (
@@ -52,6 +52,7 @@ from ocipy.planfmt import (
     OP_READONLY_PATH,
     OP_REMOUNT_ROOT_RO,
     OP_SCHEDULER,
+    OP_SECCOMP,
     OP_SETDOMAINNAME,
     OP_SETGID,
     OP_SETGROUPS,
@@ -277,6 +278,8 @@ class HostFacts:
     cgroups: tuple[CgroupHierarchy, ...] = ()
     is_dir: Callable[[str], bool] = os.path.isdir
     is_host_netns: Callable[[str], bool] = _is_host_netns
+    lsms: frozenset[str] = frozenset()  # active LSMs ocipy can drive ("apparmor", "selinux")
+    apparmor_exec: str = "/proc/self/attr/apparmor/exec"  # where an AppArmor exec transition is written
 
     @classmethod
     def probe(cls) -> HostFacts:
@@ -284,6 +287,8 @@ class HostFacts:
             has_kcore=os.path.exists("/proc/kcore"),
             cap_last_cap=caps.host_last_cap(),
             cgroups=_probe_cgroups(),
+            lsms=lsm.active(),
+            apparmor_exec=lsm.apparmor_exec_path(),
         )
 
 
@@ -414,6 +419,8 @@ class _Compiler:
         self.dev_bind = False  # a bind mount on /dev: no device setup
         self.mount_dests: set[str] = set()
         self.propagation = 0  # linux.rootfsPropagation as MS_* flags
+        self.mount_label: str | None = None  # linux.mountLabel, checked (SELinux active)
+        self.label_writes: list[lsm.ProcWrite] = []  # AppArmor/SELinux procfs writes for the process
 
     # -- helpers
 
@@ -438,6 +445,7 @@ class _Compiler:
             raise PlanError("/root/path", f"rootfs {self.rootfs!r} must be an absolute path")
         self.read_namespaces()
         self.check_config()
+        self.check_lsm()
         self.stage0()
         self.stage1_rootfs()
         self.stage1_after_root_switch()
@@ -493,6 +501,9 @@ class _Compiler:
     # -- stage 0: in the caller's namespaces
 
     def stage0(self) -> None:
+        # Opened before any namespace change: in a new user namespace the init would no longer be the host root
+        # that owns the state directory. The stage-1 init inherits the fd; stage 0 drops it when it exits.
+        self.op(OP_OPEN_FIFO, "", s=(self.fifo,), what="exec fifo")
         for path in self.cgroup_procs:
             self.op(OP_JOIN_CGROUP, "/linux/cgroupsPath", s=(path,), what="join the container's cgroup")
         # A joined user namespace first (it owns the others we may join), the mount namespace last (the paths
@@ -545,6 +556,10 @@ class _Compiler:
                 s=("/proc/self/oom_score_adj", str(int(oom))),
                 what="oom_score_adj",
             )
+        for w in self.label_writes:
+            # Early and through the caller's /proc (verified procfs), so no mount of the container can stand in
+            # for it (CVE-2019-16884); exec labels take effect at the final execve.
+            self.op(OP_WRITE_PROC, w.pointer, s=(w.path, w.text), what=w.what)
         prop_name = _get(self.linux, "rootfs_propagation")
         if prop_name:
             if prop_name not in ROOTFS_PROPAGATION:
@@ -553,15 +568,14 @@ class _Compiler:
         if "mount" in self.ns.new:
             # Recursive always, so no mount made below reaches the host (a non-recursive value would leave the
             # mount holding the rootfs shared). Unbindable would forbid binding the rootfs: private until the end.
+            # The asked-for value is applied to the new root after the switch: a shared first step would put
+            # every setup mount below into the host's peer group (and pivot_root refuses shared parents).
             first = mo.MS_SLAVE | mo.MS_REC
-            if self.propagation:
-                first = self.propagation | mo.MS_REC
-                if self.propagation & mo.MS_UNBINDABLE:
-                    first = mo.MS_PRIVATE | mo.MS_REC
+            if self.propagation & mo.MS_UNBINDABLE:
+                first = mo.MS_PRIVATE | mo.MS_REC
             field = "/linux/rootfsPropagation" if prop_name else ""
             self.op(OP_MOUNT_PROPAGATION, field, s=("/",), a=(first,), what="stop propagation to the host")
         self.op(OP_BIND_ROOT, "/root/path", s=(self.rootfs,), what="rootfs")
-        self.op(OP_OPEN_FIFO, "", s=(self.fifo,), what="exec fifo")
         self.op(OP_OPEN_DEVNULL, "", what="host /dev/null for masking")
         for i, m in enumerate(_get(self.spec, "mounts") or ()):
             self.mount(i, m)
@@ -645,7 +659,7 @@ class _Compiler:
         self.op(
             OP_MOUNT,
             ptr,
-            s=(source, dest, fstype, opts.data_string),
+            s=(source, dest, fstype, lsm.with_context(opts.data_string, fstype, self.mount_label)),
             a=(flags, 0, opts.propagation, attrs, mntf),
             what=f"{fstype} on {dest}",
         )
@@ -783,7 +797,7 @@ class _Compiler:
             # mknod of devices is denied in a user namespace: bind the host's node (checked to be a device)
             self.op(OP_BIND_DEV, ptr, s=(path, path), what=what + " (bind from the host)")
             return
-        self.op(OP_MKNOD, ptr, s=(None, path), a=(mode, os.makedev(major, minor), uid, gid, MNTF_REPLACE), what=what)
+        self.op(OP_MKNOD, ptr, s=(None, path), a=(mode, os.makedev(major, minor), uid, gid, 0), what=what)
 
     # -- stage 1 after the root switch: container paths
 
@@ -852,6 +866,39 @@ class _Compiler:
                 raise PlanError(ptr, "needs a network namespace other than the host's")
         else:
             raise PlanError(ptr, "not in a namespace of the container: it would change the host")
+
+    # -- LSM labels and seccomp
+
+    def check_lsm(self) -> None:
+        try:
+            self.label_writes = lsm.process_writes(
+                _get(self.process, "apparmor_profile"),
+                _get(self.process, "selinux_label"),
+                self.host.lsms,
+                self.host.apparmor_exec,
+            )
+            self.mount_label = lsm.mount_label(_get(self.linux, "mount_label"), self.host.lsms)
+        except lsm.LabelError as exc:
+            raise PlanError(exc.pointer, exc.message) from None
+
+    def seccomp(self) -> None:
+        cfg = _get(self.linux, "seccomp")
+        if cfg is None:
+            return
+        from ocipy import seccomp as sc  # loads cffi and libseccomp only for configs that ask for seccomp
+
+        try:
+            prog = sc.compile_filter(cfg)
+        except sc.SeccompError as exc:
+            raise PlanError(exc.pointer, exc.message) from None
+        insns = len(prog.bpf) // sc.SOCK_FILTER_SIZE
+        self.op(
+            OP_SECCOMP,
+            "/linux/seccomp",
+            s=(self.plan.blob(prog.bpf),),
+            a=(len(prog.bpf), prog.flags, 1 if prog.listener else 0),
+            what=f"seccomp filter, {insns} instructions" + (", listener" if prog.listener else ""),
+        )
 
     # -- the process
 
@@ -948,7 +995,18 @@ class _Compiler:
                 ("ambient", "ambient"),
             )
         }
+        # The kernel raises an ambient capability only when it is permitted and inheritable; runc warns and goes
+        # on without the rest (`runc spec --rootless` style configs ask for ambient caps with no inheritable set).
+        raisable = masks["ambient"] & masks["permitted"] & masks["inheritable"]
+        if raisable != masks["ambient"]:
+            self.warn("/process/capabilities/ambient", "ambient capabilities that are not also permitted and "
+                      "inheritable cannot be raised: ignored")
+            masks["ambient"] = raisable
         self.op(OP_CAP_BOUNDING, "/process/capabilities/bounding", a=(masks["bounding"],), what="bounding set")
+        nnp = bool(_get(proc, "no_new_privileges"))
+        if not nnp:
+            # without no_new_privs installing a filter needs CAP_SYS_ADMIN: before the ids and capabilities change
+            self.seccomp()
         user = _get(proc, "user")
         uid, gid = int(_get(user, "uid") or 0), int(_get(user, "gid") or 0)
         groups = [str(int(g)) for g in _get(user, "additional_gids") or ()]
@@ -983,6 +1041,9 @@ class _Compiler:
         )
         if _get(proc, "no_new_privileges"):
             self.op(OP_NO_NEW_PRIVS, "/process/noNewPrivileges", what="no_new_privs")
+            # as late as possible (fewer setup syscalls the profile must allow) but before `created`, while the
+            # runtime still listens on the sync socket for the listener fd (runc's order)
+            self.seccomp()
         self.op(OP_SIGNAL_CREATED, "", what="created")
         self.op(OP_WAIT_START, "", what="wait for start")
         self.op(OP_CLOSE_FDS, "", a=(self.extra_fds,), what=f"keep {self.extra_fds} extra fds")

@@ -63,7 +63,8 @@ enum plan_code {
 	OP_SYNC_USERMAP = 3,    /* send MSG_USERMAP(pid = getpid()), wait for MSG_ACK, then setresuid/setresgid(0). */
 	OP_TIMENS_OFFSETS = 4,  /* s0 = text written to /proc/self/timens_offsets ("monotonic 5 0\nboottime 1 0\n"). */
 	OP_CLONE = 5,           /* clone(CLONE_PARENT|SIGCHLD, a0 = extra CLONE_NEW* flags). Parent sends MSG_PID and
-	                           exits 0; the child goes on with the next op. */
+	                           exits 0; the child waits until MSG_PID has gone out, then goes on with the next op.
+	                           Fds (the exec fifo) are inherited: stage 0 drops its copies when it exits. */
 
 	/* --- root filesystem (stage 1, before the root switch) --- */
 	OP_MOUNT_PROPAGATION = 10, /* mount(NULL, s0 or "/", NULL, a0, NULL): a0 = MS_REC|MS_SLAVE / MS_PRIVATE / ... */
@@ -81,13 +82,16 @@ enum plan_code {
 	                                MOUNT_ATTR__ATIME in attr_clr as the kernel requires),
 	                           a4 = MNTF_* bits below. */
 	OP_MKNOD = 14,          /* s1 = path in root (parents created), a0 = mode incl. S_IFCHR/S_IFBLK/S_IFIFO,
-	                           a1 = makedev(major, minor), a2 = uid, a3 = gid (-1 = leave). Existing file: error EEXIST
-	                           unless a4 & MNTF_REPLACE. */
+	                           a1 = makedev(major, minor), a2 = uid, a3 = gid (-1 = leave). The mode is set with chmod
+	                           afterwards (mknod applies the umask). An existing node of the same type and device is
+	                           kept; anything else there is EEXIST (config-linux.md), unless a4 & MNTF_REPLACE. */
 	OP_BIND_DEV = 15,       /* s0 = host device path (opened O_PATH before binding and checked to be a device),
 	                           s1 = path in root (created as a file): for user namespaces where mknod is denied. */
 	OP_SYMLINK = 16,        /* s0 = target text, s1 = link path in root (parents created). Existing link: skipped. */
 	OP_MKDIR = 17,          /* s1 = path in root, a0 = mode (parents created; existing dir is fine). */
-	OP_OPEN_DEVNULL = 18,   /* open the host /dev/null O_PATH, verify char 1:3, keep it for OP_MASK_PATH. */
+	OP_OPEN_DEVNULL = 18,   /* open the host /dev/null, verify char 1:3, and keep a private detached copy of its mount
+	                           (open_tree OPEN_TREE_CLONE) for OP_MASK_PATH: a plain fd of the host mount cannot be
+	                           bind-mounted once pivot_root has detached the old root. */
 	OP_OPEN_FIFO = 19,      /* s0 = host path of the exec fifo: open it O_RDONLY|O_NONBLOCK|O_CLOEXEC (a fifo open
 	                           for reading needs no writer) and keep the fd for OP_WAIT_START. While this process
 	                           holds it, `start` can open the fifo for writing; once it is gone `start` gets ENXIO. */
@@ -127,7 +131,8 @@ enum plan_code {
 	                           (after PR_CAP_AMBIENT_CLEAR_ALL) */
 	OP_NO_NEW_PRIVS = 51,   /* prctl(PR_SET_NO_NEW_PRIVS, 1) */
 	OP_SECCOMP = 52,        /* s0 = BPF program (a0 = byte length; may contain NULs), a1 = SECCOMP_FILTER_FLAG_*,
-	                           a2 = 1 to send the returned listener fd over the sync socket */
+	                           a2 = 1 to send the returned listener fd in a MSG_SYNC message (SCM_RIGHTS) and wait
+	                           for MSG_ACK */
 	OP_UMASK = 53,          /* umask(a0) */
 	OP_CHDIR = 54,          /* s0 = cwd: chdir, then verify the cwd is reachable from the root (getcwd must not
 	                           start with "(unreachable)"), against CVE-2024-21626 */
@@ -136,8 +141,9 @@ enum plan_code {
 	                           Not found: MSG_ERROR(err = ENOENT, detail = "executable file not found in $PATH: X")
 	                           (or "no such file or directory: X" for a path with a '/'); not executable: EACCES. */
 	OP_SIGNAL_CREATED = 56, /* send MSG_CREATED(pid = getpid() as the caller sees it: the init pid sent earlier) */
-	OP_WAIT_START = 57,     /* install handlers that _exit(128+sig) for the catchable terminating signals (a pid-1
-	                           init ignores signals it has no handler for), poll() the kept fifo fd for POLLIN (a
+	OP_WAIT_START = 57,     /* (the init installs handlers that _exit(128+sig) for the catchable terminating signals
+	                           when it starts, since a pid-1 init ignores signals it has no handler for) poll() the
+	                           kept fifo fd for POLLIN (a
 	                           fifo that never had a writer reports no POLLHUP), read one byte; anything but "0"
 	                           means _exit(1). Close it; restore default dispositions. `start` opens the fifo
 	                           O_WRONLY|O_NONBLOCK, writes "0" and removes the fifo. */

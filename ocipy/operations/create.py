@@ -87,6 +87,41 @@ def _run_poststop(hooks: list[dict[str, Any]], state: dict[str, Any]) -> None:
         hooks_mod.run_hooks("poststop", hooks, {**state, "status": "stopped", "pid": 0})
 
 
+# --- seccomp listener (owner: the seccomp issue) ---
+SECCOMP_LISTENER_TIMEOUT = 10.0
+
+
+def _send_seccomp_listener(spec: Any, state: dict[str, Any], pid: int, fd: int) -> None:
+    """config-linux.md "The Container Process State": one connection to listenerPath, one JSON document with the
+    seccomp listener fd (SCM_RIGHTS, named in `fds`), then close. A failure fails create."""
+    import json
+
+    seccomp = spec.linux.seccomp if spec.linux is not None else None
+    path = seccomp.listener_path if seccomp is not None else None
+    if not path:
+        raise OcipyError("/linux/seccomp/listenerPath: the init sent a seccomp listener but no listenerPath is set")
+    oci_state = {k: state[k] for k in ("ociVersion", "id", "status", "pid", "bundle", "annotations") if k in state}
+    doc: dict[str, Any] = {"ociVersion": spec.oci_version, "fds": ["seccompFd"], "pid": pid, "state": oci_state}
+    if seccomp.listener_metadata:
+        doc["metadata"] = seccomp.listener_metadata
+    payload = json.dumps(doc).encode()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.settimeout(SECCOMP_LISTENER_TIMEOUT)
+        sock.connect(path)
+        sent = socket.send_fds(sock, [payload], [fd])
+        if sent < len(payload):
+            sock.sendall(payload[sent:])  # the fd went with the first part, as the spec requires
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise OcipyError(f"/linux/seccomp/listenerPath: {path}: {reason}") from None
+    finally:
+        sock.close()
+
+
+# --- end seccomp listener ---
+
+
 def create(args: argparse.Namespace) -> Created:
     from ocipy import bundle as bundle_mod
     from ocipy import plan as plan_mod
@@ -151,6 +186,8 @@ def create(args: argparse.Namespace) -> Created:
             no_new_keyring=bool(getattr(args, "no_new_keyring", False)),
             env_extra=env_extra,
         )
+        for pointer, message in getattr(plan, "warnings", ()):
+            errors.quiet_warning(f"{pointer}: {message}")
         # Launch numbers the init's sync and plan fds after every fd in this map, so nothing collides.
         launch = Launch(plan, extra=fdmap)
         undo.callback(launch.abort)
@@ -199,6 +236,15 @@ def create(args: argparse.Namespace) -> Created:
                     poststop_on_failure.extend(hook_lists.get("poststop") or [])
                     raise
                 launch.ack()
+            # --- seccomp listener (owner: the seccomp issue) ---
+            elif msg.type == planfmt.MSG_SYNC and msg.fds:
+                try:
+                    _send_seccomp_listener(spec, state, launch.pid, msg.fds[0])
+                finally:
+                    for fd in msg.fds:
+                        os.close(fd)
+                launch.ack()
+            # --- end seccomp listener ---
             elif msg.type == planfmt.MSG_CREATED:
                 break
         else:

@@ -42,15 +42,47 @@ BUSYBOX = "/bin/busybox"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 CAP_NUMBERS = {
-    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3, "CAP_FSETID": 4,
-    "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8, "CAP_LINUX_IMMUTABLE": 9,
-    "CAP_NET_BIND_SERVICE": 10, "CAP_NET_BROADCAST": 11, "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13,
-    "CAP_IPC_LOCK": 14, "CAP_IPC_OWNER": 15, "CAP_SYS_MODULE": 16, "CAP_SYS_RAWIO": 17, "CAP_SYS_CHROOT": 18,
-    "CAP_SYS_PTRACE": 19, "CAP_SYS_PACCT": 20, "CAP_SYS_ADMIN": 21, "CAP_SYS_BOOT": 22, "CAP_SYS_NICE": 23,
-    "CAP_SYS_RESOURCE": 24, "CAP_SYS_TIME": 25, "CAP_SYS_TTY_CONFIG": 26, "CAP_MKNOD": 27, "CAP_LEASE": 28,
-    "CAP_AUDIT_WRITE": 29, "CAP_AUDIT_CONTROL": 30, "CAP_SETFCAP": 31, "CAP_MAC_OVERRIDE": 32,
-    "CAP_MAC_ADMIN": 33, "CAP_SYSLOG": 34, "CAP_WAKE_ALARM": 35, "CAP_BLOCK_SUSPEND": 36, "CAP_AUDIT_READ": 37,
-    "CAP_PERFMON": 38, "CAP_BPF": 39, "CAP_CHECKPOINT_RESTORE": 40,
+    "CAP_CHOWN": 0,
+    "CAP_DAC_OVERRIDE": 1,
+    "CAP_DAC_READ_SEARCH": 2,
+    "CAP_FOWNER": 3,
+    "CAP_FSETID": 4,
+    "CAP_KILL": 5,
+    "CAP_SETGID": 6,
+    "CAP_SETUID": 7,
+    "CAP_SETPCAP": 8,
+    "CAP_LINUX_IMMUTABLE": 9,
+    "CAP_NET_BIND_SERVICE": 10,
+    "CAP_NET_BROADCAST": 11,
+    "CAP_NET_ADMIN": 12,
+    "CAP_NET_RAW": 13,
+    "CAP_IPC_LOCK": 14,
+    "CAP_IPC_OWNER": 15,
+    "CAP_SYS_MODULE": 16,
+    "CAP_SYS_RAWIO": 17,
+    "CAP_SYS_CHROOT": 18,
+    "CAP_SYS_PTRACE": 19,
+    "CAP_SYS_PACCT": 20,
+    "CAP_SYS_ADMIN": 21,
+    "CAP_SYS_BOOT": 22,
+    "CAP_SYS_NICE": 23,
+    "CAP_SYS_RESOURCE": 24,
+    "CAP_SYS_TIME": 25,
+    "CAP_SYS_TTY_CONFIG": 26,
+    "CAP_MKNOD": 27,
+    "CAP_LEASE": 28,
+    "CAP_AUDIT_WRITE": 29,
+    "CAP_AUDIT_CONTROL": 30,
+    "CAP_SETFCAP": 31,
+    "CAP_MAC_OVERRIDE": 32,
+    "CAP_MAC_ADMIN": 33,
+    "CAP_SYSLOG": 34,
+    "CAP_WAKE_ALARM": 35,
+    "CAP_BLOCK_SUSPEND": 36,
+    "CAP_AUDIT_READ": 37,
+    "CAP_PERFMON": 38,
+    "CAP_BPF": 39,
+    "CAP_CHECKPOINT_RESTORE": 40,
 }
 
 
@@ -103,8 +135,12 @@ def rootfs_template() -> Path:
     if _TEMPLATE is None:
         base = Path(tempfile.mkdtemp(prefix="ocipy-it-rootfs-"))
         atexit.register(shutil.rmtree, base, True)
-        subprocess.run([str(PROJECT / "scripts" / "make-rootfs"), str(base / "rootfs")], check=True,
-                       timeout=120, stdin=subprocess.DEVNULL)
+        subprocess.run(
+            [str(PROJECT / "scripts" / "make-rootfs"), str(base / "rootfs")],
+            check=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
         _TEMPLATE = base / "rootfs"
     return _TEMPLATE
 
@@ -113,16 +149,32 @@ def default_mounts() -> list[dict[str, Any]]:
     """The mounts of `runc spec`."""
     return [
         {"destination": "/proc", "type": "proc", "source": "proc"},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {
+            "destination": "/dev",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+        },
+        {
+            "destination": "/dev/pts",
+            "type": "devpts",
+            "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        },
+        {
+            "destination": "/dev/shm",
+            "type": "tmpfs",
+            "source": "shm",
+            "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        },
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+        {
+            "destination": "/sys/fs/cgroup",
+            "type": "cgroup",
+            "source": "cgroup",
+            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"],
+        },
     ]
 
 
@@ -150,9 +202,18 @@ def default_config(args: list[str] | None = None) -> dict[str, Any]:
         "mounts": default_mounts(),
         "linux": {
             "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
-            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-                            "/proc/scsi"],
+            "maskedPaths": [
+                "/proc/acpi",
+                "/proc/asound",
+                "/proc/kcore",
+                "/proc/keys",
+                "/proc/latency_stats",
+                "/proc/timer_list",
+                "/proc/timer_stats",
+                "/proc/sched_debug",
+                "/sys/firmware",
+                "/proc/scsi",
+            ],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
         },
     }
@@ -223,8 +284,9 @@ def runtime_argv() -> list[str]:
 
 
 def runtime_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
-                                                            "NOTIFY_SOCKET")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET")
+    }
     env["PYTHONPATH"] = str(PROJECT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     if extra:
         env.update(extra)
@@ -248,8 +310,10 @@ class Result:
         return self.err_path.read_text(errors="replace")
 
     def describe(self) -> str:
-        return (f"$ {' '.join(self.argv)}\nexit {self.returncode} after {self.elapsed:.2f}s\n"
-                f"--- stdout ---\n{self.out[-3000:]}\n--- stderr ---\n{self.err[-3000:]}")
+        return (
+            f"$ {' '.join(self.argv)}\nexit {self.returncode} after {self.elapsed:.2f}s\n"
+            f"--- stdout ---\n{self.out[-3000:]}\n--- stderr ---\n{self.err[-3000:]}"
+        )
 
     def ok(self) -> Result:
         assert self.returncode == 0, self.describe()
@@ -267,7 +331,7 @@ def proc_starttime(pid: int) -> int | None:
         data = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return int(data[data.rindex(")") + 2:].split()[19])
+    return int(data[data.rindex(")") + 2 :].split()[19])
 
 
 def proc_state(pid: int) -> str | None:
@@ -275,7 +339,7 @@ def proc_state(pid: int) -> str | None:
         data = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return data[data.rindex(")") + 2:].split()[0]
+    return data[data.rindex(")") + 2 :].split()[0]
 
 
 def pid_alive(pid: int) -> bool:
@@ -307,9 +371,17 @@ class Runtime:
     def argv(self, *args: str) -> list[str]:
         return [*runtime_argv(), "--root", str(self.root), *args]
 
-    def call(self, *args: str, stdin: Any = None, input: bytes | None = None, timeout: float = TIMEOUT,
-             env: dict[str, str] | None = None, cwd: str | Path | None = None, pass_fds: tuple[int, ...] = (),
-             shell_prefix: str | None = None) -> Result:
+    def call(
+        self,
+        *args: str,
+        stdin: Any = None,
+        input: bytes | None = None,
+        timeout: float = TIMEOUT,
+        env: dict[str, str] | None = None,
+        cwd: str | Path | None = None,
+        pass_fds: tuple[int, ...] = (),
+        shell_prefix: str | None = None,
+    ) -> Result:
         """Run one command. stdout/stderr go to files (never pipes: a container holding a pipe would make us wait
         for it). `shell_prefix` wraps the call as `bash -c '<prefix> exec "$@" <redirections>'`."""
         self._n += 1
@@ -326,8 +398,9 @@ class Runtime:
             stdin_f = subprocess.DEVNULL if stdin is None else stdin
         start = time.perf_counter()
         with open(out_path, "wb") as fo, open(err_path, "wb") as fe:
-            proc = subprocess.Popen(argv, stdin=stdin_f, stdout=fo, stderr=fe, env=runtime_env(env), cwd=cwd,
-                                    pass_fds=pass_fds)
+            proc = subprocess.Popen(
+                argv, stdin=stdin_f, stdout=fo, stderr=fe, env=runtime_env(env), cwd=cwd, pass_fds=pass_fds
+            )
             try:
                 rc = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -396,8 +469,11 @@ class Runtime:
             self.pid(cid)
 
     def kill(self, cid: str, *args: str) -> Result:
-        return self.call("kill", *args[:-1], cid, *args[-1:]) if args and args[0].startswith("-") \
+        return (
+            self.call("kill", *args[:-1], cid, *args[-1:])
+            if args and args[0].startswith("-")
             else self.call("kill", cid, *args)
+        )
 
     def delete(self, cid: str, *flags: str) -> Result:
         return self.call("delete", *flags, cid)
@@ -453,7 +529,7 @@ def children_of(ppid: int) -> list[int]:
                 data = f.read()
         except OSError:
             continue
-        if int(data[data.rindex(")") + 2:].split()[1]) == ppid:
+        if int(data[data.rindex(")") + 2 :].split()[1]) == ppid:
             kids.append(int(entry))
     return kids
 
@@ -619,8 +695,20 @@ def parse_mountinfo(text: str) -> list[Mount]:
         head, tail = line.split(" - ", 1)
         h = head.split()
         t = tail.split()
-        mounts.append(Mount(int(h[0]), int(h[1]), h[2], _unescape(h[3]), _unescape(h[4]), set(h[5].split(",")),
-                            h[6:], t[0], _unescape(t[1]), set(t[2].split(",")) if len(t) > 2 else set()))
+        mounts.append(
+            Mount(
+                int(h[0]),
+                int(h[1]),
+                h[2],
+                _unescape(h[3]),
+                _unescape(h[4]),
+                set(h[5].split(",")),
+                h[6:],
+                t[0],
+                _unescape(t[1]),
+                set(t[2].split(",")) if len(t) > 2 else set(),
+            )
+        )
     return mounts
 
 
@@ -736,7 +824,7 @@ def host_mounts_guard() -> Iterator[list[str]]:
         yield paths
     finally:
         for p in reversed(paths):
-            subprocess.run(["umount", "-l", p], stderr=subprocess.DEVNULL, timeout=10)
+            subprocess.run(["umount", "-l", p], check=False, stderr=subprocess.DEVNULL, timeout=10)
 
 
 def load_helpers_fixtures(namespace: dict[str, Any]) -> None:

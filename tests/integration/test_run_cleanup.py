@@ -25,7 +25,7 @@ h = _load_helpers()
 h.load_helpers_fixtures(globals())
 pytestmark = h.pytestmark()
 
-import pytest  # noqa: E402
+import pytest
 
 
 def _bad_mount_source(b) -> None:
@@ -97,8 +97,11 @@ def test_failed_create_leaves_nothing(rt, open_bundle, case):
     with h.subreaper():
         cid, res = rt.create(bundle)
         h.wait_until(lambda: not h.children_of(os.getpid()), 5)
-        leftover = [(p, Path(f"/proc/{p}/cmdline").read_bytes()) for p in h.children_of(os.getpid())
-                    if os.path.exists(f"/proc/{p}")]
+        leftover = [
+            (p, Path(f"/proc/{p}/cmdline").read_bytes())
+            for p in h.children_of(os.getpid())
+            if os.path.exists(f"/proc/{p}")
+        ]
         h.reap_children()
     res.fails()
     assert res.err.strip(), "a failed create must say why"

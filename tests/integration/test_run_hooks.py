@@ -26,19 +26,25 @@ h = _load_helpers()
 h.load_helpers_fixtures(globals())
 pytestmark = h.pytestmark()
 
-import pytest  # noqa: E402
+import pytest
 
 # Each hook records what it saw in <dir>/<name>.*: the state from stdin, its argv, env and namespaces.
-RECORDER = ('d=$1; n=$2; cat > "$d/$n.state"; echo "$0|$1|$2|$3" > "$d/$n.args"; env > "$d/$n.env"; '
-            'readlink /proc/self/ns/uts > "$d/$n.uts"; readlink /proc/self/ns/mnt > "$d/$n.mnt"; '
-            'readlink /proc/self/ns/pid > "$d/$n.pid"; echo "$n" >> "$d/order"')
+RECORDER = (
+    'd=$1; n=$2; cat > "$d/$n.state"; echo "$0|$1|$2|$3" > "$d/$n.args"; env > "$d/$n.env"; '
+    'readlink /proc/self/ns/uts > "$d/$n.uts"; readlink /proc/self/ns/mnt > "$d/$n.mnt"; '
+    'readlink /proc/self/ns/pid > "$d/$n.pid"; echo "$n" >> "$d/order"'
+)
 HOST_HOOKS = ("prestart", "createRuntime", "createContainer", "poststart", "poststop")
 WAIT_FOR_STOP = "trap 'exit 0' TERM; while [ ! -e /tmp/stop ]; do sleep 0.05; done"
 
 
 def recorder(marker_dir: str, name: str) -> dict:
-    return {"path": "/bin/sh", "args": ["it-hook-argv0", "-c", RECORDER, "it-hook-argv0", marker_dir, name, "extra"],
-            "env": ["IT_HOOK_VAR=hook value", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"]}
+    # args[0] is "sh": busybox (startContainer runs the container's /bin/sh) picks its applet by argv[0]
+    return {
+        "path": "/bin/sh",
+        "args": ["sh", "-c", RECORDER, "it-hook-argv0", marker_dir, name, "extra"],
+        "env": ["IT_HOOK_VAR=hook value", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+    }
 
 
 @pytest.fixture
@@ -59,7 +65,7 @@ def test_all_hooks_run_in_order_with_state_args_env(rt, bundle, marks):
     bundle.config["hooks"] = hooks
     bundle.config["annotations"] = {"it.key": "it-value"}
     bundle.sh(WAIT_FOR_STOP)
-    cid, res = rt.create_ok(bundle, env={"OCIPY_IT_HOST_SECRET": "leak"})
+    cid, _res = rt.create_ok(bundle, env={"OCIPY_IT_HOST_SECRET": "leak"})
     pid = rt.pid(cid)
     container_uts = os.readlink(f"/proc/{pid}/ns/uts")
     container_mnt = os.readlink(f"/proc/{pid}/ns/mnt")
@@ -72,8 +78,13 @@ def test_all_hooks_run_in_order_with_state_args_env(rt, bundle, marks):
     (bundle.rootfs / "tmp" / "stop").write_text("")
     assert rt.wait_status(cid, "stopped")
     rt.delete(cid).ok()
-    assert (marks / "order").read_text().split() == ["prestart", "createRuntime", "createContainer", "poststart",
-                                                     "poststop"]
+    assert (marks / "order").read_text().split() == [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "poststart",
+        "poststop",
+    ]
 
     host_uts, host_mnt = os.readlink("/proc/self/ns/uts"), os.readlink("/proc/self/ns/mnt")
     for name in HOST_HOOKS + ("startContainer",):
@@ -94,8 +105,10 @@ def test_all_hooks_run_in_order_with_state_args_env(rt, bundle, marks):
             assert read(d, name, "mnt").strip() == container_mnt, f"{name} must run in the container namespace"
             assert read(d, name, "pid").strip() == container_pidns, f"{name} must run in the container namespace"
 
-    states = {name: json.loads(read(inside if name == "startContainer" else marks, name, "state"))
-              for name in HOST_HOOKS + ("startContainer",)}
+    states = {
+        name: json.loads(read(inside if name == "startContainer" else marks, name, "state"))
+        for name in HOST_HOOKS + ("startContainer",)
+    }
     for name in ("prestart", "createRuntime"):
         assert states[name]["status"] == "creating", states[name]
         assert states[name]["pid"] == pid, states[name]
@@ -122,11 +135,10 @@ def test_start_container_hook_path_resolves_inside(rt, bundle, marks):
 
 
 def test_failing_create_runtime_hook_fails_create_and_leaves_nothing(rt, bundle, marks):
-    bundle.config["hooks"] = {"createRuntime": [{"path": "/bin/false"}],
-                              "poststop": [recorder(str(marks), "poststop")]}
+    bundle.config["hooks"] = {"createRuntime": [{"path": "/bin/false"}], "poststop": [recorder(str(marks), "poststop")]}
     before = h.host_mounts()
     with h.subreaper():
-        cid, res = rt.create(bundle)
+        _cid, res = rt.create(bundle)
         res.fails()
         h.wait_until(lambda: not h.children_of(os.getpid()), 5)
         leftover = h.children_of(os.getpid())
@@ -141,7 +153,7 @@ def test_failing_create_runtime_hook_fails_create_and_leaves_nothing(rt, bundle,
 @pytest.mark.parametrize("hook_name", ["prestart", "createContainer"])
 def test_failing_create_hooks_fail_create(rt, bundle, hook_name):
     bundle.config["hooks"] = {hook_name: [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]}
-    cid, res = rt.create(bundle)
+    _cid, res = rt.create(bundle)
     res.fails()
     assert rt.state_dirs() == []
 
@@ -160,7 +172,7 @@ def test_hook_timeout_kills_the_hook_and_fails_create(rt, bundle):
     tag = f"it-hook-sleep-{uuid.uuid4().hex[:8]}"
     bundle.config["hooks"] = {"createRuntime": [{"path": "/bin/sleep", "args": [tag, "30"], "timeout": 1}]}
     t0 = time.monotonic()
-    cid, res = rt.create(bundle, timeout=20)
+    _cid, res = rt.create(bundle, timeout=20)
     elapsed = time.monotonic() - t0
     res.fails()
     assert elapsed < 10, f"create took {elapsed:.1f}s with a 1s hook timeout"

@@ -27,7 +27,7 @@ h = _load_helpers()
 h.load_helpers_fixtures(globals())
 pytestmark = h.pytestmark()
 
-import pytest  # noqa: E402
+import pytest
 
 # A container that runs until the host creates rootfs/tmp/stop (TERM ends it too: a pid-1 needs a handler).
 WAIT_FOR_STOP = "trap 'exit 0' TERM; while [ ! -e /tmp/stop ]; do sleep 0.05; done"
@@ -80,8 +80,9 @@ def test_preserve_fds(rt, bundle, tmp_path):
     try:
         bundle.sh("cat <&3; cat <&4; ls /proc/$$/fd | sort -n | tr '\\n' ' '")
         cid = rt.new_id("preserve")
-        res = rt.run(bundle, "--preserve-fds", "2", cid=cid, pass_fds=(fa, fb),
-                     shell_prefix=h.fd_wrapper({3: fa, 4: fb}))
+        res = rt.run(
+            bundle, "--preserve-fds", "2", cid=cid, pass_fds=(fa, fb), shell_prefix=h.fd_wrapper({3: fa, 4: fb})
+        )
     finally:
         os.close(fa)
         os.close(fb)
@@ -97,8 +98,11 @@ def test_listen_fds_socket_activation(rt, bundle, tmp_path):
     fd = os.open(f, os.O_RDONLY)
     try:
         bundle.sh("env | grep ^LISTEN_ | sort; cat <&3")
-        res = rt.run(bundle, pass_fds=(fd,), shell_prefix="LISTEN_PID=$$ LISTEN_FDS=1; export LISTEN_PID LISTEN_FDS;"
-                     + h.fd_wrapper({3: fd}))
+        res = rt.run(
+            bundle,
+            pass_fds=(fd,),
+            shell_prefix="LISTEN_PID=$$ LISTEN_FDS=1; export LISTEN_PID LISTEN_FDS;" + h.fd_wrapper({3: fd}),
+        )
     finally:
         os.close(fd)
     assert res.ok().out.splitlines() == ["LISTEN_FDS=1", "LISTEN_PID=1", "activated"]
@@ -110,8 +114,11 @@ def test_listen_fds_for_another_pid_are_ignored(rt, bundle, tmp_path):
     fd = os.open(f, os.O_RDONLY)
     try:
         bundle.sh("env | grep -c ^LISTEN_; ls /proc/$$/fd | sort -n | tr '\\n' ' '")
-        res = rt.run(bundle, pass_fds=(fd,), shell_prefix="LISTEN_PID=1 LISTEN_FDS=1; export LISTEN_PID LISTEN_FDS;"
-                     + h.fd_wrapper({3: fd}))
+        res = rt.run(
+            bundle,
+            pass_fds=(fd,),
+            shell_prefix="LISTEN_PID=1 LISTEN_FDS=1; export LISTEN_PID LISTEN_FDS;" + h.fd_wrapper({3: fd}),
+        )
     finally:
         os.close(fd)
     lines = res.out.splitlines()
@@ -276,8 +283,10 @@ def test_init_is_reparented_to_the_callers_subreaper(rt, bundle):
 # -- run -------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("script,code", [("exit 0", 0), ("exit 42", 42), ("exit 255", 255),
-                                         ("kill -9 $$", 137), ("kill -TERM $$; sleep 5", 143)])
+@pytest.mark.parametrize(
+    "script,code",
+    [("exit 0", 0), ("exit 42", 42), ("exit 255", 255), ("kill -9 $$", 137), ("kill -TERM $$; sleep 5", 143)],
+)
 def test_run_foreground_exit_status(rt, bundle, script, code):
     if "kill" in script:
         bundle.drop_namespace("pid")  # a pid-namespace init cannot signal itself to death

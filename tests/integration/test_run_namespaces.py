@@ -23,11 +23,19 @@ h = _load_helpers()
 h.load_helpers_fixtures(globals())
 pytestmark = h.pytestmark()
 
-import pytest  # noqa: E402
+import pytest
 
 # spec type -> /proc/PID/ns name
-NS_FILES = {"pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts", "mount": "mnt", "cgroup": "cgroup",
-            "user": "user", "time": "time"}
+NS_FILES = {
+    "pid": "pid",
+    "network": "net",
+    "ipc": "ipc",
+    "uts": "uts",
+    "mount": "mnt",
+    "cgroup": "cgroup",
+    "user": "user",
+    "time": "time",
+}
 
 
 def test_new_pid_namespace_makes_the_process_pid_1(rt, bundle):
@@ -87,7 +95,7 @@ def test_cgroup_namespace_roots_the_container_cgroup(rt, bundle):
     lines = [line for line in out.splitlines() if line]
     assert lines, out
     for line in lines:
-        hier, controllers, path = line.split(":", 2)
+        _hier, _controllers, path = line.split(":", 2)
         assert path == "/", f"cgroup path seen inside a cgroup namespace should be /: {line!r}\n{out}"
 
 
@@ -120,8 +128,10 @@ def test_time_namespace_applies_offsets(rt, bundle):
     h.needs_newer_than_runc_1_1("time namespaces")
     offset = 10 * 86400
     bundle.set_namespace("time")
-    bundle.linux["timeOffsets"] = {"boottime": {"secs": offset, "nanosecs": 0},
-                                   "monotonic": {"secs": 3600, "nanosecs": 0}}
+    bundle.linux["timeOffsets"] = {
+        "boottime": {"secs": offset, "nanosecs": 0},
+        "monotonic": {"secs": 3600, "nanosecs": 0},
+    }
     host_before = float(Path("/proc/uptime").read_text().split()[0])
     out = rt.probe(bundle, "readlink /proc/self/ns/time; cat /proc/uptime")
     link, uptime, _idle = out.split()

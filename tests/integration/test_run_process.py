@@ -26,8 +26,7 @@ h = _load_helpers()
 h.load_helpers_fixtures(globals())
 pytestmark = h.pytestmark()
 
-import pytest  # noqa: E402
-
+import pytest
 
 # -- args and PATH ---------------------------------------------------------------------------------------------
 
@@ -36,7 +35,7 @@ def test_args_resolved_through_container_path(rt, bundle):
     opt = bundle.rootfs / "opt" / "it-bin"
     opt.mkdir(parents=True)
     prog = opt / "it-hello"
-    prog.write_text("#!/bin/sh\necho hello-from-opt \"$@\"\n")
+    prog.write_text('#!/bin/sh\necho hello-from-opt "$@"\n')
     prog.chmod(0o755)
     bundle.process["env"] = ["PATH=/opt/it-bin:/bin", "TERM=xterm"]
     bundle.args("it-hello", "a b", "c")
@@ -48,8 +47,13 @@ def test_args_without_shell(rt, bundle):
     assert rt.run(bundle).ok().out == "$HOME *"
 
 
-@pytest.mark.parametrize("argv,phrase", [(["it-no-such-command"], "executable file not found in $PATH"),
-                                         (["/no/such/binary"], "no such file or directory")])
+@pytest.mark.parametrize(
+    "argv,phrase",
+    [
+        (["it-no-such-command"], "executable file not found in $PATH"),
+        (["/no/such/binary"], "no such file or directory"),
+    ],
+)
 def test_missing_executable_fails_create_and_leaves_nothing(rt, bundle, argv, phrase):
     bundle.args(*argv)
     before = h.host_mounts()
@@ -106,7 +110,7 @@ def test_cwd_cannot_escape_the_root(rt, bundle):
 
 def test_relative_cwd_is_refused(rt, bundle):
     bundle.process["cwd"] = "tmp"
-    cid, res = rt.create(bundle)
+    _cid, res = rt.create(bundle)
     res.fails()
     assert rt.state_dirs() == []
 
@@ -137,18 +141,30 @@ def test_umask(rt, bundle):
 
 # -- limits and privileges ----------------------------------------------------------------------------------
 
-RLIMIT_ROWS = {"RLIMIT_NOFILE": "Max open files", "RLIMIT_NPROC": "Max processes", "RLIMIT_CORE": "Max core file size",
-               "RLIMIT_STACK": "Max stack size", "RLIMIT_MEMLOCK": "Max locked memory"}
+RLIMIT_ROWS = {
+    "RLIMIT_NOFILE": "Max open files",
+    "RLIMIT_NPROC": "Max processes",
+    "RLIMIT_CORE": "Max core file size",
+    "RLIMIT_STACK": "Max stack size",
+    "RLIMIT_MEMLOCK": "Max locked memory",
+}
 
 
-@pytest.mark.parametrize("rtype,soft,hard", [("RLIMIT_NOFILE", 1000, 2000), ("RLIMIT_NOFILE", 20000, 20000),
-                                             ("RLIMIT_NPROC", 500, 1000), ("RLIMIT_CORE", 0, 4096),
-                                             ("RLIMIT_MEMLOCK", 65536, 131072)])
+@pytest.mark.parametrize(
+    "rtype,soft,hard",
+    [
+        ("RLIMIT_NOFILE", 1000, 2000),
+        ("RLIMIT_NOFILE", 20000, 20000),
+        ("RLIMIT_NPROC", 500, 1000),
+        ("RLIMIT_CORE", 0, 4096),
+        ("RLIMIT_MEMLOCK", 65536, 131072),
+    ],
+)
 def test_rlimits(rt, bundle, rtype, soft, hard):
     bundle.process["rlimits"] = [{"type": rtype, "soft": soft, "hard": hard}]
     out = rt.probe(bundle, "ulimit -n; cat /proc/self/limits")
     row = next(line for line in out.splitlines() if line.startswith(RLIMIT_ROWS[rtype]))
-    got = row[len(RLIMIT_ROWS[rtype]):].split()[:2]
+    got = row[len(RLIMIT_ROWS[rtype]) :].split()[:2]
     assert got == [str(soft), str(hard)], row
     if rtype == "RLIMIT_NOFILE":
         assert out.splitlines()[0] == str(soft)
@@ -156,10 +172,13 @@ def test_rlimits(rt, bundle, rtype, soft, hard):
 
 def test_rlimit_above_hard_limit_fails_create(rt, bundle):
     """Raising a hard limit needs CAP_SYS_RESOURCE, which this host withholds: create must fail, not ignore it."""
-    current_hard = int(next(line for line in Path("/proc/self/limits").read_text().splitlines()
-                            if line.startswith("Max open files")).split()[4])
+    current_hard = int(
+        next(
+            line for line in Path("/proc/self/limits").read_text().splitlines() if line.startswith("Max open files")
+        ).split()[4]
+    )
     bundle.process["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": current_hard + 1}]
-    cid, res = rt.create(bundle)
+    _cid, res = rt.create(bundle)
     res.fails()
     assert rt.state_dirs() == []
 
@@ -183,12 +202,19 @@ def test_no_new_privileges(rt, bundle, nnp, want):
 
 CAP_CASES = {
     "runc-defaults": {"bounding": h.DEFAULT_CAPS, "effective": h.DEFAULT_CAPS, "permitted": h.DEFAULT_CAPS},
-    "with-ambient": {"bounding": h.DEFAULT_CAPS, "effective": h.DEFAULT_CAPS, "permitted": h.DEFAULT_CAPS,
-                     "inheritable": ["CAP_NET_BIND_SERVICE", "CAP_KILL"], "ambient": ["CAP_NET_BIND_SERVICE"]},
-    "wide": {"bounding": ["CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_SETUID", "CAP_SETGID"],
-             # uid 0 gets effective = permitted at execve (no SECBIT_NOROOT), so both are given the same
-             "effective": ["CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_SETUID"],
-             "permitted": ["CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_SETUID"]},
+    "with-ambient": {
+        "bounding": h.DEFAULT_CAPS,
+        "effective": h.DEFAULT_CAPS,
+        "permitted": h.DEFAULT_CAPS,
+        "inheritable": ["CAP_NET_BIND_SERVICE", "CAP_KILL"],
+        "ambient": ["CAP_NET_BIND_SERVICE"],
+    },
+    "wide": {
+        "bounding": ["CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_SETUID", "CAP_SETGID"],
+        # uid 0 gets effective = permitted at execve (no SECBIT_NOROOT), so both are given the same
+        "effective": ["CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_SETUID"],
+        "permitted": ["CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_SETUID"],
+    },
     "none": {},
 }
 
@@ -199,9 +225,13 @@ def test_capability_sets(rt, bundle, case):
     bundle.process["capabilities"] = {k: list(v) for k, v in caps.items()}
     out = rt.probe(bundle, "grep ^Cap /proc/self/status")
     got = {k: int(h.status_field(out, k), 16) for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")}
-    want = {"CapInh": h.cap_mask(caps.get("inheritable", [])), "CapPrm": h.cap_mask(caps.get("permitted", [])),
-            "CapEff": h.cap_mask(caps.get("effective", [])), "CapBnd": h.cap_mask(caps.get("bounding", [])),
-            "CapAmb": h.cap_mask(caps.get("ambient", []))}
+    want = {
+        "CapInh": h.cap_mask(caps.get("inheritable", [])),
+        "CapPrm": h.cap_mask(caps.get("permitted", [])),
+        "CapEff": h.cap_mask(caps.get("effective", [])),
+        "CapBnd": h.cap_mask(caps.get("bounding", [])),
+        "CapAmb": h.cap_mask(caps.get("ambient", [])),
+    }
     assert {k: hex(v) for k, v in got.items()} == {k: hex(v) for k, v in want.items()}
 
 
@@ -218,8 +248,13 @@ def test_runc_spec_ambient_without_inheritable_is_not_fatal(rt, bundle):
 def test_non_root_user_keeps_ambient_capabilities(rt, bundle):
     caps = ["CAP_NET_BIND_SERVICE"]
     bundle.process["user"] = {"uid": 1000, "gid": 1000}
-    bundle.process["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps,
-                                      "ambient": caps}
+    bundle.process["capabilities"] = {
+        "bounding": caps,
+        "effective": caps,
+        "permitted": caps,
+        "inheritable": caps,
+        "ambient": caps,
+    }
     out = rt.probe(bundle, "grep ^Cap /proc/self/status")
     for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
         assert int(h.status_field(out, k), 16) == 1 << 10, (k, out)
@@ -230,7 +265,7 @@ def test_non_root_user_keeps_ambient_capabilities(rt, bundle):
 
 def stat_fields(text: str) -> list[str]:
     """Fields of /proc/PID/stat from field 3 on (index 0 = field 3)."""
-    return text[text.rindex(")") + 2:].split()
+    return text[text.rindex(")") + 2 :].split()
 
 
 @pytest.mark.parametrize("policy,number,nice", [("SCHED_BATCH", 3, 5), ("SCHED_IDLE", 5, 0), ("SCHED_OTHER", 0, 7)])
@@ -243,9 +278,14 @@ def test_scheduler(rt, bundle, policy, number, nice):
         assert int(fields[19 - 3]) == nice, fields
 
 
-@pytest.mark.parametrize("cls,prio,want", [("IOPRIO_CLASS_BE", 6, "best-effort: prio 6"),
-                                           ("IOPRIO_CLASS_IDLE", 0, "idle"),
-                                           ("IOPRIO_CLASS_RT", 3, "realtime: prio 3")])
+@pytest.mark.parametrize(
+    "cls,prio,want",
+    [
+        ("IOPRIO_CLASS_BE", 6, "best-effort: prio 6"),
+        ("IOPRIO_CLASS_IDLE", 0, "idle"),
+        ("IOPRIO_CLASS_RT", 3, "realtime: prio 3"),
+    ],
+)
 def test_io_priority(rt, bundle, cls, prio, want):
     h.needs_newer_than_runc_1_1("process.ioPriority")
     bundle.process["ioPriority"] = {"class": cls, "priority": prio}
@@ -284,8 +324,10 @@ def console_socket():
 def test_terminal_with_console_socket(rt, bundle, console_socket):
     sock, path = console_socket
     bundle.process["terminal"] = True
-    bundle.sh("for fd in 0 1 2; do [ -t $fd ] && echo tty$fd; done; tty; stat -c '%t:%T' /dev/console; "
-              "stat -c '%t:%T' $(tty); grep -c ' /dev/console ' /proc/self/mountinfo; echo terminal-done")
+    bundle.sh(
+        "for fd in 0 1 2; do [ -t $fd ] && echo tty$fd; done; tty; stat -c '%t:%T' /dev/console; "
+        "stat -c '%t:%T' $(tty); grep -c ' /dev/console ' /proc/self/mountinfo; echo terminal-done"
+    )
     cid, res = rt.create_ok(bundle, "--console-socket", path)
     msg, fds = h.recv_console(sock)
     try:
@@ -309,21 +351,21 @@ def test_terminal_with_console_socket(rt, bundle, console_socket):
 
 def test_terminal_without_console_socket_fails(rt, bundle):
     bundle.process["terminal"] = True
-    cid, res = rt.create(bundle)
+    _cid, res = rt.create(bundle)
     res.fails()
     assert rt.state_dirs() == []
 
 
 def test_console_socket_without_terminal_fails(rt, bundle, console_socket):
     _sock, path = console_socket
-    cid, res = rt.create(bundle, None, "--console-socket", path)
+    _cid, res = rt.create(bundle, None, "--console-socket", path)
     res.fails()
     assert rt.state_dirs() == []
 
 
 def test_stdio_passes_through_untouched(rt, bundle):
     """No terminal: create's stdin/stdout/stderr are the container's own (the same pipe inodes), no proxy."""
-    bundle.sh("read line; echo \"got:$line\"; echo to-stderr >&2; for fd in 0 1 2; do readlink /proc/self/fd/$fd; done")
+    bundle.sh('read line; echo "got:$line"; echo to-stderr >&2; for fd in 0 1 2; do readlink /proc/self/fd/$fd; done')
     bundle.write()
     cid = rt.new_id("stdio")
     in_r, in_w = os.pipe()
@@ -331,8 +373,13 @@ def test_stdio_passes_through_untouched(rt, bundle):
     err_r, err_w = os.pipe()
     ino = {n: os.fstat(fd).st_ino for n, fd in ((0, in_r), (1, out_w), (2, err_w))}
     try:
-        proc = subprocess.Popen(rt.argv("create", "--bundle", str(bundle.path), cid), stdin=in_r, stdout=out_w,
-                                stderr=err_w, env=h.runtime_env())
+        proc = subprocess.Popen(
+            rt.argv("create", "--bundle", str(bundle.path), cid),
+            stdin=in_r,
+            stdout=out_w,
+            stderr=err_w,
+            env=h.runtime_env(),
+        )
         for fd in (in_r, out_w, err_w):
             os.close(fd)
         in_r = out_w = err_w = -1

@@ -25,7 +25,7 @@ h = _load_helpers()
 h.load_helpers_fixtures(globals())
 pytestmark = h.pytestmark()
 
-import pytest  # noqa: E402
+import pytest
 
 
 def inside_mounts(rt, bundle, extra: str = "") -> list:
@@ -72,8 +72,9 @@ def test_rootfs_propagation_slave_receives_host_mounts(rt, bundle, host_mounts_g
     bundle.sh("while [ ! -e /tmp/go ]; do sleep 0.05; done; cat /late/file; cat /proc/self/mountinfo")
     cid, res = rt.create_ok(bundle)
     rt.start(cid).ok()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "it-late", str(bundle.rootfs / "late")], check=True,
-                   timeout=10)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "it-late", str(bundle.rootfs / "late")], check=True, timeout=10
+    )
     host_mounts_guard.append(str(bundle.rootfs / "late"))
     (bundle.rootfs / "late" / "file").write_text("propagated\n")
     (bundle.rootfs / "tmp" / "go").write_text("")
@@ -88,8 +89,14 @@ def test_rootfs_propagation_slave_receives_host_mounts(rt, bundle, host_mounts_g
 
 def test_default_mount_types(rt, bundle):
     mounts = inside_mounts(rt, bundle)
-    want = {"/proc": "proc", "/dev": "tmpfs", "/dev/pts": "devpts", "/dev/shm": "tmpfs", "/dev/mqueue": "mqueue",
-            "/sys": "sysfs"}
+    want = {
+        "/proc": "proc",
+        "/dev": "tmpfs",
+        "/dev/pts": "devpts",
+        "/dev/shm": "tmpfs",
+        "/dev/mqueue": "mqueue",
+        "/sys": "sysfs",
+    }
     for dest, fstype in want.items():
         m = h.mount_at(mounts, dest)
         assert m.fstype == fstype, m
@@ -119,8 +126,11 @@ def test_tmpfs_mode_and_size(rt, bundle):
 
 
 def test_cgroup_mount(rt, bundle):
-    out = rt.probe(bundle, "ls /sys/fs/cgroup; echo --; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; "
-                   "touch /sys/fs/cgroup/memory/x 2>&1; cat /proc/self/mountinfo")
+    out = rt.probe(
+        bundle,
+        "ls /sys/fs/cgroup; echo --; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; "
+        "touch /sys/fs/cgroup/memory/x 2>&1; cat /proc/self/mountinfo",
+    )
     listing, rest = out.split("--", 1)
     assert "memory" in listing.split(), listing
     assert rest.split()[0].isdigit(), rest
@@ -198,8 +208,12 @@ def test_overlay_mount(rt, bundle, tmp_path):
     for d in (lower, upper, work):
         d.mkdir()
     (lower / "from-lower").write_text("L\n")
-    bundle.add_mount(destination="/mnt/ov", type="overlay", source="overlay",
-                     options=[f"lowerdir={lower}", f"upperdir={upper}", f"workdir={work}"])
+    bundle.add_mount(
+        destination="/mnt/ov",
+        type="overlay",
+        source="overlay",
+        options=[f"lowerdir={lower}", f"upperdir={upper}", f"workdir={work}"],
+    )
     out = rt.probe(bundle, "cat /mnt/ov/from-lower; echo U > /mnt/ov/new; grep ' /mnt/ov ' /proc/self/mountinfo")
     assert out.splitlines()[0] == "L"
     assert "overlay" in out.splitlines()[1]
@@ -207,9 +221,18 @@ def test_overlay_mount(rt, bundle, tmp_path):
     assert not (lower / "new").exists()
 
 
-@pytest.mark.parametrize("option,flag", [("ro", "ro"), ("nosuid", "nosuid"), ("nodev", "nodev"),
-                                         ("noexec", "noexec"), ("noatime", "noatime"),
-                                         ("nodiratime", "nodiratime"), ("relatime", "relatime")])
+@pytest.mark.parametrize(
+    "option,flag",
+    [
+        ("ro", "ro"),
+        ("nosuid", "nosuid"),
+        ("nodev", "nodev"),
+        ("noexec", "noexec"),
+        ("noatime", "noatime"),
+        ("nodiratime", "nodiratime"),
+        ("relatime", "relatime"),
+    ],
+)
 def test_mount_option_flags(rt, bundle, option, flag):
     bundle.add_mount(destination="/mnt/o", type="tmpfs", source="tmpfs", options=[option, "size=1m"])
     m = h.mount_at(inside_mounts(rt, bundle), "/mnt/o")
@@ -228,8 +251,10 @@ def test_noexec_mount_refuses_exec(rt, bundle):
     assert "rc=126" in out or "Permission denied" in out, out
 
 
-@pytest.mark.parametrize("option,tag", [("shared", "shared"), ("private", None), ("unbindable", "unbindable"),
-                                        ("rshared", "shared"), ("rprivate", None)])
+@pytest.mark.parametrize(
+    "option,tag",
+    [("shared", "shared"), ("private", None), ("unbindable", "unbindable"), ("rshared", "shared"), ("rprivate", None)],
+)
 def test_mount_propagation_flags(rt, bundle, option, tag):
     bundle.add_mount(destination="/mnt/p", type="tmpfs", source="tmpfs", options=["size=1m", option])
     m = h.mount_at(inside_mounts(rt, bundle), "/mnt/p")
@@ -279,7 +304,7 @@ def test_symlink_destination_stays_inside_root(rt, bundle, tmp_path):
         assert not any(str(host_dir) in line for line in Path("/proc/self/mountinfo").read_text().splitlines())
     finally:
         if host_dir.exists():
-            subprocess.run(["umount", "-l", str(host_dir)], stderr=subprocess.DEVNULL, timeout=10)
+            subprocess.run(["umount", "-l", str(host_dir)], check=False, stderr=subprocess.DEVNULL, timeout=10)
             os.rmdir(host_dir)
 
 
@@ -302,8 +327,13 @@ def test_default_devices(rt, bundle):
 
 
 def test_dev_symlinks_pts_and_shm(rt, bundle):
-    links = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
-             "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"}
+    links = {
+        "fd": "/proc/self/fd",
+        "stdin": "/proc/self/fd/0",
+        "stdout": "/proc/self/fd/1",
+        "stderr": "/proc/self/fd/2",
+        "ptmx": "pts/ptmx",
+    }
     script = "; ".join(f"readlink /dev/{name}" for name in links)
     out = rt.probe(bundle, script + "; stat -c %F /dev/pts/ptmx; stat -c %a /dev/shm; cat /proc/self/mountinfo")
     lines = out.splitlines()
@@ -323,18 +353,28 @@ def test_runc_spec_defaults_with_devices_cgroup(rt, bundle):
     assert out.split() == ["4", "4"]
 
 
-@pytest.mark.parametrize("dev,expect", [
-    ({"type": "c", "path": "/dev/it-null", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 1000, "gid": 1001},
-     "character special file 1 3 640 1000 1001"),
-    ({"type": "b", "path": "/dev/it-loop", "major": 7, "minor": 0, "fileMode": 0o600, "uid": 0, "gid": 6},
-     "block special file 7 0 600 0 6"),
-    ({"type": "u", "path": "/dev/it-unbuf", "major": 1, "minor": 5, "fileMode": 0o666, "uid": 0, "gid": 0},
-     "character special file 1 5 666 0 0"),
-    ({"type": "p", "path": "/dev/it-fifo", "fileMode": 0o620, "uid": 2, "gid": 3},
-     "fifo 0 0 620 2 3"),
-    ({"type": "c", "path": "/opt/devs/it-zero", "major": 1, "minor": 5, "fileMode": 0o666, "uid": 0, "gid": 0},
-     "character special file 1 5 666 0 0"),
-])
+@pytest.mark.parametrize(
+    "dev,expect",
+    [
+        (
+            {"type": "c", "path": "/dev/it-null", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 1000, "gid": 1001},
+            "character special file 1 3 640 1000 1001",
+        ),
+        (
+            {"type": "b", "path": "/dev/it-loop", "major": 7, "minor": 0, "fileMode": 0o600, "uid": 0, "gid": 6},
+            "block special file 7 0 600 0 6",
+        ),
+        (
+            {"type": "u", "path": "/dev/it-unbuf", "major": 1, "minor": 5, "fileMode": 0o666, "uid": 0, "gid": 0},
+            "character special file 1 5 666 0 0",
+        ),
+        ({"type": "p", "path": "/dev/it-fifo", "fileMode": 0o620, "uid": 2, "gid": 3}, "fifo 0 0 620 2 3"),
+        (
+            {"type": "c", "path": "/opt/devs/it-zero", "major": 1, "minor": 5, "fileMode": 0o666, "uid": 0, "gid": 0},
+            "character special file 1 5 666 0 0",
+        ),
+    ],
+)
 def test_linux_devices(rt, bundle, dev, expect):
     bundle.linux["devices"] = [dev]
     out = rt.probe(bundle, f"stat -c '%F %t %T %a %u %g' {dev['path']}")
@@ -352,8 +392,11 @@ def test_masked_paths(rt, bundle):
     (bundle.rootfs / "secretdir").mkdir()
     (bundle.rootfs / "secretdir" / "a").write_text("a\n")
     bundle.linux["maskedPaths"] = ["/secret.txt", "/secretdir", "/proc/kcore", "/no/such/path"]
-    out = rt.probe(bundle, "cat /secret.txt | wc -c; ls -A /secretdir | wc -l; head -c 16 /proc/kcore | wc -c; "
-                   "echo x > /secretdir/new 2>&1; echo rc=$?")
+    out = rt.probe(
+        bundle,
+        "cat /secret.txt | wc -c; ls -A /secretdir | wc -l; head -c 16 /proc/kcore | wc -c; "
+        "echo x > /secretdir/new 2>&1; echo rc=$?",
+    )
     lines = out.splitlines()
     assert lines[:3] == ["0", "0", "0"], out
     assert "rc=0" not in out
@@ -363,8 +406,11 @@ def test_masked_paths(rt, bundle):
 def test_readonly_paths(rt, bundle):
     (bundle.rootfs / "rodir").mkdir()
     bundle.linux["readonlyPaths"] = ["/rodir", "/proc/sys", "/no/such/path"]
-    out = rt.probe(bundle, "touch /rodir/x 2>&1; echo rc=$?; (echo 1 > /proc/sys/kernel/shm_rmid_forced) 2>&1; "
-                   "echo rc=$?; touch /tmp/ok && echo tmp-ok")
+    out = rt.probe(
+        bundle,
+        "touch /rodir/x 2>&1; echo rc=$?; (echo 1 > /proc/sys/kernel/shm_rmid_forced) 2>&1; "
+        "echo rc=$?; touch /tmp/ok && echo tmp-ok",
+    )
     assert out.count("Read-only file system") == 2, out
     assert "rc=0" not in out
     assert "tmp-ok" in out
@@ -382,8 +428,10 @@ def test_hostname_and_domainname(rt, bundle):
     assert Path("/proc/sys/kernel/domainname").read_text().strip() != "it.example"
 
 
-@pytest.mark.parametrize("key,value", [("kernel.shm_rmid_forced", "1"), ("net.ipv4.ip_forward", "1"),
-                                       ("net.ipv4.ping_group_range", "0 1000")])
+@pytest.mark.parametrize(
+    "key,value",
+    [("kernel.shm_rmid_forced", "1"), ("net.ipv4.ip_forward", "1"), ("net.ipv4.ping_group_range", "0 1000")],
+)
 def test_sysctl(rt, bundle, key, value):
     proc = Path("/proc/sys") / key.replace(".", "/")
     host_before = proc.read_text()

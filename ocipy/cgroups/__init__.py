@@ -1,0 +1,18 @@
+"""Container cgroups: host layout detection (`layout`), cgroupsPath resolution (`paths`), resource writers for v1
+(`v1`) and the unified hierarchy (`v2`), device rules (`devices`: v1 lists and the v2 eBPF program), the cgroup a
+container lives in (`manager`) and statistics for `events` (`stats`).
+
+Resources are plain JSON (the `linux.resources` object with spec key names), never pydantic models, so `update` and
+`events` stay light. docs/cgroups.md says what is honoured on which hierarchy and why.
+"""
+
+from __future__ import annotations
+
+
+class CgroupError(Exception):
+    """A cgroup failure naming the config field: `str()` is `pointer: message` (pointer may be empty)."""
+
+    def __init__(self, pointer: str, message: str) -> None:
+        super().__init__(f"{pointer}: {message}" if pointer else message)
+        self.pointer = pointer
+        self.message = message
