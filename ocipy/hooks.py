@@ -35,6 +35,9 @@ IN_CONTAINER = frozenset({"createContainer", "startContainer"})
 
 def run_hooks(kind: str, hooks: list[dict[str, Any]], state: dict[str, Any], pid: int = 0) -> None:
     """Run every hook of one kind in order. `pid` is the container init, for the in-container kinds."""
+    if kind in IN_CONTAINER and pid:
+        # config.md: hooks in the container namespace see the pid as the container sees it
+        state = {**state, "pid": _pid_in_container(pid)}
     payload = json.dumps(state).encode()
     for i, hook in enumerate(hooks):
         where = f"/hooks/{kind}/{i}"
@@ -47,6 +50,18 @@ def run_hooks(kind: str, hooks: list[dict[str, Any]], state: dict[str, Any], pid
             if kind in FATAL:
                 raise OcipyError(f"{where} ({hook.get('path')}): {exc}") from None
             errors.warning(f"{where} ({hook.get('path')}): {exc}")
+
+
+def _pid_in_container(pid: int) -> int:
+    """The innermost pid of `pid` (the last NSpid field): 1 for the init of a new pid namespace."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError):
+        pass
+    return pid
 
 
 def _timeout(hook: dict[str, Any]) -> float | None:

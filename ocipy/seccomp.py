@@ -127,7 +127,7 @@ _FFI: Any = None
 def _lib() -> tuple[Any, Any]:
     global _LIB, _FFI
     if _LIB is None:
-        import cffi
+        import cffi  # type: ignore[import-untyped]
 
         ffi = cffi.FFI()
         ffi.cdef(_CDEF)
@@ -152,7 +152,9 @@ def action_value(name: Any, errno_ret: Any, ptr: str, errno_ptr: str) -> int:
     if name not in ACTIONS:
         raise SeccompError(ptr, f"unknown action {name!r}")
     if errno_ret is not None and name not in WITH_ERRNO:
-        raise SeccompError(errno_ptr, f"an errno return is only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {name}")
+        raise SeccompError(
+            errno_ptr, f"an errno return is only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {name}"
+        )
     if name in WITH_ERRNO:
         ret = errno_mod.EPERM if errno_ret is None else int(errno_ret)
         if not 0 <= ret <= MAX_ERRNO_RET:
@@ -206,7 +208,9 @@ def _conditions(call: Any, ptr: str) -> list[tuple[int, int, int, int]]:
 def compile_filter(cfg: Any, ptr: str = "/linux/seccomp") -> Program:
     """Compile `linux.seccomp` (a model or any object with the same snake_case attributes)."""
     default_name = _get(cfg, "default_action")
-    default = action_value(default_name, _get(cfg, "default_errno_ret"), ptr + "/defaultAction", ptr + "/defaultErrnoRet")
+    default = action_value(
+        default_name, _get(cfg, "default_errno_ret"), ptr + "/defaultAction", ptr + "/defaultErrnoRet"
+    )
     if default_name == "SCMP_ACT_NOTIFY":
         raise SeccompError(ptr + "/defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
     calls = list(_get(cfg, "syscalls") or ())

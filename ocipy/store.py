@@ -86,6 +86,22 @@ def _cgroup_dirs(cgroup: Any) -> list[str]:
     return dirs
 
 
+def _sub_cgroups(top: str) -> list[str]:
+    """The cgroup directories below `top`, parents before children."""
+    out: list[str] = []
+    todo = [top]
+    while todo:
+        cur = todo.pop()
+        try:
+            with os.scandir(cur) as it:
+                subs = [e.path for e in it if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            continue
+        out.extend(subs)
+        todo.extend(subs)
+    return out
+
+
 class _Lock:
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -302,16 +318,30 @@ class Container:
         for d in _cgroup_dirs(self.private.get("cgroup")):
             text = _read_text(os.path.join(d, "cgroup.procs"))
             if text is not None:
-                return [int(x) for x in text.split()]
+                pids = [int(x) for x in text.split()]
+                # and the sub-cgroups the container made (deepest last; a pid appears once per hierarchy)
+                for sub in _sub_cgroups(d):
+                    pids.extend(int(x) for x in (_read_text(os.path.join(sub, "cgroup.procs")) or "").split())
+                return list(dict.fromkeys(pids))
         return None
 
     def remove_cgroups(self) -> None:
-        """rmdir the recorded cgroup dirs (only empty ones can go; a busy or missing dir is left as it is)."""
-        for d in _cgroup_dirs(self.private.get("cgroup")):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+        """rmdir the recorded cgroup dirs and the sub-cgroups the container made in them, deepest first (only empty
+        ones can go: a busy one is retried briefly while exiting tasks drain, then left as it is)."""
+        for d in dict.fromkeys(_cgroup_dirs(self.private.get("cgroup"))):
+            deadline = time.monotonic() + 1.0
+            while True:
+                busy = False
+                for sub in [*reversed(_sub_cgroups(d)), d]:
+                    try:
+                        os.rmdir(sub)
+                    except FileNotFoundError:
+                        pass
+                    except OSError as exc:
+                        busy = busy or exc.errno == errno.EBUSY
+                if not busy or time.monotonic() > deadline:
+                    break
+                time.sleep(0.005)
 
 
 def _os_error(path: str, exc: OSError) -> OcipyError:

@@ -98,7 +98,7 @@ def _send_seccomp_listener(spec: Any, state: dict[str, Any], pid: int, fd: int) 
 
     seccomp = spec.linux.seccomp if spec.linux is not None else None
     path = seccomp.listener_path if seccomp is not None else None
-    if not path:
+    if seccomp is None or not path:
         raise OcipyError("/linux/seccomp/listenerPath: the init sent a seccomp listener but no listenerPath is set")
     oci_state = {k: state[k] for k in ("ociVersion", "id", "status", "pid", "bundle", "annotations") if k in state}
     doc: dict[str, Any] = {"ociVersion": spec.oci_version, "fds": ["seccompFd"], "pid": pid, "state": oci_state}
@@ -120,6 +120,31 @@ def _send_seccomp_listener(spec: Any, state: dict[str, Any], pid: int, fd: int) 
 
 
 # --- end seccomp listener ---
+
+
+def _make_cgroups(spec: Any, cid: str, args: argparse.Namespace) -> dict[str, Any] | None:
+    """Resolve cgroupsPath, make the cgroups and apply linux.resources; the record for the private state.
+
+    Rootless (not root) without resources: a cgroup that cannot be made is skipped, as runc does."""
+    from ocipy.cgroups import CgroupError, layout, manager, paths
+
+    linux = spec.linux
+    resources = linux.resources.model_dump(by_alias=True, exclude_none=True) if linux and linux.resources else {}
+    linux_devices = [d.model_dump(by_alias=True, exclude_none=True) for d in (linux.devices or [])] if linux else []
+    try:
+        lay = layout.detect()
+        target = paths.resolve(
+            linux.cgroups_path if linux else None,
+            cid,
+            lay,
+            systemd=bool(getattr(args, "systemd_cgroup", False)),
+        )
+        return manager.create(lay, target, resources, linux_devices)
+    except CgroupError as exc:
+        if os.geteuid() != 0 and not resources and "permission denied" in exc.message:
+            errors.debug(f"rootless: no cgroup: {exc}")
+            return None
+        raise OcipyError(str(exc)) from None
 
 
 def create(args: argparse.Namespace) -> Created:
@@ -175,6 +200,14 @@ def create(args: argparse.Namespace) -> Created:
             except OSError:
                 raise OcipyError(f"--preserve-fds: fd {src} is not open") from None
 
+        # --- cgroups (ocipy/cgroups, docs/cgroups.md): made before the init exists, which joins them first ---
+        from ocipy.cgroups import manager as cg_manager
+
+        cgroup_record = _make_cgroups(spec, cid, args)
+        if cgroup_record is not None:
+            undo.callback(cg_manager.remove, cgroup_record)
+        # --- end cgroups ---
+
         plan = plan_mod.compile_create(
             spec,
             rootfs=rootfs,
@@ -185,6 +218,7 @@ def create(args: argparse.Namespace) -> Created:
             no_pivot=bool(getattr(args, "no_pivot", False)),
             no_new_keyring=bool(getattr(args, "no_new_keyring", False)),
             env_extra=env_extra,
+            cgroup_procs=cg_manager.procs_files(cgroup_record) if cgroup_record is not None else (),
         )
         for pointer, message in getattr(plan, "warnings", ()):
             errors.quiet_warning(f"{pointer}: {message}")
@@ -261,6 +295,8 @@ def create(args: argparse.Namespace) -> Created:
             "rootless": os.geteuid() != 0,
             "terminal": terminal,
         }
+        if cgroup_record is not None:
+            private["cgroup"] = cgroup_record
         record = {k: v for k, v in state.items() if k != "status"}
         record["ocipy"] = private
         container.write_state(record)

@@ -109,16 +109,27 @@ def test_all_hooks_run_in_order_with_state_args_env(rt, bundle, marks):
         name: json.loads(read(inside if name == "startContainer" else marks, name, "state"))
         for name in HOST_HOOKS + ("startContainer",)
     }
-    for name in ("prestart", "createRuntime"):
-        assert states[name]["status"] == "creating", states[name]
-        assert states[name]["pid"] == pid, states[name]
-    assert states["createContainer"]["status"] == "creating"
-    # hooks in the container namespace see the pid as the container sees it
-    assert states["createContainer"]["pid"] == 1, states["createContainer"]
-    assert states["startContainer"]["pid"] == 1, states["startContainer"]
-    assert states["startContainer"]["status"] == "created", states["startContainer"]
-    assert states["poststart"]["status"] == "running" and states["poststart"]["pid"] == pid, states["poststart"]
-    assert states["poststop"]["status"] == "stopped", states["poststop"]
+    # (hook, field, expected): all checked, then reported together
+    expected = [
+        ("prestart", "status", "creating"),
+        ("prestart", "pid", pid),
+        ("createRuntime", "status", "creating"),
+        ("createRuntime", "pid", pid),
+        ("createContainer", "status", "creating"),
+        # hooks in the container namespace see the pid as the container sees it (runtime.md "State")
+        ("createContainer", "pid", 1),
+        ("startContainer", "status", "created"),
+        ("startContainer", "pid", 1),
+        ("poststart", "status", "running"),
+        ("poststart", "pid", pid),
+        ("poststop", "status", "stopped"),
+    ]
+    wrong = [
+        f"{hook}.{key}: want {want!r}, got {states[hook].get(key)!r}"
+        for hook, key, want in expected
+        if states[hook].get(key) != want
+    ]
+    assert wrong == [], "\n".join(wrong)
 
 
 def test_start_container_hook_path_resolves_inside(rt, bundle, marks):

@@ -1,0 +1,85 @@
+"""Reading and writing cgroup files with errors that name the config field."""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Any
+
+from . import CgroupError
+
+R = "/linux/resources"
+
+
+def write(directory: str, fname: str, value: str, pointer: str) -> None:
+    path = os.path.join(directory, fname)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise CgroupError(pointer, f"{path}: not supported by this kernel or hierarchy (no such file)") from None
+        raise CgroupError(pointer, f"{path}: {(exc.strerror or str(exc)).lower()}") from None
+    try:
+        os.write(fd, value.encode())
+    except OSError as exc:
+        msg = (exc.strerror or str(exc)).lower()
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            msg += " (this host's root lacks CAP_SYS_RESOURCE: some limits cannot be raised)"
+        raise CgroupError(pointer, f"{path}: write {value.strip()!r}: {msg}") from None
+    finally:
+        os.close(fd)
+
+
+def read(directory: str, fname: str) -> str | None:
+    try:
+        with open(os.path.join(directory, fname)) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def read_int(directory: str, fname: str) -> int | None:
+    text = read(directory, fname)
+    if text is None:
+        return None
+    text = text.strip()
+    if text == "max":
+        return -1
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def exists(directory: str, fname: str) -> bool:
+    return os.path.exists(os.path.join(directory, fname))
+
+
+def get_int(obj: dict[str, Any], key: str, pointer: str, *, minimum: int | None = None) -> int | None:
+    """An optional integer field (bool is not an integer); `minimum` checked when given."""
+    v = obj.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise CgroupError(f"{pointer}/{key}", f"{v!r}: must be an integer")
+    if minimum is not None and v < minimum:
+        raise CgroupError(f"{pointer}/{key}", f"{v}: must be at least {minimum}")
+    return v
+
+
+def get_obj(res: dict[str, Any], key: str, pointer: str = R) -> dict[str, Any]:
+    v = res.get(key)
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise CgroupError(f"{pointer}/{key}", "must be an object")
+    return v
+
+
+def get_list(obj: dict[str, Any], key: str, pointer: str) -> list[Any]:
+    v = obj.get(key)
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise CgroupError(f"{pointer}/{key}", "must be an array")
+    return v
