@@ -233,11 +233,11 @@ def wait_gone(pid: int, timeout: float = 10.0) -> None:
     raise BenchError(f"pid {pid} still running after {timeout}s")
 
 
-def default_ocipy() -> list[str]:
-    launcher = PROJECT / ".venv" / "bin" / "ocipy"
-    if launcher.exists():
-        return [str(launcher)]
-    return [sys.executable, "-m", "ocipy"]
+def default_ocipy(work: Path) -> list[str]:
+    """The command callers run: the -IS launcher `scripts/setup` installs, generated afresh for this interpreter."""
+    launcher = work / "ocipy"
+    subprocess.run([sys.executable, "-m", "ocipy.launcher", str(launcher)], check=True, cwd=PROJECT)
+    return [str(launcher)]
 
 
 def fmt(v: float | None, unit: str) -> str:
@@ -250,7 +250,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=int(os.environ.get("BENCH_N", "30")), help="measured iterations")
     ap.add_argument("-w", "--warmup", type=int, default=3, help="unmeasured warm-up iterations")
-    ap.add_argument("--ocipy", default=None, help="command line for ocipy (default: .venv/bin/ocipy)")
+    ap.add_argument("--ocipy", default=None, help="command line for ocipy (default: a fresh -IS launcher, as scripts/setup installs)")
     ap.add_argument("--runc", default=shutil.which("runc") or "/usr/sbin/runc")
     ap.add_argument("--json", default=None, help="also write the medians and raw samples to this file")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
@@ -259,13 +259,13 @@ def main() -> int:
         print("bench/containers.py needs root", file=sys.stderr)
         return 2
 
-    ocipy_argv = shlex.split(args.ocipy) if args.ocipy else default_ocipy()
     env = dict(os.environ)
     env["PYTHONPATH"] = str(PROJECT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     for k in ("LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET"):
         env.pop(k, None)
 
     work = Path(tempfile.mkdtemp(prefix="ocipy-bench-"))
+    ocipy_argv = shlex.split(args.ocipy) if args.ocipy else default_ocipy(work)
     runtimes: list[Runtime] = []
     try:
         bundle = work / "bundle"

@@ -55,11 +55,11 @@ def _one_line(msg: str) -> str:
 
 
 def _json_line(level: str, msg: str) -> str:
-    import json
+    from . import fastjson as json
 
     # compact, key order as logrus writes it: containerd parses each line and shows the last error's `msg`
     line = {"level": level, "msg": msg, "time": rfc3339_nano()}
-    return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(line)
 
 
 def _text_line(level: str, msg: str) -> str:

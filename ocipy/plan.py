@@ -24,7 +24,6 @@ from ocipy.planfmt import (
     MNTF_MKDIR,
     MNTF_MKFILE,
     MNTF_PROC,
-    MNTF_REPLACE,
     OP_BIND_DEV,
     OP_BIND_ROOT,
     OP_CAP_BOUNDING,

@@ -162,7 +162,7 @@ class Container:
     def read_state(self) -> dict[str, Any]:
         """The stored state; a directory without a readable state.json is no container (`container does not exist`)."""
         if self._state is None:
-            import json
+            from . import fastjson as json
 
             try:
                 fd = os.open(
@@ -185,9 +185,9 @@ class Container:
 
     def write_state(self, state: dict[str, Any]) -> None:
         """Atomic replace: temp file in the same dir, fsync, rename, fsync the dir."""
-        import json
+        from . import fastjson as json
 
-        data = json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode()
+        data = json.dumps(state).encode()
         tmp = f".{STATE_FILE}.{os.getpid()}.tmp"
         fd = os.open(
             tmp,

@@ -53,10 +53,10 @@ def main(args: Any) -> int:
     if args.quiet:
         sys.stdout.write("".join(s["id"] + "\n" for s in states))
     elif fmt == "json":
-        import json
+        from .. import fastjson as json
 
         # runc prints `null` for no containers (a nil Go slice); callers take that or `[]`
-        sys.stdout.write(json.dumps(states or None, ensure_ascii=False, separators=(",", ":")) + "\n")
+        sys.stdout.write(json.dumps(states or None) + "\n")
     else:
         rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
         rows += [[s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]] for s in states]

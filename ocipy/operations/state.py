@@ -19,8 +19,8 @@ def main(args: Any) -> int:
         state = c.oci_state()
     finally:
         c.close()
-    import json
+    from .. import fastjson as json
 
     # runc pretty-prints with two spaces (json.MarshalIndent)
-    sys.stdout.write(json.dumps(state, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(state, indent=2) + "\n")
     return 0
