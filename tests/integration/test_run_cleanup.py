@@ -94,13 +94,15 @@ def test_failed_create_leaves_nothing(rt, open_bundle, case):
     cg_name = bundle.linux["cgroupsPath"].lstrip("/")
     FAILING[case](bundle)
     mounts_before = h.host_mounts()
+    # children this process already had (an earlier test's unreaped zombie) are not this create's leftovers
+    children_before = set(h.children_of(os.getpid()))
     with h.subreaper():
         cid, res = rt.create(bundle)
-        h.wait_until(lambda: not h.children_of(os.getpid()), 5)
+        h.wait_until(lambda: not set(h.children_of(os.getpid())) - children_before, 5)
         leftover = [
             (p, Path(f"/proc/{p}/cmdline").read_bytes())
             for p in h.children_of(os.getpid())
-            if os.path.exists(f"/proc/{p}")
+            if os.path.exists(f"/proc/{p}") and p not in children_before
         ]
         h.reap_children()
     res.fails()
