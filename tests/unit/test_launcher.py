@@ -1,0 +1,37 @@
+"""The `ocipy` launcher callers run: absolute interpreter, -IS, and deaf to the caller's Python environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def make(tmp_path: Path) -> Path:
+    target = tmp_path / "ocipy"
+    subprocess.run([sys.executable, "-m", "ocipy.launcher", str(target)], check=True)
+    return target
+
+
+def test_launcher_runs_with_no_environment(tmp_path: Path) -> None:
+    launcher = make(tmp_path)
+    first = launcher.read_text().splitlines()[0]
+    assert first == f"#!{sys.executable} -IS"
+    assert os.access(launcher, os.X_OK)
+    res = subprocess.run([str(launcher), "--version"], check=False, capture_output=True, text=True, env={}, cwd="/")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("ocipy version ")
+
+
+def test_a_hostile_pythonpath_is_ignored(tmp_path: Path) -> None:
+    """The runtime runs as root: PYTHONPATH/PYTHONSTARTUP from a caller must not choose the code that runs."""
+    evil = tmp_path / "evil"
+    (evil / "ocipy").mkdir(parents=True)
+    (evil / "ocipy" / "__init__.py").write_text("raise SystemExit('hijacked')\n")
+    (evil / "sitecustomize.py").write_text("raise SystemExit('hijacked')\n")
+    launcher = make(tmp_path)
+    env = {"PYTHONPATH": str(evil), "PYTHONSTARTUP": str(evil / "sitecustomize.py"), "PYTHONHOME": str(evil)}
+    res = subprocess.run([str(launcher), "--version"], check=False, capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "hijacked" not in res.stdout + res.stderr
