@@ -114,6 +114,11 @@ _CRIU_COMMON = (
 )
 
 VERBS: dict[str, Verb] = {
+    "check": Verb(
+        "report what this host's kernel can give a container (namespaces, cgroups, seccomp, LSMs, ...)",
+        (_s(("--format", "-f"), "format", "select one of: text or json", "text"),),
+        (),
+    ),
     "checkpoint": Verb(
         "checkpoint a running container",
         (
@@ -332,6 +337,8 @@ VERBS: dict[str, Verb] = {
                 "memory + swap limit in bytes; -1 for unlimited swap",
             ),
             _s(("--pids-limit",), "pids_limit", "maximum number of pids"),
+            _s(("--kernel-memory",), "kernel_memory", "kernel memory limit in bytes (deprecated)"),
+            _s(("--kernel-memory-tcp",), "kernel_memory_tcp", "kernel memory limit for tcp buffers in bytes"),
             _s(
                 ("--l3-cache-schema",),
                 "l3_cache_schema",

@@ -319,6 +319,16 @@ def _u64(value: int) -> int:
     return value - U64 if value >= 1 << 63 else value
 
 
+def _unencodable(exc: Exception) -> str:
+    """A string the init cannot take: a NUL byte (C strings end there) or text that is not UTF-8 (a lone surrogate
+    from a JSON escape such as \\udcff)."""
+    if isinstance(exc, UnicodeError):
+        return "not valid UTF-8 (a lone surrogate escape)"
+    if "NUL" not in str(exc):
+        raise exc  # not about the text: a bug, keep its traceback
+    return "contains a NUL byte"
+
+
 def _clean(path: str) -> str:
     """Lexically clean an absolute container path ("/a/../b//c" -> "/b/c"); the init resolves it in root anyway."""
     return "/" + posixpath.normpath(path).lstrip("/") if path != "/" else "/"
@@ -426,7 +436,16 @@ class _Compiler:
     def op(
         self, code: int, field: str, s: Sequence[str | bytes | int | None] = (), a: Sequence[int] = (), what: str = ""
     ) -> int:
-        return self.plan.op(code, field, s=s, a=a, what=what)
+        try:
+            return self.plan.op(code, field, s=s, a=a, what=what)
+        except (ValueError, UnicodeError) as exc:
+            raise PlanError(field or "/", _unencodable(exc)) from exc
+
+    def strv(self, ptr: str, values: Sequence[str]) -> int:
+        try:
+            return self.plan.strv(values)
+        except (ValueError, UnicodeError) as exc:
+            raise PlanError(ptr, _unencodable(exc)) from exc
 
     def warn(self, ptr: str, message: str) -> None:
         self.plan.warnings.append((ptr, message))
@@ -924,6 +943,12 @@ class _Compiler:
         self.ioprio()
         self.capabilities_and_ids()
 
+    def before_exec(self) -> None:
+        """The last step before the fds are closed and the program runs: create reports `created` and waits for
+        `start` (ocipy/execplan.py overrides this: an exec'd process runs straight on)."""
+        self.op(OP_SIGNAL_CREATED, "", what="created")
+        self.op(OP_WAIT_START, "", what="wait for start")
+
     def personality(self) -> None:
         pers = _get(self.linux, "personality")
         if pers is None:
@@ -1015,7 +1040,7 @@ class _Compiler:
             self.op(
                 OP_SETGROUPS,
                 "/process/user/additionalGids",
-                s=(self.plan.strv(groups) if groups else None,),
+                s=(self.strv("/process/user/additionalGids", groups) if groups else None,),
                 a=(len(groups),),
                 what="groups " + (",".join(groups) or "(none)"),
             )
@@ -1043,14 +1068,13 @@ class _Compiler:
             # as late as possible (fewer setup syscalls the profile must allow) but before `created`, while the
             # runtime still listens on the sync socket for the listener fd (runc's order)
             self.seccomp()
-        self.op(OP_SIGNAL_CREATED, "", what="created")
-        self.op(OP_WAIT_START, "", what="wait for start")
+        self.before_exec()
         self.op(OP_CLOSE_FDS, "", a=(self.extra_fds,), what=f"keep {self.extra_fds} extra fds")
         env += self.env_extra
         self.op(
             OP_EXEC,
             "/process/args",
-            s=(self.plan.strv(args), self.plan.strv(env) if env else None),
+            s=(self.strv("/process/args", args), self.strv("/process/env", env) if env else None),
             a=(len(args), len(env)),
             what=f"exec {args[0]}",
         )

@@ -139,6 +139,14 @@ def _lib() -> tuple[Any, Any]:
     return _LIB, _FFI
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeError:
+        return False
+    return True
+
+
 def _get(obj: Any, name: str) -> Any:
     return None if obj is None else getattr(obj, name, None)
 
@@ -165,7 +173,7 @@ def action_value(name: Any, errno_ret: Any, ptr: str, errno_ptr: str) -> int:
 
 def arch_token(name: Any, ptr: str) -> int:
     """libseccomp's token for SCMP_ARCH_X86_64 & co."""
-    if not isinstance(name, str) or not name.startswith("SCMP_ARCH_") or "\0" in name:
+    if not isinstance(name, str) or not name.startswith("SCMP_ARCH_") or "\0" in name or not _encodable(name):
         raise SeccompError(ptr, f"unknown architecture {name!r}")
     lib, _ = _lib()
     token = int(lib.seccomp_arch_resolve_name(name[len("SCMP_ARCH_") :].lower().encode()))
@@ -254,7 +262,7 @@ def compile_filter(cfg: Any, ptr: str = "/linux/seccomp") -> Program:
             if not names:
                 raise SeccompError(cptr + "/names", "at least one syscall name is required")
             for k, name in enumerate(names):
-                if not isinstance(name, str) or not name or "\0" in name:
+                if not isinstance(name, str) or not name or "\0" in name or not _encodable(name):
                     raise SeccompError(f"{cptr}/names/{k}", f"{name!r} is not a syscall name")
             if act == default:
                 continue  # redundant (libseccomp refuses it): runc skips it silently

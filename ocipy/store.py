@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 OCI_VERSION = "1.3.0"
 STATE_FILE = "state.json"
 FIFO_FILE = "exec.fifo"
+CONFIG_FILE = "config.json"  # the validated config as create saw it: exec's defaults, whatever the bundle does later
 ID_MAX = 1024
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 
@@ -206,6 +207,29 @@ class Container:
         os.rename(tmp, STATE_FILE, src_dir_fd=self.fd, dst_dir_fd=self.fd)
         os.fsync(self.fd)
         self._state = state
+
+    def write_file(self, name: str, data: bytes) -> None:
+        """Atomically replace a private file of the container dir (temp file, fsync, rename)."""
+        tmp = f".{name}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600, dir_fd=self.fd)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp, dir_fd=self.fd)
+            raise
+        os.close(fd)
+        os.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+
+    def read_file(self, name: str) -> bytes | None:
+        """A private file of the container dir, None when missing."""
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=self.fd)
+        except FileNotFoundError:
+            return None
+        with open(fd, "rb") as f:
+            return f.read()
 
     def remove(self) -> None:
         """Remove everything in the directory, then the directory itself."""

@@ -113,7 +113,9 @@ enum plan_code {
 	                           devpts, unlock, open the peer (TIOCGPTPEER), bind-mount it on /dev/console (created
 	                           as a file if missing), send ONE message with payload "/dev/ptmx" and the master fd
 	                           (SCM_RIGHTS), close the socket and master, setsid, TIOCSCTTY, dup the peer to 0,1,2.
-	                           a1 = rows, a2 = cols (0 = leave). */
+	                           a1 = rows, a2 = cols (0 = leave). a3 = 1: no /dev/console bind (exec: the pty of an
+	                           exec'd process must not replace the container's console); the root fd must be open
+	                           (OP_OPEN_ROOT "/" after joining the container's mount namespace). */
 
 	/* --- the process (joined for exec, too) --- */
 	OP_SETRLIMIT = 40,      /* a0 = RLIMIT_*, a1 = soft, a2 = hard (as unsigned 64-bit; -1 = RLIM_INFINITY) */

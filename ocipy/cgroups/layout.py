@@ -73,7 +73,7 @@ class Layout:
         return [seen[k] for k in sorted(seen)]
 
     def where(self, controller: str) -> str | None:
-        """"v1", "v2" or None: where `controller` can be used on this host (v1 wins on a hybrid host, as the
+        """ "v1", "v2" or None: where `controller` can be used on this host (v1 wins on a hybrid host, as the
         kernel lets a controller be bound to one hierarchy only)."""
         if controller in self.v1:
             return V1

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import CgroupError, devices, v1, v2
 from .fsio import R, get_list, get_obj, read, write
-from .layout import HYBRID, V2, Layout
+from .layout import V2, Layout
 from .paths import Target
 
 # the field each v2 controller serves, for errors about enabling it
@@ -90,8 +90,11 @@ def enable_v2_controllers(layout: Layout, leaf: str, need: set[str], want_all: b
     assert layout.v2 is not None
     available = layout.v2_controllers
     for c in sorted(need - available):
-        raise CgroupError(_CONTROLLER_FIELD.get(c, f"{R}/unified"), f"the {c} controller is not on this host's "
-                          f"cgroup v2 hierarchy ({layout.v2.mountpoint} has: {' '.join(sorted(available)) or 'none'})")
+        raise CgroupError(
+            _CONTROLLER_FIELD.get(c, f"{R}/unified"),
+            f"the {c} controller is not on this host's "
+            f"cgroup v2 hierarchy ({layout.v2.mountpoint} has: {' '.join(sorted(available)) or 'none'})",
+        )
     wanted = set(available) if want_all else set(need)
     if not wanted:
         return
@@ -262,10 +265,3 @@ def rmdir_tree(top: str, timeout: float = 2.0) -> bool:
 def remove(record: dict[str, Any]) -> None:
     for d in dirs_of(record):
         rmdir_tree(d)
-
-
-def is_ancestor_frozen(d: str) -> bool:
-    return (read(d, "freezer.state") or "").strip() == "FROZEN"
-
-
-__all__ = ["HYBRID", "apply", "create", "dirs_of", "procs_files", "remove", "rmdir_tree"]

@@ -104,9 +104,8 @@ def _within(mountpoint: str, mount_root: str, cgpath: str) -> str:
     """The directory of cgroup `cgpath` (as /proc/self/cgroup names it) in a hierarchy mounted at `mountpoint`
     showing `mount_root`."""
     rel = cgpath
-    if mount_root not in ("", "/"):
-        if cgpath == mount_root or cgpath.startswith(mount_root.rstrip("/") + "/"):
-            rel = cgpath[len(mount_root.rstrip("/")) :] or "/"
+    if mount_root not in ("", "/") and (cgpath == mount_root or cgpath.startswith(mount_root.rstrip("/") + "/")):
+        rel = cgpath[len(mount_root.rstrip("/")) :] or "/"
     return posixpath.join(mountpoint, rel.lstrip("/"))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 from typing import Any
 
@@ -233,7 +232,3 @@ def rdma(d: str, r: dict[str, Any]) -> None:
             if "invalid argument" in exc.message:
                 raise CgroupError(p, f"{dev!r}: no such RDMA device on this host") from None
             raise
-
-
-def is_ebusy(exc: OSError) -> bool:
-    return exc.errno == errno.EBUSY

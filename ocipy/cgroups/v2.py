@@ -178,12 +178,9 @@ def unified(d: str, u: dict[str, Any]) -> None:
         if not isinstance(value, str):
             raise CgroupError(p, "must be a string")
         ctrl = key.split(".", 1)[0]
-        if ctrl not in ("cgroup", "cpu", "io", "memory") and ctrl not in controllers:
-            # cpu.*, io.*, memory.* include the always-present pressure files; the rest needs its controller
+        if ctrl != "cgroup" and ctrl not in controllers and not key.endswith(".pressure"):
+            # the PSI files (cpu/io/memory.pressure) exist in every cgroup; the rest needs its controller
             raise CgroupError(p, f"controller {ctrl!r} is not available in {d}")
-        if ctrl in ("cpu", "io", "memory") and ctrl not in controllers and not key.endswith(".pressure"):
-            if not exists(d, key):
-                raise CgroupError(p, f"controller {ctrl!r} is not available in {d}")
         write(d, key, value, p)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from ocipy import errors, planfmt, procfs
 from ocipy.errors import OcipyError
 from ocipy.launch import Launch, write_id_maps
-from ocipy.store import Container, Store
+from ocipy.store import CONFIG_FILE, Container, Store
 
 CREATE_HOOKS = ("prestart", "createRuntime", "createContainer")
 KEPT_HOOKS = ("startContainer", "poststart", "poststop")
@@ -139,12 +139,27 @@ def _make_cgroups(spec: Any, cid: str, args: argparse.Namespace) -> dict[str, An
             lay,
             systemd=bool(getattr(args, "systemd_cgroup", False)),
         )
-        return manager.create(lay, target, resources, linux_devices)
+        # pids last (apply_deferred_pids): the init still has to clone once inside the cgroup, and 0 is a valid limit
+        now = {k: v for k, v in resources.items() if k != "pids"}
+        record = manager.create(lay, target, now, linux_devices)
+        record["resources"] = resources
+        return record
     except CgroupError as exc:
         if os.geteuid() != 0 and not resources and "permission denied" in exc.message:
             errors.debug(f"rootless: no cgroup: {exc}")
             return None
         raise OcipyError(str(exc)) from None
+
+
+def _apply_deferred_pids(record: dict[str, Any]) -> None:
+    from ocipy.cgroups import CgroupError, layout, manager
+
+    pids = (record.get("resources") or {}).get("pids")
+    if pids:
+        try:
+            manager.apply(layout.detect(), record, {"pids": pids}, update=True)
+        except CgroupError as exc:
+            raise OcipyError(str(exc)) from None
 
 
 def create(args: argparse.Namespace) -> Created:
@@ -287,6 +302,8 @@ def create(args: argparse.Namespace) -> Created:
         launch.close()
         if console is not None:
             console.close()
+        if cgroup_record is not None:  # cgroups: the pids limit, now that the init is set up
+            _apply_deferred_pids(cgroup_record)
         state["status"] = "created"
         private = {
             "starttime": procfs.starttime(launch.pid),
@@ -296,9 +313,11 @@ def create(args: argparse.Namespace) -> Created:
             "terminal": terminal,
         }
         if cgroup_record is not None:
-            private["cgroup"] = cgroup_record
+            private["cgroup"] = cgroup_record  # includes the applied "resources", the base of `update`
         record = {k: v for k, v in state.items() if k != "status"}
         record["ocipy"] = private
+        # exec's defaults: the config as it was now, whatever happens to the bundle later
+        container.write_file(CONFIG_FILE, spec.model_dump_json(by_alias=True, exclude_none=True).encode())
         container.write_state(record)
         if getattr(args, "pid_file", None):
             _write_pid_file(args.pid_file, launch.pid)

@@ -143,7 +143,8 @@ def features() -> dict[str, Any]:
         "linux": {
             "namespaces": NAMESPACES,
             "capabilities": capabilities(),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
+            # ocipy/cgroups: v1, v2 and hybrid layouts, rdma.max on either; no systemd driver (docs/cgroups.md)
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
         },
         "annotations": {
             "org.opencontainers.ocipy.version": "0.1.0",

@@ -6,7 +6,7 @@ import os
 
 from .. import procfs
 from ..errors import OcipyError
-from ..signals import SIGTERM, parse_signal
+from ..signals import SIGKILL, SIGTERM, parse_signal
 from ..store import STOPPED, Container, Store
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
@@ -34,6 +34,16 @@ def signal_all(c: Container, sig: int) -> bool:
     """
     if c.cgroup_pids() is None:
         return False
+    if sig == SIGKILL:
+        # cgroup v2 kills the whole subtree at once (frozen or not, no pid races); the loop below still covers v1
+        cg = c.private.get("cgroup")
+        v2 = cg.get("v2") if isinstance(cg, dict) else None
+        if isinstance(v2, str):
+            try:
+                with open(os.path.join(v2, "cgroup.kill"), "w") as f:
+                    f.write("1")
+            except OSError:
+                pass
     freeze = c.has_freezer() and not c.is_frozen()
     if freeze:
         c.set_frozen(True)

@@ -1,5 +1,5 @@
 /* ocipy-init console: a pty pair from the container's own devpts, the master sent to the caller's console socket,
- * the peer bound on /dev/console and made the controlling terminal and stdio. */
+ * the peer bound on /dev/console (unless a3 = 1: exec) and made the controlling terminal and stdio. */
 #include "init.h"
 
 #include <errno.h>
@@ -87,21 +87,22 @@ int op_console(struct ctx *c, const struct plan_op *op)
 			goto out;
 		}
 	}
-	/* /dev/console: a file in the container's /dev, never reached through a symlink */
-	e = root_open(c, "/dev/console", MK_FILE, 0600, 1, RESOLVE_NO_SYMLINKS, &dst);
-	if (e)
-		goto out;
-	{
+	/* /dev/console: a file in the container's /dev, never reached through a symlink. Not for exec (a3 = 1): the
+	 * container's console stays the init's. */
+	if (op->a[3] != 1) {
 		struct stat st;
+		e = root_open(c, "/dev/console", MK_FILE, 0600, 1, RESOLVE_NO_SYMLINKS, &dst);
+		if (e)
+			goto out;
 		if (fstat(dst, &st) < 0 || S_ISLNK(st.st_mode) || S_ISDIR(st.st_mode)) {
 			e = fail(c, ELOOP, "/dev/console");
 			goto out;
 		}
-	}
-	e = attach_clone_of(peer, dst, 0);
-	if (e) {
-		e = fail(c, e, "/dev/console");
-		goto out;
+		e = attach_clone_of(peer, dst, 0);
+		if (e) {
+			e = fail(c, e, "/dev/console");
+			goto out;
+		}
 	}
 	e = send_master(sock, master);
 	if (e) {

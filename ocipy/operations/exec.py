@@ -1,0 +1,411 @@
+"""`ocipy exec ID CMD...` / `ocipy exec -p process.json ID`: run one more process in a created or running container.
+
+The process defaults come from the config as create saved it (`config.json` in the state dir), overridden by the
+flags as runc does; `--process` replaces it entirely. ocipy-init joins the container's cgroups and namespaces and
+execs the process (ocipy/execplan.py); it is a child of this process (CLONE_PARENT), so with `--detach` it passes to
+the caller's subreaper when we exit, and in the foreground we forward signals and exit with its status. Every failure
+exits 255 (runc's exec convention, which Podman and containerd rely on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import select
+import signal
+import socket
+from typing import Any
+
+from ocipy import errors, planfmt
+from ocipy.errors import OcipyError
+from ocipy.launch import Launch, exit_code
+from ocipy.store import CONFIG_FILE, PAUSED, STOPPED, Container, Store
+
+EXIT_FAILURE = 255
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        return _exec(args)
+    except OcipyError as exc:
+        if exc.exit_code == EXIT_FAILURE:
+            raise
+        raise OcipyError(exc.message, exit_code=EXIT_FAILURE) from None
+
+
+# --- the process ---------------------------------------------------------------------------------------------------
+def _load_spec(c: Container) -> Any:
+    from ocipy.spec.load import SpecError, load_config
+
+    data = c.read_file(CONFIG_FILE)
+    where = os.path.join(c.dir, CONFIG_FILE)
+    if data is None:  # a container made before create saved its config: the bundle's, as runc reads it
+        bundle = c.read_state().get("bundle")
+        where = os.path.join(bundle if isinstance(bundle, str) else "", "config.json")
+        errors.debug(f"no saved config: using {where}")
+        try:
+            with open(where, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise OcipyError(f"{where}: {(exc.strerror or str(exc)).lower()}") from None
+    try:
+        return load_config(data)
+    except SpecError as exc:
+        raise OcipyError(f"{where}: {exc}") from None
+
+
+def _load_process_file(path: str) -> Any:
+    from ocipy.spec.config import Process
+    from ocipy.spec.load import SpecError, parse_json, validate
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise OcipyError(f"--process {path}: {(exc.strerror or str(exc)).lower()}") from None
+    try:
+        return validate(Process, parse_json(data))
+    except SpecError as exc:
+        raise OcipyError(f"--process {path}: {exc}") from None
+
+
+def _merge_env(env: list[str], extra: list[str]) -> list[str]:
+    """`extra` on top of `env`: a variable set again replaces the earlier value in place."""
+    out = list(env)
+    index = {e.partition("=")[0]: i for i, e in enumerate(out)}
+    for item in extra:
+        key = item.partition("=")[0]
+        if key in index:
+            out[index[key]] = item
+        else:
+            index[key] = len(out)
+            out.append(item)
+    return out
+
+
+def _int_arg(flag: str, text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise OcipyError(f"{flag}: {text!r} is not a number") from None
+    if not 0 <= value < 1 << 32:
+        raise OcipyError(f"{flag}: {value} is out of range")
+    return value
+
+
+def build_process(spec: Any, args: argparse.Namespace) -> Any:
+    """The process to run: --process FILE as is, else the config's process with the flags applied (runc's rules)."""
+    if getattr(args, "process", None):
+        whole = _load_process_file(args.process)
+        if getattr(args, "tty", False):
+            whole.terminal = True
+        return whole
+    from ocipy.spec.config import Capabilities, Process, User
+
+    command = list(getattr(args, "command", None) or [])
+    if not command:
+        raise OcipyError("exec args cannot be empty")
+    if spec.process is None:
+        raise OcipyError("/process: the container has no process to take defaults from; use --process")
+    proc: Process = spec.process.model_copy(deep=True)
+    proc.args = command
+    proc.command_line = None
+    if args.cwd:
+        proc.cwd = args.cwd
+    if args.apparmor:
+        proc.apparmor_profile = args.apparmor
+    if args.process_label:
+        proc.selinux_label = args.process_label
+    caps = list(getattr(args, "cap", None) or [])
+    if caps:
+        cs = proc.capabilities or Capabilities()
+        cs.bounding = [*(cs.bounding or []), *caps]
+        cs.effective = [*(cs.effective or []), *caps]
+        cs.permitted = [*(cs.permitted or []), *caps]
+        # ambient needs inheritable, which --cap does not add: only when the config already has inheritable caps
+        if cs.inheritable is not None:
+            cs.ambient = [*(cs.ambient or []), *caps]
+        proc.capabilities = cs
+    proc.env = _merge_env(list(proc.env or []), list(getattr(args, "env", None) or []))
+    proc.terminal = bool(getattr(args, "tty", False))  # never the config's: only when asked
+    if getattr(args, "no_new_privs", False):
+        proc.no_new_privileges = True
+    user = proc.user or User()
+    if args.user:
+        uid, sep, gid = str(args.user).partition(":")
+        user.uid = _int_arg("--user", uid)
+        if sep:
+            user.gid = _int_arg("--user", gid)
+    gids = [g for item in getattr(args, "additional_gids", None) or [] for g in str(item).split(",") if g]
+    if gids:
+        user.additional_gids = [*(user.additional_gids or []), *(_int_arg("--additional-gids", g) for g in gids)]
+    proc.user = user
+    return proc
+
+
+# --- cgroups -------------------------------------------------------------------------------------------------------
+def _cgroup_procs(record: Any, sub: list[str]) -> list[str]:
+    """The cgroup.procs files to join: the container's cgroups, or the `--cgroup` sub-cgroups of them."""
+    if not isinstance(record, dict):
+        if sub:
+            raise OcipyError("--cgroup: the container has no cgroup")
+        return []
+    from ocipy.cgroups import manager
+
+    if not sub:
+        return manager.procs_files(record)
+    v1 = record.get("v1") if isinstance(record.get("v1"), dict) else {}
+    v2 = record.get("v2") if isinstance(record.get("v2"), str) else None
+    chosen: dict[str, str] = {}  # cgroup dir -> sub path
+    for item in sub:
+        ctrls, sep, path = item.partition(":") if ":" in item else ("", "", item)
+        if not path or path.startswith("/") or ".." in path.split("/"):
+            raise OcipyError(f"--cgroup {item}: the sub-cgroup must be a relative path beneath the container's")
+        if not sep:
+            if len(sub) != 1:
+                raise OcipyError(f"--cgroup {item}: missing <controller>: prefix")
+            for d in manager.dirs_of(record):
+                chosen[d] = path
+            continue
+        for ctrl in ctrls.split(","):
+            cdir: Any = v2 if ctrl in ("", "unified") and v2 else v1.get(ctrl) if v1 else None
+            if not isinstance(cdir, str):
+                raise OcipyError(f"--cgroup {item}: the container has no {ctrl or 'unified'} cgroup")
+            chosen[cdir] = path
+    out = []
+    for d in manager.dirs_of(record):
+        target = os.path.join(d, chosen[d]) if d in chosen else d
+        if not os.path.isdir(target):
+            raise OcipyError(f"--cgroup: {target}: no such cgroup")
+        out.append(os.path.join(target, "cgroup.procs"))
+    return out
+
+
+# --- the exec ------------------------------------------------------------------------------------------------------
+def _check_status(c: Container, ignore_paused: bool) -> bool:
+    """Refuse a stopped container, and a paused one unless asked; True when it is paused."""
+    status = c.status()
+    if status == STOPPED:
+        raise OcipyError("cannot exec in a stopped container")
+    if status == PAUSED and not ignore_paused:
+        raise OcipyError("cannot exec in a paused container (use --ignore-paused to override)")
+    return status == PAUSED
+
+
+def _exec(args: argparse.Namespace) -> int:
+    from ocipy import execplan
+    from ocipy.operations.create import _console_fd, _send_seccomp_listener, _write_pid_file
+
+    detach = bool(getattr(args, "detach", False))
+    c = Store.from_args(args).open_locked(args.container_id)
+    undo = contextlib.ExitStack()
+    with undo:
+        undo.callback(c.close)  # closing the dir fd also drops the lock
+        paused = _check_status(c, bool(getattr(args, "ignore_paused", False)))
+        spec = _load_spec(c)
+        process = build_process(spec, args)
+        terminal = bool(process.terminal)
+        console_path = getattr(args, "console_socket", None)
+        if terminal and detach and not console_path:
+            raise OcipyError("--tty with --detach needs a --console-socket to send the pty master to")
+        if console_path and not terminal:
+            raise OcipyError("--console-socket given but no terminal was asked for (--tty, or terminal in --process)")
+
+        preserve = max(0, int(getattr(args, "preserve_fds", 0) or 0))
+        fdmap = [(0, 0), (1, 1), (2, 2)] + [(fd, fd) for fd in range(3, 3 + preserve)]
+        for src, _ in fdmap:
+            try:
+                os.fstat(src)
+            except OSError:
+                raise OcipyError(f"--preserve-fds: fd {src} is not open") from None
+        console: socket.socket | None = None
+        proxy: socket.socket | None = None  # foreground tty without a console socket: we receive the master
+        if terminal:
+            if console_path:
+                console = _console_fd(args, True)
+            else:
+                proxy, console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                undo.callback(proxy.close)
+            assert console is not None
+            undo.callback(console.close)
+            fdmap.append((console.fileno(), 3 + preserve))
+
+        plan = execplan.compile_exec(
+            spec,
+            process,
+            init_pid=c.pid,
+            cgroup_procs=_cgroup_procs(c.private.get("cgroup"), list(getattr(args, "cgroup", None) or [])),
+            console_fd=3 + preserve if terminal else None,
+            extra_fds=preserve,
+            host_uid=os.geteuid(),
+        )
+        for pointer, message in plan.warnings:
+            errors.quiet_warning(f"{pointer}: {message}")
+        launch = Launch(plan, extra=fdmap)
+        undo.callback(launch.abort)
+        if not detach:
+            # from now on: a signal for us is one for the process (held back until it exists)
+            _forward_signals(launch, proxy is not None)
+            undo.callback(_restore_signals)
+        oci_state = c.oci_state()  # for a seccomp listener
+        if paused:
+            # the process freezes as soon as it joins the cgroup and goes on at `resume`, which needs the lock
+            c.close()
+        launch.start()
+        if console is not None:
+            console.close()
+        for msg in launch.messages():
+            if msg.type == planfmt.MSG_ERROR:
+                raise OcipyError(launch.describe_error(msg))
+            if msg.type == planfmt.MSG_SYNC and msg.fds:  # OP_SECCOMP with a listener
+                try:
+                    _send_seccomp_listener(spec, oci_state, launch.pid, msg.fds[0])
+                finally:
+                    for fd in msg.fds:
+                        os.close(fd)
+                launch.ack()
+            elif msg.type in (planfmt.MSG_SYNC, planfmt.MSG_HOOKS, planfmt.MSG_USERMAP):
+                launch.ack()
+        if launch.pid <= 0:
+            raise OcipyError("ocipy-init exited before the process was started")
+        _flush_pending(launch)
+        launch.close()
+        master = _receive_master(proxy) if proxy is not None else -1
+        if getattr(args, "pid_file", None):
+            _write_pid_file(args.pid_file, launch.pid)
+        undo.pop_all()
+    c.close()  # the lock: kill/delete may go on while the process runs
+    if detach:
+        launch.release()
+        return 0
+    return _wait(launch, master)
+
+
+def _receive_master(sock: socket.socket) -> int:
+    try:
+        _msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1, socket.MSG_CMSG_CLOEXEC)
+    finally:
+        sock.close()
+    if not fds:
+        raise OcipyError("the pty master did not arrive")
+    for extra in fds[1:]:
+        os.close(extra)
+    return fds[0]
+
+
+# --- the foreground ------------------------------------------------------------------------------------------------
+_pending: list[int] = []  # signals that came before the process existed
+_master = -1  # the proxied pty master (SIGWINCH resizes it)
+
+
+def _forward_signals(launch: Launch, proxied: bool) -> None:
+    from ocipy.operations.run import FORWARDED
+
+    def forward(signum: int, _frame: object) -> None:
+        if signum == signal.SIGWINCH and proxied:
+            if _master >= 0:
+                _copy_winsize(0, _master)
+            return
+        if launch.pidfd < 0:
+            _pending.append(signum)
+            return
+        with contextlib.suppress(ProcessLookupError, OSError):
+            signal.pidfd_send_signal(launch.pidfd, signum)
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+
+
+def _flush_pending(launch: Launch) -> None:
+    while _pending:
+        with contextlib.suppress(ProcessLookupError, OSError):
+            signal.pidfd_send_signal(launch.pidfd, _pending.pop(0))
+
+
+def _restore_signals() -> None:
+    from ocipy.operations.run import FORWARDED
+
+    for sig in FORWARDED:
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def _wait(launch: Launch, master: int) -> int:
+    global _master
+    _master = master
+    try:
+        if master >= 0:
+            _proxy(master, launch.pidfd)
+        status = launch.wait()
+    finally:
+        _restore_signals()
+        if master >= 0:
+            _master = -1
+            os.close(master)
+    return exit_code(status) if status is not None else EXIT_FAILURE
+
+
+def _copy_winsize(src: int, dst: int) -> None:
+    import fcntl
+    import termios
+
+    with contextlib.suppress(OSError):
+        size = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(dst, termios.TIOCSWINSZ, size)
+
+
+def _proxy(master: int, pidfd: int) -> None:
+    """Copy our stdin to the pty master and the master to our stdout until the process exits (runc does this for a
+    foreground `exec -t` without a console socket). Our terminal, when stdin is one, is in raw mode meanwhile."""
+    import termios
+    import tty
+
+    saved = None
+    if os.isatty(0):
+        _copy_winsize(0, master)
+        with contextlib.suppress(termios.error):
+            saved = termios.tcgetattr(0)
+            tty.setraw(0)
+    try:
+        os.set_blocking(master, False)
+        watch = [master, pidfd, 0]
+        exited = False
+        while True:
+            try:
+                ready, _, _ = select.select(watch, [], [], 0.05 if exited else None)
+            except InterruptedError:
+                continue
+            if exited and not ready:
+                return  # the process is gone and the master has nothing more to say
+            if pidfd in ready:
+                exited = True
+                watch.remove(pidfd)
+            if master in ready and not _pump(master, 1):
+                return
+            if 0 in ready and not _pump(0, master):
+                watch.remove(0)  # stdin closed: keep showing the output
+    finally:
+        if saved is not None:
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+
+def _pump(src: int, dst: int) -> bool:
+    """Move one read of `src` to `dst`; False at EOF (a pty master reports EIO once every peer is closed)."""
+    try:
+        data = os.read(src, 65536)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    if not data:
+        return False
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(dst, view) :]
+        except BlockingIOError:
+            select.select([], [dst], [])
+        except OSError:
+            return True  # the reader went away; keep draining the other side
+    return True
