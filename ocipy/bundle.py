@@ -32,7 +32,7 @@ def validate_bundle(bundle_dir: str) -> list[tuple[str, str]]:
 
 def load_bundle(bundle_dir: str) -> tuple[Spec, str]:
     """The validated config and the absolute rootfs path, or OcipyError naming the first problem."""
-    spec, rootfs, problems = _check(bundle_dir)
+    spec, rootfs, problems = _check(bundle_dir, lenient=True)
     if problems:
         raise OcipyError(format_bundle_problem(problems[0]))
     assert spec is not None and rootfs is not None  # no problems means both were produced
@@ -45,7 +45,25 @@ def format_bundle_problem(problem: Problem) -> str:
     return f"{pointer}: {message}" if pointer else f"{CONFIG_NAME}: {message}"
 
 
-def _check(bundle_dir: str) -> tuple[Spec | None, str | None, list[Problem]]:
+# What a device's type puts in st_mode's file-type bits (S_IFCHR, S_IFBLK, S_IFIFO).
+_TYPE_BITS = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
+
+
+def _accept_mode_type_bits(obj: object) -> None:
+    """Podman writes /linux/devices/N/fileMode with the file-type bits (0o20600 for a char device). The schema
+    allows permission bits only and `validate` says so, but runc runs such configs, so `create` drops type bits
+    that match the device's own type; any other stray bit is still an error."""
+    linux = obj.get("linux") if isinstance(obj, dict) else None
+    devices = linux.get("devices") if isinstance(linux, dict) else None
+    for dev in devices if isinstance(devices, list) else ():
+        if not isinstance(dev, dict):
+            continue
+        mode, bits = dev.get("fileMode"), _TYPE_BITS.get(dev.get("type"))  # type: ignore[arg-type]
+        if type(mode) is int and bits and mode & 0o170000 == bits:
+            dev["fileMode"] = mode & 0o7777
+
+
+def _check(bundle_dir: str, lenient: bool = False) -> tuple[Spec | None, str | None, list[Problem]]:
     bundle_abs = os.path.abspath(bundle_dir)
     if not os.path.isdir(bundle_abs):
         what = "does not exist" if not os.path.lexists(bundle_abs) else "is not a directory"
@@ -60,6 +78,8 @@ def _check(bundle_dir: str) -> tuple[Spec | None, str | None, list[Problem]]:
         obj = parse_json(data)
     except SpecError as exc:
         return None, None, exc.problems
+    if lenient:
+        _accept_mode_type_bits(obj)
     spec, problems = config_problems(obj)
     rootfs = None
     if isinstance(obj, dict):

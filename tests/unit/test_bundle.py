@@ -233,3 +233,19 @@ def test_validate_reports_each_problem(tmp_path: Path, capsys: pytest.CaptureFix
 def test_validate_missing_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert validate_op.main(argparse.Namespace(bundle=str(tmp_path))) == 1
     assert capsys.readouterr().err == "config.json: no such file or directory\n"
+
+
+def test_device_mode_with_matching_type_bits_is_run_but_reported(tmp_path: Path) -> None:
+    """Podman's fileMode carries S_IFCHR (0o20600): create runs it like runc, validate still reports it."""
+    config = default_config(False)
+    config["linux"]["devices"] = [{"path": "/dev/vm0", "type": "c", "major": 10, "minor": 232, "fileMode": 0o20600}]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "rootfs").mkdir()
+    spec, _ = load_bundle(str(tmp_path))
+    assert spec.linux is not None and spec.linux.devices is not None
+    assert spec.linux.devices[0].file_mode == 0o600
+    assert [p for p, _ in validate_bundle(str(tmp_path))] == ["/linux/devices/0/fileMode"]
+    config["linux"]["devices"][0]["fileMode"] = 0o60600  # block bits on a char device: still an error
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(OcipyError, match="/linux/devices/0/fileMode"):
+        load_bundle(str(tmp_path))

@@ -274,7 +274,18 @@ GOLDENS = {
     "cgroup_join": lambda: compile_cfg(
         default_config(False), console_fd=7, cgroup_procs=["/sys/fs/cgroup/memory/c1/cgroup.procs"]
     ),
+    # Podman on a v1 host: no cgroup namespace, /sys/fs/cgroup shows the container's own cgroups (as runc does)
+    "cgroup_host_ns": lambda: compile_cfg(
+        _without_cgroup_ns(default_config(False)),
+        console_fd=7,
+        cgroup_procs=[f"/sys/fs/cgroup/{h}/ocipy/c1/cgroup.procs" for h in ("memory", "cpu", "pids", "unified")],
+    ),
 }
+
+
+def _without_cgroup_ns(cfg: dict[str, Any]) -> dict[str, Any]:
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "cgroup"]
+    return cfg
 
 
 @pytest.mark.parametrize("name", sorted(GOLDENS))
