@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 OCI_VERSION = "1.3.0"
 STATE_FILE = "state.json"
+CGROUP_FILE = "cgroup.json"  # create's record of the cgroups it made, until state.json exists
 FIFO_FILE = "exec.fifo"
 CONFIG_FILE = "config.json"  # the validated config as create saw it: exec's defaults, whatever the bundle does later
 ID_MAX = 1024
@@ -337,9 +338,24 @@ class Container:
         except OSError as exc:
             raise OcipyError(f"{'freeze' if frozen else 'thaw'} {path}: {exc.strerror or exc}") from None
 
+    def cgroup_record(self) -> Any:
+        """The container's cgroups: from the state, or, for a directory a killed create left before writing its
+        state, from the record create writes as soon as it has made them (so `delete` can still remove them)."""
+        if self.has_state():
+            return self.private.get("cgroup")
+        raw = self.read_file(CGROUP_FILE)
+        if raw is None:
+            return None
+        from . import fastjson
+
+        try:
+            return fastjson.loads(raw)
+        except ValueError:
+            return None
+
     def cgroup_pids(self) -> list[int] | None:
         """Host pids in the container's cgroup; None when no cgroup is recorded (or none can be read)."""
-        for d in _cgroup_dirs(self.private.get("cgroup")):
+        for d in _cgroup_dirs(self.cgroup_record()):
             text = _read_text(os.path.join(d, "cgroup.procs"))
             if text is not None:
                 pids = [int(x) for x in text.split()]
@@ -352,7 +368,7 @@ class Container:
     def remove_cgroups(self) -> None:
         """rmdir the recorded cgroup dirs and the sub-cgroups the container made in them, deepest first (only empty
         ones can go: a busy one is retried briefly while exiting tasks drain, then left as it is)."""
-        for d in dict.fromkeys(_cgroup_dirs(self.private.get("cgroup"))):
+        for d in dict.fromkeys(_cgroup_dirs(self.cgroup_record())):
             deadline = time.monotonic() + 1.0
             while True:
                 busy = False

@@ -221,6 +221,11 @@ def create(args: argparse.Namespace) -> Created:
         cgroup_record = _make_cgroups(spec, cid, args)
         if cgroup_record is not None:
             undo.callback(cg_manager.remove, cgroup_record)
+            # if this process is killed before state.json exists, `delete` finds the cgroups here
+            from ocipy import fastjson
+            from ocipy.store import CGROUP_FILE
+
+            container.write_file(CGROUP_FILE, fastjson.dumps(cgroup_record).encode())
         # --- end cgroups ---
 
         plan = plan_mod.compile_create(

@@ -49,7 +49,11 @@ def main(args: Any) -> int:
     try:
         c.lock()
         if not c.has_state():
-            # a directory a crashed create left behind: nothing runs, just clear it
+            # a directory a killed create left behind: whatever it started in its cgroups goes, then the cgroups
+            if c.cgroup_pids():
+                signal_all(c, SIGKILL)
+                _wait_cgroup_empty(c, 2.0)
+            c.remove_cgroups()
             c.remove()
             return 0
         status = c.status()
