@@ -173,11 +173,15 @@ class Ctx:
             out, err = p.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             p.kill()
-            out, err = p.communicate()
+            try:  # a container that inherited the pipes may hold them open: do not wait for their EOF
+                out, err = p.communicate(timeout=2)
+            except subprocess.TimeoutExpired:
+                out, err = "", ""
+                p.wait()
             return Res(124, out or "", (err or "") + " [timed out after %ss]" % timeout, time.monotonic() - t0)
         return Res(p.returncode, out or "", err or "", time.monotonic() - t0)
 
-    def create(self, bundle: Path, cid: Optional[str] = None, extra: Tuple[str, ...] = (),
+    def create(self, bundle: Any, cid: Optional[str] = None, extra: Tuple[str, ...] = (),
                pass_fds: Tuple[int, ...] = ()) -> Tuple[str, Res]:
         """create --bundle B ID; the container's stdout/stderr go to <casedir>/<id>.out/.err."""
         cid = cid or self.new_id()
@@ -223,11 +227,15 @@ class Ctx:
         return self.rt("delete", *(["--force"] if force else []), cid)
 
     def probe(self, cfg: Dict[str, Any], *reqs: str, name: str = "the container ran the probe",
-              expect_ok: bool = True) -> Dict[str, Any]:
+              expect_ok: bool = True, bundle: Optional[Path] = None) -> Dict[str, Any]:
         """create + start a container whose process is the probe, wait until it is stopped, parse its JSON, delete.
         Records one assertion (that the probe ran and printed) unless expect_ok is False."""
         cfg.setdefault("process", {})["args"] = ["/probe", *reqs]
-        b = self.bundle(cfg)
+        if bundle is not None:
+            (bundle / "config.json").write_text(json.dumps(cfg, indent=2))
+            b = bundle
+        else:
+            b = self.bundle(cfg)
         cid, r = self.create(b)
         facts: Dict[str, Any] = {}
         detail = "create: %s" % r

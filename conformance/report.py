@@ -16,7 +16,33 @@ from .framework import REGISTRY, CaseResult, Runtime
 # command exits non-zero when one is not, so a case can never fail for the reference runtime unexplained.
 # "runc" entries are runc's own behaviour (a bug or a missing feature of 1.1.5); "host" entries are a limit of
 # this machine.
-RUNC_EXPLAINED: Dict[str, str] = {}
+RUNC_EXPLAINED: Dict[str, str] = {
+    "errors.delete-created": "runc: `runc delete` (without --force) of a *created* container kills and deletes it "
+    "(runc's documented behaviour since 1.0) instead of refusing, as the spec's 'not stopped' rule requires.",
+    "process.domainname": "runc: 1.1.5 does not set `domainname` (the container sees `(none)`).",
+    "process.scheduler": "runc: `process.scheduler` was added to the spec after runc 1.1.5 (runc 1.2); 1.1.5 "
+    "ignores the unknown property instead of applying it.",
+    "process.io-priority": "runc: `process.ioPriority` is newer than runc 1.1.5 (runc 1.2); 1.1.5 ignores it.",
+    "mounts.option-defaults": "runc: 1.1.5 does not know the `defaults` option and passes it to mount(2) as "
+    "filesystem data, which tmpfs rejects (EINVAL), so create fails.",
+    "mounts.rootfs-propagation": "runc: with `rootfsPropagation: unbindable` 1.1.5 fails create (mount(2) of the "
+    "rootfs with MS_BIND|MS_REC|MS_UNBINDABLE: EINVAL), and with `shared` the container's / is not a shared mount.",
+    "ns.time-offsets": "runc: 1.1.5 does not know the `time` namespace (added in runc 1.2): "
+    "`namespace {\"time\" \"\"} does not exist`.",
+    "devices.existing-file-mismatch": "runc: 1.1.5 ignores EEXIST from mknod(2), so an existing regular file at a "
+    "device path is silently kept instead of being an error.",
+    "hooks.order": "runc: 1.1.5 runs `poststart` hooks during `create` (before the user program is started), not "
+    "during `start`.",
+    "hooks.poststart-after-program": "runc: same as hooks.order: 1.1.5 runs `poststart` during `create`, so the "
+    "user program has not run when the hook runs.",
+    "hooks.startContainer-fails": "runc: 1.1.5 runs `startContainer` hooks in its init after `start` has "
+    "returned, so a failing startContainer hook does not make `start` fail (the init exits instead).",
+    "hooks.poststop-fails": "runc: 1.1.5 stops at the first failing `poststop` hook; the remaining poststop hooks "
+    "are not run.",
+    "cgroups.pids-zero": "runc: 1.1.5 treats `pids.limit: 0` as 'no limit' and leaves pids.max at `max`.",
+    "cgroups.blkio-weight-unavailable": "runc (on a host limit): this kernel has no blkio.weight / blkio.bfq.weight; "
+    "runc 1.1.5 skips the missing file and creates the container without the weight instead of failing.",
+}
 
 
 def tap(results: List[CaseResult]) -> str:

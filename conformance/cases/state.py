@@ -38,9 +38,7 @@ def _doc(t: Ctx) -> None:
       "bundle (string, REQUIRED) is the absolute path to the container's bundle directory.")
 def _relbundle(t: Ctx) -> None:
     b = t.bundle(set_args(t.config(), sh("exec sleep 60")), name="relbundle")
-    cid = t.new_id()
-    t.containers.append(cid)
-    r = t.rt("create", "--bundle", "relbundle", cid)  # relative to the case dir (the runtime's cwd)
+    cid, r = t.create("relbundle")  # relative to the case dir (the runtime's cwd)
     t.eq("create with a relative bundle path exits 0", r.rc, 0, str(r))
     _, st = t.state(cid)
     t.eq("state's bundle is the absolute path", (st or {}).get("bundle"), str(b))

@@ -284,7 +284,7 @@ def test_custom_seccomp_profile(podman: Podman, tmp_path: Path) -> None:
             {
                 "defaultAction": "SCMP_ACT_ALLOW",
                 "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}],
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
             }
         )
     )
@@ -294,9 +294,13 @@ def test_custom_seccomp_profile(podman: Podman, tmp_path: Path) -> None:
         "--security-opt",
         f"seccomp={profile}",
     )
-    assert "Permission denied" in out and "rc=1" in out, out  # errnoRet 13 = EACCES, not the default EPERM
+    assert "Operation not permitted" in out and "rc=1" in out, out  # errnoRet 1 = EPERM
     assert "touched" in out
     assert "Seccomp:\t2" in out
+    # and errnoRet is honoured, not just "some error": the same rule with EACCES
+    profile.write_text(profile.read_text().replace('"errnoRet": 1', '"errnoRet": 13'))
+    out = sh(podman, "mkdir /tmp/d 2>&1; echo rc=$?", "--security-opt", f"seccomp={profile}")
+    assert "Permission denied" in out and "rc=1" in out, out
 
 
 def test_no_new_privileges(podman: Podman) -> None:
