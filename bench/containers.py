@@ -250,7 +250,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=int(os.environ.get("BENCH_N", "30")), help="measured iterations")
     ap.add_argument("-w", "--warmup", type=int, default=3, help="unmeasured warm-up iterations")
-    ap.add_argument("--ocipy", default=None, help="command line for ocipy (default: a fresh -IS launcher, as scripts/setup installs)")
+    ap.add_argument(
+        "--ocipy",
+        default=None,
+        help="command line for ocipy (default: a fresh -IS launcher, as scripts/setup installs)",
+    )
     ap.add_argument("--runc", default=shutil.which("runc") or "/usr/sbin/runc")
     ap.add_argument("--json", default=None, help="also write the medians and raw samples to this file")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")

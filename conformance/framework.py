@@ -16,9 +16,10 @@ import signal
 import subprocess
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any
 
 from . import bundle as bundlemod
 
@@ -36,17 +37,17 @@ class Case:
     spec: str
     level: str
     req: str
-    fn: Callable[["Ctx"], None]
+    fn: Callable[[Ctx], None]
     doc: str = ""
 
 
-REGISTRY: List[Case] = []
+REGISTRY: list[Case] = []
 
 
-def case(id: str, spec: str, level: str, req: str) -> Callable[[Callable[["Ctx"], None]], Callable[["Ctx"], None]]:
-    def deco(fn: Callable[["Ctx"], None]) -> Callable[["Ctx"], None]:
+def case(id: str, spec: str, level: str, req: str) -> Callable[[Callable[[Ctx], None]], Callable[[Ctx], None]]:
+    def deco(fn: Callable[[Ctx], None]) -> Callable[[Ctx], None]:
         if any(c.id == id for c in REGISTRY):
-            raise ValueError("duplicate case id %s" % id)
+            raise ValueError(f"duplicate case id {id}")
         REGISTRY.append(Case(id, spec, level, req, fn, (fn.__doc__ or "").strip()))
         return fn
 
@@ -63,24 +64,26 @@ class Res:
     def __str__(self) -> str:
         s = "rc=%d" % self.rc
         if self.out.strip():
-            s += " stdout=%r" % self.out.strip()[:300]
+            s += f" stdout={self.out.strip()[:300]!r}"
         if self.err.strip():
-            s += " stderr=%r" % self.err.strip()[:300]
+            s += f" stderr={self.err.strip()[:300]!r}"
         return s
 
 
 @dataclass
 class Runtime:
     name: str
-    argv: List[str]
-    env: Optional[Dict[str, str]] = None
+    argv: list[str]
+    env: dict[str, str] | None = None
 
     def version(self) -> str:
         try:
-            p = subprocess.run(self.argv + ["--version"], capture_output=True, text=True, timeout=20, env=self.env)
+            p = subprocess.run(
+                self.argv + ["--version"], check=False, capture_output=True, text=True, timeout=20, env=self.env
+            )
             return " / ".join(line.strip() for line in p.stdout.splitlines() if line.strip()) or p.stderr.strip()
         except OSError as e:
-            return "unavailable: %s" % e
+            return f"unavailable: {e}"
 
 
 @dataclass
@@ -94,11 +97,11 @@ class Assertion:
 class CaseResult:
     id: str
     status: str  # pass / fail / skip
-    assertions: List[Assertion] = field(default_factory=list)
+    assertions: list[Assertion] = field(default_factory=list)
     skip_reason: str = ""
     secs: float = 0.0
 
-    def to_json(self) -> Dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "status": self.status,
@@ -129,12 +132,12 @@ class Ctx:
         self.dir = env.workdir / ("c%03d" % index)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o755)
-        self.assertions: List[Assertion] = []
-        self.containers: List[str] = []
-        self.pids: List[int] = []
-        self.cleanups: List[Callable[[], None]] = []
+        self.assertions: list[Assertion] = []
+        self.containers: list[str] = []
+        self.pids: list[int] = []
+        self.cleanups: list[Callable[[], None]] = []
         self.nid = 0
-        self.cgroups: List[str] = []
+        self.cgroups: list[str] = []
 
     # ---- configs and bundles
 
@@ -148,25 +151,40 @@ class Ctx:
         self.cgroups.append(p)
         return p
 
-    def config(self) -> Dict[str, Any]:
+    def config(self) -> dict[str, Any]:
         return bundlemod.base_config(self.cgroups_path())
 
-    def bundle(self, cfg: Dict[str, Any], name: str = "") -> Path:
+    def bundle(self, cfg: dict[str, Any], name: str = "") -> Path:
         self.nid += 0
         name = name or "bundle%d" % (len(list(self.dir.glob("bundle*"))))
         return bundlemod.write_bundle(self.dir / name, self.env.template, cfg)
 
     # ---- the runtime's command line
 
-    def rt(self, *args: str, timeout: float = 30, stdout: Any = None, stderr: Any = None,
-           pass_fds: Tuple[int, ...] = (), stdin: Any = subprocess.DEVNULL) -> Res:
+    def rt(
+        self,
+        *args: str,
+        timeout: float = 30,
+        stdout: Any = None,
+        stderr: Any = None,
+        pass_fds: tuple[int, ...] = (),
+        stdin: Any = subprocess.DEVNULL,
+    ) -> Res:
         argv = self.env.runtime.argv + ["--root", str(self.env.state_root)] + list(args)
         t0 = time.monotonic()
         out_f = stdout if stdout is not None else subprocess.PIPE
         err_f = stderr if stderr is not None else subprocess.PIPE
         try:
-            p = subprocess.Popen(argv, stdin=stdin, stdout=out_f, stderr=err_f, pass_fds=pass_fds, text=True,
-                                 env=self.env.runtime.env, cwd=str(self.dir))
+            p = subprocess.Popen(
+                argv,
+                stdin=stdin,
+                stdout=out_f,
+                stderr=err_f,
+                pass_fds=pass_fds,
+                text=True,
+                env=self.env.runtime.env,
+                cwd=str(self.dir),
+            )
         except OSError as e:
             return Res(127, "", str(e), 0.0)
         try:
@@ -178,11 +196,12 @@ class Ctx:
             except subprocess.TimeoutExpired:
                 out, err = "", ""
                 p.wait()
-            return Res(124, out or "", (err or "") + " [timed out after %ss]" % timeout, time.monotonic() - t0)
+            return Res(124, out or "", (err or "") + f" [timed out after {timeout}s]", time.monotonic() - t0)
         return Res(p.returncode, out or "", err or "", time.monotonic() - t0)
 
-    def create(self, bundle: Any, cid: Optional[str] = None, extra: Tuple[str, ...] = (),
-               pass_fds: Tuple[int, ...] = ()) -> Tuple[str, Res]:
+    def create(
+        self, bundle: Any, cid: str | None = None, extra: tuple[str, ...] = (), pass_fds: tuple[int, ...] = ()
+    ) -> tuple[str, Res]:
         """create --bundle B ID; the container's stdout/stderr go to <casedir>/<id>.out/.err."""
         cid = cid or self.new_id()
         self.containers.append(cid)
@@ -199,18 +218,18 @@ class Ctx:
     def start(self, cid: str) -> Res:
         return self.rt("start", cid)
 
-    def state(self, cid: str) -> Tuple[Res, Optional[Dict[str, Any]]]:
+    def state(self, cid: str) -> tuple[Res, dict[str, Any] | None]:
         r = self.rt("state", cid)
         try:
             return r, json.loads(r.out) if r.rc == 0 else None
         except ValueError:
             return r, None
 
-    def status(self, cid: str) -> Optional[str]:
+    def status(self, cid: str) -> str | None:
         _, st = self.state(cid)
         return st.get("status") if st else None
 
-    def wait_status(self, cid: str, want: str, timeout: float = 10) -> Optional[str]:
+    def wait_status(self, cid: str, want: str, timeout: float = 10) -> str | None:
         end = time.monotonic() + timeout
         s = None
         while time.monotonic() < end:
@@ -226,8 +245,14 @@ class Ctx:
     def delete(self, cid: str, force: bool = False) -> Res:
         return self.rt("delete", *(["--force"] if force else []), cid)
 
-    def probe(self, cfg: Dict[str, Any], *reqs: str, name: str = "the container ran the probe",
-              expect_ok: bool = True, bundle: Optional[Path] = None) -> Dict[str, Any]:
+    def probe(
+        self,
+        cfg: dict[str, Any],
+        *reqs: str,
+        name: str = "the container ran the probe",
+        expect_ok: bool = True,
+        bundle: Path | None = None,
+    ) -> dict[str, Any]:
         """create + start a container whose process is the probe, wait until it is stopped, parse its JSON, delete.
         Records one assertion (that the probe ran and printed) unless expect_ok is False."""
         cfg.setdefault("process", {})["args"] = ["/probe", *reqs]
@@ -237,11 +262,11 @@ class Ctx:
         else:
             b = self.bundle(cfg)
         cid, r = self.create(b)
-        facts: Dict[str, Any] = {}
-        detail = "create: %s" % r
+        facts: dict[str, Any] = {}
+        detail = f"create: {r}"
         if r.rc == 0:
             rs = self.start(cid)
-            detail = "start: %s" % rs
+            detail = f"start: {rs}"
             if rs.rc == 0:
                 st = self.wait_status(cid, "stopped")
                 out = self.output(cid)
@@ -251,7 +276,7 @@ class Ctx:
                             facts = json.loads(line)
                         except ValueError:
                             pass
-                detail = "status=%s output=%r" % (st, out[:300])
+                detail = f"status={st} output={out[:300]!r}"
         self.delete(cid, force=True)
         if expect_ok:
             self.check(name, bool(facts), "" if facts else detail)
@@ -262,19 +287,19 @@ class Ctx:
 
     def check(self, name: str, ok: Any, detail: str = "") -> bool:
         if any(a.name == name for a in self.assertions):
-            raise ValueError("duplicate assertion name %r in %s" % (name, self.case.id))
+            raise ValueError(f"duplicate assertion name {name!r} in {self.case.id}")
         self.assertions.append(Assertion(name, bool(ok), "" if ok else str(detail)))
         return bool(ok)
 
     def eq(self, name: str, got: Any, want: Any, ctx: str = "") -> bool:
-        return self.check(name, got == want, "got %r, want %r%s" % (got, want, (" (%s)" % ctx) if ctx else ""))
+        return self.check(name, got == want, "got {!r}, want {!r}{}".format(got, want, (f" ({ctx})") if ctx else ""))
 
     def skip(self, reason: str) -> None:
         raise Skip(reason)
 
     # ---- helpers
 
-    def spawn(self, argv: List[str]) -> subprocess.Popen:
+    def spawn(self, argv: list[str]) -> subprocess.Popen:
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.pids.append(p.pid)
         self.cleanups.append(lambda: (p.poll() is None and p.kill(), p.wait()))
@@ -300,7 +325,7 @@ class Ctx:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _mounts_under(path: Path) -> List[str]:
+def _mounts_under(path: Path) -> list[str]:
     prefix = str(path)
     found = []
     with open("/proc/self/mountinfo") as f:
@@ -337,12 +362,12 @@ def run_case(env: Env, c: Case, index: int) -> CaseResult:
 
 
 def host_ns(kind: str) -> str:
-    return os.readlink("/proc/self/ns/%s" % kind)
+    return os.readlink(f"/proc/self/ns/{kind}")
 
 
-def cgroup_dirs_of(pid: int) -> Dict[str, str]:
+def cgroup_dirs_of(pid: int) -> dict[str, str]:
     """{controller: path} from /proc/PID/cgroup (v1 lines; '' key for the v2 line)."""
-    out: Dict[str, str] = {}
+    out: dict[str, str] = {}
     try:
         with open("/proc/%d/cgroup" % pid) as f:
             for line in f:
@@ -354,7 +379,7 @@ def cgroup_dirs_of(pid: int) -> Dict[str, str]:
     return out
 
 
-def read_cgroup_file(controller: str, path: str, name: str) -> Optional[str]:
+def read_cgroup_file(controller: str, path: str, name: str) -> str | None:
     p = V1_ROOT / controller / path.lstrip("/") / name
     try:
         return p.read_text().strip()

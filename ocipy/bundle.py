@@ -10,7 +10,9 @@ import os
 import stat
 from typing import Any
 
+from ocipy import errors
 from ocipy.errors import OcipyError
+from ocipy.spec._base import CAPABILITIES
 from ocipy.spec.config import Spec
 from ocipy.spec.load import Problem, SpecError, config_problems, parse_json
 
@@ -49,6 +51,37 @@ def format_bundle_problem(problem: Problem) -> str:
 _TYPE_BITS = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
 
 
+def _lenient(obj: object) -> None:
+    """What `create` runs although `validate` reports it, because the spec or runc's practice lets it run."""
+    _accept_mode_type_bits(obj)
+    _drop_unknown_capabilities(obj)
+    _absolute_destinations(obj)
+
+
+def _drop_unknown_capabilities(obj: object) -> None:
+    """config.md: a capability that cannot be mapped to the kernel MUST be logged as a warning, and runtimes SHOULD
+    NOT fail on it."""
+    process = obj.get("process") if isinstance(obj, dict) else None
+    capsets = process.get("capabilities") if isinstance(process, dict) else None
+    if not isinstance(capsets, dict):
+        return
+    known = frozenset(CAPABILITIES)
+    for key, names in capsets.items():
+        if isinstance(names, list):
+            for i, name in enumerate(names):
+                if isinstance(name, str) and name not in known:
+                    errors.quiet_warning(f"/process/capabilities/{key}/{i}: unknown capability {name!r}: ignored")
+            capsets[key] = [n for n in names if not isinstance(n, str) or n in known]
+
+
+def _absolute_destinations(obj: object) -> None:
+    """config.md: a relative mount destination MUST be interpreted as relative to "/"."""
+    mounts = obj.get("mounts") if isinstance(obj, dict) else None
+    for m in mounts if isinstance(mounts, list) else ():
+        if isinstance(m, dict) and isinstance(m.get("destination"), str) and not m["destination"].startswith("/"):
+            m["destination"] = "/" + m["destination"]
+
+
 def _accept_mode_type_bits(obj: object) -> None:
     """Podman writes /linux/devices/N/fileMode with the file-type bits (0o20600 for a char device). The schema
     allows permission bits only and `validate` says so, but runc runs such configs, so `create` drops type bits
@@ -79,7 +112,7 @@ def _check(bundle_dir: str, lenient: bool = False) -> tuple[Spec | None, str | N
     except SpecError as exc:
         return None, None, exc.problems
     if lenient:
-        _accept_mode_type_bits(obj)
+        _lenient(obj)
     spec, problems = config_problems(obj)
     rootfs = None
     if isinstance(obj, dict):
@@ -114,7 +147,8 @@ def _bundle_facts(cfg: dict[str, Any], bundle_abs: str, out: list[Problem]) -> s
     if isinstance(mounts, list):
         for i, m in enumerate(mounts):
             dest = m.get("destination") if isinstance(m, dict) else None
-            # The spec still tolerates relative destinations on Linux (deprecated); ocipy refuses them.
+            # config.md still allows relative destinations on Linux (deprecated, read against "/"): `create` runs
+            # them (see _lenient), `validate` reports them so a bundle can be fixed.
             if isinstance(dest, str) and not dest.startswith("/"):
                 out.append((f"/mounts/{i}/destination", "must be an absolute path"))
 

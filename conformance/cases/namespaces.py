@@ -9,12 +9,19 @@ from ..framework import Ctx, case, host_ns
 from ._util import set_args, sh
 
 N = "config-linux.md#configLinuxNamespaces"
-PROBE_NS = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts", "cgroup": "cgroup",
-            "user": "user", "time": "time"}
+PROBE_NS = {
+    "pid": "pid",
+    "network": "net",
+    "mount": "mnt",
+    "ipc": "ipc",
+    "uts": "uts",
+    "cgroup": "cgroup",
+    "user": "user",
+    "time": "time",
+}
 
 
-@case("ns.new", N, "MUST",
-      "If path is not specified, the runtime MUST create a new container namespace of type type.")
+@case("ns.new", N, "MUST", "If path is not specified, the runtime MUST create a new container namespace of type type.")
 def _new(t: Ctx) -> None:
     cfg = t.config()
     types = ["pid", "network", "mount", "ipc", "uts", "cgroup"]
@@ -22,13 +29,20 @@ def _new(t: Ctx) -> None:
     f = t.probe(cfg)
     ns = f.get("ns", {})
     for x in types:
-        t.check("a new %s namespace" % x, ns.get(PROBE_NS[x]) and ns.get(PROBE_NS[x]) != host_ns(PROBE_NS[x]),
-                "container %r, host %r" % (ns.get(PROBE_NS[x]), host_ns(PROBE_NS[x])))
+        t.check(
+            f"a new {x} namespace",
+            ns.get(PROBE_NS[x]) and ns.get(PROBE_NS[x]) != host_ns(PROBE_NS[x]),
+            f"container {ns.get(PROBE_NS[x])!r}, host {host_ns(PROBE_NS[x])!r}",
+        )
 
 
-@case("ns.inherit", N, "MUST",
-      "If a namespace type is not specified in the namespaces array, the container MUST inherit the runtime "
-      "namespace of that type.")
+@case(
+    "ns.inherit",
+    N,
+    "MUST",
+    "If a namespace type is not specified in the namespaces array, the container MUST inherit the runtime "
+    "namespace of that type.",
+)
 def _inherit(t: Ctx) -> None:
     cfg = t.config()
     cfg["linux"]["namespaces"] = [{"type": "mount"}]
@@ -37,34 +51,48 @@ def _inherit(t: Ctx) -> None:
     f = t.probe(cfg)
     ns = f.get("ns", {})
     for x in ("pid", "network", "ipc", "uts", "cgroup", "user", "time"):
-        t.eq("the runtime's %s namespace is inherited" % x, ns.get(PROBE_NS[x]), host_ns(PROBE_NS[x]))
+        t.eq(f"the runtime's {x} namespace is inherited", ns.get(PROBE_NS[x]), host_ns(PROBE_NS[x]))
 
 
-@case("ns.path-join", N, "MUST",
-      "The runtime MUST place the container process in the namespace associated with that path.")
+@case(
+    "ns.path-join",
+    N,
+    "MUST",
+    "The runtime MUST place the container process in the namespace associated with that path.",
+)
 def _join(t: Ctx) -> None:
     holder = t.spawn(["unshare", "--net", "--uts", "--ipc", "sleep", "120"])
     time.sleep(0.3)
     want = {k: os.readlink("/proc/%d/ns/%s" % (holder.pid, k)) for k in ("net", "uts", "ipc")}
     cfg = t.config()
-    cfg["linux"]["namespaces"] = [{"type": "pid"}, {"type": "mount"},
-                                  {"type": "network", "path": "/proc/%d/ns/net" % holder.pid},
-                                  {"type": "uts", "path": "/proc/%d/ns/uts" % holder.pid},
-                                  {"type": "ipc", "path": "/proc/%d/ns/ipc" % holder.pid}]
+    cfg["linux"]["namespaces"] = [
+        {"type": "pid"},
+        {"type": "mount"},
+        {"type": "network", "path": "/proc/%d/ns/net" % holder.pid},
+        {"type": "uts", "path": "/proc/%d/ns/uts" % holder.pid},
+        {"type": "ipc", "path": "/proc/%d/ns/ipc" % holder.pid},
+    ]
     f = t.probe(cfg)
     ns = f.get("ns", {})
     for k in ("net", "uts", "ipc"):
-        t.eq("the %s namespace at path is joined" % k, ns.get(k), want[k])
+        t.eq(f"the {k} namespace at path is joined", ns.get(k), want[k])
 
 
-@case("ns.path-wrong-type", N, "MUST",
-      "The runtime MUST generate an error if path is not associated with a namespace of type type.")
+@case(
+    "ns.path-wrong-type",
+    N,
+    "MUST",
+    "The runtime MUST generate an error if path is not associated with a namespace of type type.",
+)
 def _wrong(t: Ctx) -> None:
     holder = t.spawn(["unshare", "--uts", "sleep", "120"])
     time.sleep(0.3)
     cfg = set_args(t.config(), sh("touch /ran"))
-    cfg["linux"]["namespaces"] = [{"type": "pid"}, {"type": "mount"},
-                                  {"type": "network", "path": "/proc/%d/ns/uts" % holder.pid}]
+    cfg["linux"]["namespaces"] = [
+        {"type": "pid"},
+        {"type": "mount"},
+        {"type": "network", "path": "/proc/%d/ns/uts" % holder.pid},
+    ]
     b = t.bundle(cfg)
     cid, r = t.create(b)
     t.check("create with a network path that is a uts namespace fails", r.rc != 0, str(r))
@@ -72,17 +100,25 @@ def _wrong(t: Ctx) -> None:
     t.check("no container exists after the failed create", rs.rc != 0, str(rs))
 
 
-@case("ns.duplicate", N, "MUST",
-      "If a namespaces field contains duplicated namespaces with same type, the runtime MUST generate an error.")
+@case(
+    "ns.duplicate",
+    N,
+    "MUST",
+    "If a namespaces field contains duplicated namespaces with same type, the runtime MUST generate an error.",
+)
 def _dup(t: Ctx) -> None:
     cfg = set_args(t.config(), sh("touch /ran"))
     cfg["linux"]["namespaces"].append({"type": "pid"})
-    cid, r = t.create(t.bundle(cfg))
+    _cid, r = t.create(t.bundle(cfg))
     t.check("create with two pid namespaces fails", r.rc != 0, str(r))
 
 
-@case("ns.user-mappings", "config-linux.md#configLinuxUserNamespaceMappings", "MUST",
-      "uidMappings/gidMappings: describe the user namespace uid/gid mappings from the host to the container")
+@case(
+    "ns.user-mappings",
+    "config-linux.md#configLinuxUserNamespaceMappings",
+    "MUST",
+    "uidMappings/gidMappings: describe the user namespace uid/gid mappings from the host to the container",
+)
 def _userns(t: Ctx) -> None:
     cfg = t.config()
     cfg["linux"]["namespaces"].append({"type": "user"})
@@ -95,8 +131,12 @@ def _userns(t: Ctx) -> None:
     t.eq("the process is uid 0 in the container", f.get("uid"), 0)
 
 
-@case("ns.time-offsets", "config-linux.md#configLinuxTimeOffset", "MUST",
-      "timeOffsets (object, OPTIONAL) sets the offset for Time Namespace.")
+@case(
+    "ns.time-offsets",
+    "config-linux.md#configLinuxTimeOffset",
+    "MUST",
+    "timeOffsets (object, OPTIONAL) sets the offset for Time Namespace.",
+)
 def _time(t: Ctx) -> None:
     if not os.path.exists("/proc/self/ns/time"):
         t.skip("host: the kernel has no time namespaces")

@@ -10,8 +10,12 @@ from ._util import set_args, sh
 A = "config.md#configPOSIXProcess"
 
 
-@case("rlimits.applied", A, "MUST",
-      "rlim.rlim_cur MUST match the configured value. rlim.rlim_max MUST match the configured value.")
+@case(
+    "rlimits.applied",
+    A,
+    "MUST",
+    "rlim.rlim_cur MUST match the configured value. rlim.rlim_max MUST match the configured value.",
+)
 def _applied(t: Ctx) -> None:
     cfg = t.config()
     cfg["process"]["rlimits"] = [
@@ -23,37 +27,57 @@ def _applied(t: Ctx) -> None:
     f = t.probe(cfg)
     rl = f.get("rlimits", {})
     for e in cfg["process"]["rlimits"]:
-        t.eq("%s soft" % e["type"], (rl.get(e["type"]) or [None])[0], e["soft"])
-        t.eq("%s hard" % e["type"], (rl.get(e["type"]) or [None, None])[1], e["hard"])
+        t.eq("{} soft".format(e["type"]), (rl.get(e["type"]) or [None])[0], e["soft"])
+        t.eq("{} hard".format(e["type"]), (rl.get(e["type"]) or [None, None])[1], e["hard"])
 
 
-@case("rlimits.duplicate", A, "MUST",
-      "If rlimits contains duplicated entries with same type, the runtime MUST generate an error.")
+@case(
+    "rlimits.duplicate",
+    A,
+    "MUST",
+    "If rlimits contains duplicated entries with same type, the runtime MUST generate an error.",
+)
 def _dup(t: Ctx) -> None:
     cfg = set_args(t.config(), sh("exit 0"))
-    cfg["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 100},
-                                 {"type": "RLIMIT_NOFILE", "soft": 200, "hard": 200}]
+    cfg["process"]["rlimits"] = [
+        {"type": "RLIMIT_NOFILE", "soft": 100, "hard": 100},
+        {"type": "RLIMIT_NOFILE", "soft": 200, "hard": 200},
+    ]
     cid, r = t.create(t.bundle(cfg))
     rs = t.start(cid) if r.rc == 0 else None
-    t.check("create (or start) fails with a duplicated rlimit type", r.rc != 0 or (rs and rs.rc != 0),
-            "create: %s start: %s" % (r, rs))
+    t.check(
+        "create (or start) fails with a duplicated rlimit type",
+        r.rc != 0 or (rs and rs.rc != 0),
+        f"create: {r} start: {rs}",
+    )
 
 
-@case("rlimits.unknown-type", A, "MUST",
-      "The runtime MUST generate an error for any values which cannot be mapped to a relevant kernel interface.")
+@case(
+    "rlimits.unknown-type",
+    A,
+    "MUST",
+    "The runtime MUST generate an error for any values which cannot be mapped to a relevant kernel interface.",
+)
 def _unknown(t: Ctx) -> None:
     cfg = set_args(t.config(), sh("exit 0"))
     cfg["process"]["rlimits"] = [{"type": "RLIMIT_NOT_A_LIMIT", "soft": 1, "hard": 1}]
     cid, r = t.create(t.bundle(cfg))
     rs = t.start(cid) if r.rc == 0 else None
-    t.check("create (or start) fails with an unknown rlimit type", r.rc != 0 or (rs and rs.rc != 0),
-            "create: %s start: %s" % (r, rs))
+    t.check(
+        "create (or start) fails with an unknown rlimit type",
+        r.rc != 0 or (rs and rs.rc != 0),
+        f"create: {r} start: {rs}",
+    )
 
 
-@case("rlimits.cannot-raise-hard", "runtime.md#runtimeCreate", "MUST",
-      "If the runtime cannot apply a property as specified in the configuration, it MUST generate an error")
+@case(
+    "rlimits.cannot-raise-hard",
+    "runtime.md#runtimeCreate",
+    "MUST",
+    "If the runtime cannot apply a property as specified in the configuration, it MUST generate an error",
+)
 def _raise(t: Ctx) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY:
         t.skip("host: RLIMIT_NOFILE hard limit is unlimited, nothing to exceed")
     cfg = set_args(t.config(), sh("touch /ran"))
@@ -61,5 +85,9 @@ def _raise(t: Ctx) -> None:
     b = t.bundle(cfg)
     cid, r = t.create(b)
     rs = t.start(cid) if r.rc == 0 else None
-    t.check("raising RLIMIT_NOFILE above the caller's hard limit is an error", r.rc != 0 or (rs and rs.rc != 0), "create: %s start: %s" % (r, rs))
+    t.check(
+        "raising RLIMIT_NOFILE above the caller's hard limit is an error",
+        r.rc != 0 or (rs and rs.rc != 0),
+        f"create: {r} start: {rs}",
+    )
     t.check("the user program did not run with a lower limit", not (b / "rootfs" / "ran").exists())

@@ -10,8 +10,12 @@ from ._util import mounts, req, top_mount
 C = "config.md"
 
 
-@case("root.readonly", C + "#configRoot", "MUST",
-      "readonly (bool, OPTIONAL) If true then the root filesystem MUST be read-only inside the container")
+@case(
+    "root.readonly",
+    C + "#configRoot",
+    "MUST",
+    "readonly (bool, OPTIONAL) If true then the root filesystem MUST be read-only inside the container",
+)
 def _ro(t: Ctx) -> None:
     cfg = t.config()
     cfg["root"]["readonly"] = True
@@ -21,8 +25,7 @@ def _ro(t: Ctx) -> None:
     t.eq("creating a file in / fails with EROFS", req(f, "touch:/newfile"), errno.EROFS)
 
 
-@case("root.readwrite", C + "#configRoot", "MUST",
-      "readonly ... defaults to false")
+@case("root.readwrite", C + "#configRoot", "MUST", "readonly ... defaults to false")
 def _rw(t: Ctx) -> None:
     cfg = t.config()
     del cfg["root"]["readonly"]
@@ -30,8 +33,12 @@ def _rw(t: Ctx) -> None:
     t.eq("creating a file in / works", req(f, "touch:/newfile"), 0)
 
 
-@case("root.absolute-path", C + "#configRoot", "MUST",
-      "path (string, REQUIRED) Specifies the path to the root filesystem for the container ... absolute path")
+@case(
+    "root.absolute-path",
+    C + "#configRoot",
+    "MUST",
+    "path (string, REQUIRED) Specifies the path to the root filesystem for the container ... absolute path",
+)
 def _abs(t: Ctx) -> None:
     cfg = t.config()
     b = t.bundle(cfg)
@@ -40,8 +47,7 @@ def _abs(t: Ctx) -> None:
     t.eq("the probe is found in the absolute root.path", (req(f, "stat:/probe") or {}).get("type"), "f")
 
 
-@case("mounts.order", C + "#configMounts", "MUST",
-      "The runtime MUST mount entries in the listed order.")
+@case("mounts.order", C + "#configMounts", "MUST", "The runtime MUST mount entries in the listed order.")
 def _order(t: Ctx) -> None:
     cfg = t.config()
     cfg["mounts"] += [
@@ -51,67 +57,102 @@ def _order(t: Ctx) -> None:
     ]
     f = t.probe(cfg)
     ms = [m for m in mounts(f) if m["point"] in ("/m", "/m/inner")]
-    t.eq("the mounts at /m and /m/inner are in the listed order", [m["source"] for m in ms],
-         ["first", "second", "third"])
+    t.eq(
+        "the mounts at /m and /m/inner are in the listed order", [m["source"] for m in ms], ["first", "second", "third"]
+    )
     byid = {m["id"]: m for m in ms}
     inner = ms[-1] if ms else {}
-    t.check("/m/inner is mounted on the second /m", byid.get(inner.get("parent"), {}).get("source") == "second",
-            repr(ms))
+    t.check(
+        "/m/inner is mounted on the second /m", byid.get(inner.get("parent"), {}).get("source") == "second", repr(ms)
+    )
 
 
-@case("mounts.relative-destination", C + "#configMounts", "MUST",
-      "it MAY be a relative path, in which case it MUST be interpreted as relative to \"/\"")
+@case(
+    "mounts.relative-destination",
+    C + "#configMounts",
+    "MUST",
+    'it MAY be a relative path, in which case it MUST be interpreted as relative to "/"',
+)
 def _rel(t: Ctx) -> None:
     cfg = t.config()
     cfg["mounts"].append({"destination": "reldest", "type": "tmpfs", "source": "rel", "options": ["size=1m"]})
     f = t.probe(cfg)
     m = top_mount(f, "/reldest") or {}
-    t.eq("destination 'reldest' is mounted at /reldest", m.get("source"), "rel", repr([x["point"] for x in
-                                                                                         mounts(f)]))
+    t.eq("destination 'reldest' is mounted at /reldest", m.get("source"), "rel", repr([x["point"] for x in mounts(f)]))
 
 
 OPTION_CASES = [
     # option, (flag expected in per-mount options, or in super options)
-    ("ro", "ro", "opts"), ("rw", "rw", "opts"), ("nosuid", "nosuid", "opts"), ("nodev", "nodev", "opts"),
-    ("noexec", "noexec", "opts"), ("noatime", "noatime", "opts"), ("strictatime", None, "opts"),
-    ("relatime", "relatime", "opts"), ("nodiratime", "nodiratime", "opts"), ("sync", "sync", "super"),
-    ("dirsync", "dirsync", "super"), ("nosymfollow", "nosymfollow", "opts"),
+    ("ro", "ro", "opts"),
+    ("rw", "rw", "opts"),
+    ("nosuid", "nosuid", "opts"),
+    ("nodev", "nodev", "opts"),
+    ("noexec", "noexec", "opts"),
+    ("noatime", "noatime", "opts"),
+    ("strictatime", None, "opts"),
+    ("relatime", "relatime", "opts"),
+    ("nodiratime", "nodiratime", "opts"),
+    ("sync", "sync", "super"),
+    ("dirsync", "dirsync", "super"),
+    ("nosymfollow", "nosymfollow", "opts"),
 ]
 
 
-@case("mounts.options", C + "#configLinuxMountOptions", "MUST",
-      "Runtimes MUST/SHOULD/MAY implement the following option strings for Linux")
+@case(
+    "mounts.options",
+    C + "#configLinuxMountOptions",
+    "MUST",
+    "Runtimes MUST/SHOULD/MAY implement the following option strings for Linux",
+)
 def _opts(t: Ctx) -> None:
     cfg = t.config()
     for opt, _, _ in OPTION_CASES:
-        cfg["mounts"].append({"destination": "/o/" + opt, "type": "tmpfs", "source": "o-" + opt,
-                              "options": [opt, "size=1m"]})
+        cfg["mounts"].append(
+            {"destination": "/o/" + opt, "type": "tmpfs", "source": "o-" + opt, "options": [opt, "size=1m"]}
+        )
     f = t.probe(cfg)
     for opt, flag, where in OPTION_CASES:
         m = top_mount(f, "/o/" + opt) or {}
         if flag is None:  # strictatime: neither relatime nor noatime
             ok = m and not ({"relatime", "noatime"} & m["opts"])
-            t.check("option %s: neither relatime nor noatime" % opt, ok, repr(m.get("opts")))
+            t.check(f"option {opt}: neither relatime nor noatime", ok, repr(m.get("opts")))
         else:
-            t.check("option %s: %s in mountinfo" % (opt, flag), flag in m.get(where, ()),
-                    "%s options: %r" % (where, m.get(where)))
+            t.check(
+                f"option {opt}: {flag} in mountinfo", flag in m.get(where, ()), f"{where} options: {m.get(where)!r}"
+            )
 
 
-@case("mounts.option-defaults", C + "#configLinuxMountOptions", "MUST",
-      "defaults | MUST; exec, suid, dev, atime, async | MUST (the opposite flags are cleared)")
+@case(
+    "mounts.option-defaults",
+    C + "#configLinuxMountOptions",
+    "MUST",
+    "defaults | MUST; exec, suid, dev, atime, async | MUST (the opposite flags are cleared)",
+)
 def _defaults(t: Ctx) -> None:
     cfg = t.config()
-    cfg["mounts"].append({"destination": "/d", "type": "tmpfs", "source": "d",
-                          "options": ["nosuid", "noexec", "nodev", "suid", "exec", "dev", "defaults", "async",
-                                      "size=1m"]})
+    cfg["mounts"].append(
+        {
+            "destination": "/d",
+            "type": "tmpfs",
+            "source": "d",
+            "options": ["nosuid", "noexec", "nodev", "suid", "exec", "dev", "defaults", "async", "size=1m"],
+        }
+    )
     f = t.probe(cfg)
     m = top_mount(f, "/d") or {}
-    t.check("later suid/exec/dev clear earlier nosuid/noexec/nodev", m and not ({"nosuid", "noexec", "nodev"}
-                                                                              & m["opts"]), repr(m.get("opts")))
+    t.check(
+        "later suid/exec/dev clear earlier nosuid/noexec/nodev",
+        m and not ({"nosuid", "noexec", "nodev"} & m["opts"]),
+        repr(m.get("opts")),
+    )
 
 
-@case("mounts.filesystem-options", C + "#configLinuxMountOptions", "SHOULD",
-      "Runtimes SHOULD treat unknown options as filesystem-specific ones")
+@case(
+    "mounts.filesystem-options",
+    C + "#configLinuxMountOptions",
+    "SHOULD",
+    "Runtimes SHOULD treat unknown options as filesystem-specific ones",
+)
 def _fsopts(t: Ctx) -> None:
     cfg = t.config()
     cfg["mounts"].append({"destination": "/fs", "type": "tmpfs", "source": "fs", "options": ["size=2m", "mode=711"]})
@@ -121,8 +162,7 @@ def _fsopts(t: Ctx) -> None:
     t.eq("mode=711 reaches tmpfs", (req(f, "stat:/fs") or {}).get("mode"), 0o711)
 
 
-@case("mounts.bind", C + "#configLinuxMountOptions", "MUST",
-      "bind | MUST | Bind mount")
+@case("mounts.bind", C + "#configLinuxMountOptions", "MUST", "bind | MUST | Bind mount")
 def _bind(t: Ctx) -> None:
     src = t.dir / "bindsrc"
     src.mkdir()
@@ -138,12 +178,10 @@ def _bind(t: Ctx) -> None:
     t.eq("a bind-mounted host dir shows its files", (req(f, "read:/b/hello") or {}).get("data"), "from-host\n")
     t.eq("a read-only bind mount refuses writes", req(f, "touch:/bro/x"), errno.EROFS)
     t.check("the read-only bind is ro in mountinfo", "ro" in (top_mount(f, "/bro") or {}).get("opts", ()))
-    t.eq("a bind-mounted host file shows its content", (req(f, "read:/etc/bound") or {}).get("data"),
-         "single-file\n")
+    t.eq("a bind-mounted host file shows its content", (req(f, "read:/etc/bound") or {}).get("data"), "single-file\n")
 
 
-@case("mounts.rbind", C + "#configLinuxMountOptions", "MUST",
-      "rbind | MUST | Recursive bind mount")
+@case("mounts.rbind", C + "#configLinuxMountOptions", "MUST", "rbind | MUST | Recursive bind mount")
 def _rbind(t: Ctx) -> None:
     cfg = t.config()
     cfg["mounts"] += [
@@ -157,8 +195,12 @@ def _rbind(t: Ctx) -> None:
     t.check("bind does not carry the submounts", len(subs_nr) == 0, repr([m["point"] for m in subs_nr]))
 
 
-@case("mounts.propagation", C + "#configLinuxMountOptions", "MUST",
-      "private/rprivate/shared/rshared/slave/rslave/unbindable/runbindable | MUST | Bind mount propagation")
+@case(
+    "mounts.propagation",
+    C + "#configLinuxMountOptions",
+    "MUST",
+    "private/rprivate/shared/rshared/slave/rslave/unbindable/runbindable | MUST | Bind mount propagation",
+)
 def _prop(t: Ctx) -> None:
     cfg = t.config()
     cfg["mounts"] += [
@@ -172,32 +214,48 @@ def _prop(t: Ctx) -> None:
         return " ".join((top_mount(f, p) or {}).get("optional", ["<missing>"]))
 
     t.check("rshared: the mount is shared", "shared:" in opt("/p-shared"), opt("/p-shared"))
-    t.check("rprivate: the mount is private", "shared:" not in opt("/p-private") and "master:" not in
-            opt("/p-private") and top_mount(f, "/p-private"), opt("/p-private"))
+    t.check(
+        "rprivate: the mount is private",
+        "shared:" not in opt("/p-private") and "master:" not in opt("/p-private") and top_mount(f, "/p-private"),
+        opt("/p-private"),
+    )
     t.check("unbindable: the mount is unbindable", "unbindable" in opt("/p-unbindable"), opt("/p-unbindable"))
 
 
-@case("mounts.default-filesystems", "config-linux.md#configLinuxDefaultFilesystems", "SHOULD",
-      "The following filesystems SHOULD be made available in each container's filesystem: /proc, /sys, /dev/pts, "
-      "/dev/shm")
+@case(
+    "mounts.default-filesystems",
+    "config-linux.md#configLinuxDefaultFilesystems",
+    "SHOULD",
+    "The following filesystems SHOULD be made available in each container's filesystem: /proc, /sys, /dev/pts, "
+    "/dev/shm",
+)
 def _defaultfs(t: Ctx) -> None:
     f = t.probe(t.config())
     for point, typ in (("/proc", "proc"), ("/sys", "sysfs"), ("/dev/pts", "devpts"), ("/dev/shm", "tmpfs")):
-        t.eq("%s is %s" % (point, typ), (top_mount(f, point) or {}).get("fstype"), typ)
+        t.eq(f"{point} is {typ}", (top_mount(f, point) or {}).get("fstype"), typ)
 
 
-@case("mounts.rootfs-propagation", "config-linux.md#configLinuxRootfsMountPropagation", "MUST",
-      "rootfsPropagation (string, OPTIONAL) sets the rootfs's mount propagation. Its value is either shared, "
-      "slave, private or unbindable.")
+@case(
+    "mounts.rootfs-propagation",
+    "config-linux.md#configLinuxRootfsMountPropagation",
+    "MUST",
+    "rootfsPropagation (string, OPTIONAL) sets the rootfs's mount propagation. Its value is either shared, "
+    "slave, private or unbindable.",
+)
 def _rootprop(t: Ctx) -> None:
     cfg = t.config()
     cfg["linux"]["rootfsPropagation"] = "unbindable"
     f = t.probe(cfg, name="the container ran the probe (unbindable)")
-    t.check("rootfsPropagation unbindable: / is unbindable",
-            "unbindable" in (top_mount(f, "/") or {}).get("optional", ()), repr(top_mount(f, "/")))
+    t.check(
+        "rootfsPropagation unbindable: / is unbindable",
+        "unbindable" in (top_mount(f, "/") or {}).get("optional", ()),
+        repr(top_mount(f, "/")),
+    )
     cfg = t.config()
     cfg["linux"]["rootfsPropagation"] = "shared"
     f = t.probe(cfg, name="the container ran the probe (shared)")
-    t.check("rootfsPropagation shared: / is shared",
-            any(o.startswith("shared:") for o in (top_mount(f, "/") or {}).get("optional", ())),
-            repr(top_mount(f, "/")))
+    t.check(
+        "rootfsPropagation shared: / is shared",
+        any(o.startswith("shared:") for o in (top_mount(f, "/") or {}).get("optional", ())),
+        repr(top_mount(f, "/")),
+    )

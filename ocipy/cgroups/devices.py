@@ -2,7 +2,7 @@
 program (BPF_PROG_TYPE_CGROUP_DEVICE) built here as raw instructions and loaded/attached with `bpf(2)` via ctypes.
 
 The effective list is `linux.resources.devices` in order, then (as runc) the devices every container gets -- mknod
-of anything, null, zero, full, random, urandom, tty, console, ptmx and the pts -- then `linux.devices` (rwm). Unlike
+of anything, null, zero, full, random, urandom, tty, console, ptmx and the pts. `linux.devices` adds nothing. Unlike
 runc, a default is left out when a config rule names that exact device: a config that denies /dev/null gets it denied
 (runc re-allows it, which its own comments call questionable).
 
@@ -86,14 +86,12 @@ def parse_rules(entries: Any, pointer: str = POINTER) -> list[Rule]:
     return rules
 
 
-def effective_rules(resource_devices: Any, linux_devices: Any = None) -> list[Rule]:
+def effective_rules(resource_devices: Any) -> list[Rule]:
     rules = parse_rules(resource_devices)
     named = {(r.type, r.major, r.minor) for r in rules if r.major >= 0 and r.minor >= 0}
     rules += [r for r in DEFAULT_ALLOWED if (r.type, r.major, r.minor) not in named]
-    for d in linux_devices or []:
-        typ = d.get("type") if isinstance(d, dict) else None
-        if typ in ("c", "u", "b") and isinstance(d.get("major"), int) and isinstance(d.get("minor"), int):
-            rules.append(Rule(True, "b" if typ == "b" else "c", d["major"], d["minor"], "rwm"))
+    # `linux.devices` only makes nodes: access is what linux.resources.devices allows (as runc: a device made but
+    # not allowed cannot be opened, and a later deny entry keeps its effect)
     return rules
 
 

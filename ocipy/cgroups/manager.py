@@ -117,7 +117,6 @@ def create(
     layout: Layout,
     target: Target,
     resources: dict[str, Any] | None,
-    linux_devices: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Make the container's cgroups and apply `resources`; on failure nothing made here stays."""
     res = resources or {}
@@ -137,7 +136,7 @@ def create(
             need = {c for c in v2.needed_controllers(res) if {"io": "blkio"}.get(c, c) not in layout.v1}
             enable_v2_controllers(layout, target.v2, need, want_all=layout.mode == V2)
         rec = record_of(target)
-        apply(layout, rec, res, linux_devices=linux_devices, update=False)
+        apply(layout, rec, res, update=False)
         return rec
     except BaseException:
         for d in reversed(created):
@@ -166,7 +165,6 @@ def apply(
     record: dict[str, Any],
     res: dict[str, Any],
     *,
-    linux_devices: list[Any] | None = None,
     update: bool = False,
 ) -> None:
     """Write every resource to the hierarchy that serves it (see the module doc)."""
@@ -186,7 +184,7 @@ def apply(
         ver, d = place("cpuset", "cpuset", f"{R}/cpu/{'cpus' if c.get('cpus') else 'mems'}")
         (v1.cpuset if ver == 1 else v2.cpuset)(d, c)
     if not update and res.get("devices") is not None:
-        rules = devices.effective_rules(res.get("devices"), linux_devices)
+        rules = devices.effective_rules(res.get("devices"))
         done = False
         if "devices" in dv1:
             devices.apply_v1(dv1["devices"], rules)

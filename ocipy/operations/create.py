@@ -80,6 +80,18 @@ def _console_fd(args: argparse.Namespace, terminal: bool) -> socket.socket | Non
     return sock
 
 
+def _check_intel_rdt(spec: Any) -> None:
+    """config-linux.md: intelRdt without a mounted resctrl filesystem MUST be an error; with one, ocipy cannot
+    place the process yet, which must not pass silently either."""
+    if spec.linux is None or getattr(spec.linux, "intel_rdt", None) is None:
+        return
+    with open("/proc/self/mountinfo") as f:
+        mounted = any(" - resctrl " in line for line in f)
+    if not mounted:
+        raise OcipyError("/linux/intelRdt: no resctrl filesystem is mounted on this host")
+    raise OcipyError("/linux/intelRdt: resctrl placement is not supported by ocipy yet")
+
+
 def _run_poststop(hooks: list[dict[str, Any]], state: dict[str, Any]) -> None:
     if hooks:
         from ocipy import hooks as hooks_mod
@@ -130,7 +142,6 @@ def _make_cgroups(spec: Any, cid: str, args: argparse.Namespace) -> dict[str, An
 
     linux = spec.linux
     resources = linux.resources.model_dump(by_alias=True, exclude_none=True) if linux and linux.resources else {}
-    linux_devices = [d.model_dump(by_alias=True, exclude_none=True) for d in (linux.devices or [])] if linux else []
     try:
         lay = layout.detect()
         target = paths.resolve(
@@ -141,7 +152,7 @@ def _make_cgroups(spec: Any, cid: str, args: argparse.Namespace) -> dict[str, An
         )
         # pids last (apply_deferred_pids): the init still has to clone once inside the cgroup, and 0 is a valid limit
         now = {k: v for k, v in resources.items() if k != "pids"}
-        record = manager.create(lay, target, now, linux_devices)
+        record = manager.create(lay, target, now)
         record["resources"] = resources
         return record
     except CgroupError as exc:
@@ -175,6 +186,7 @@ def create(args: argparse.Namespace) -> Created:
     if process is None:
         raise OcipyError("/process: create needs a process")
     terminal = bool(process.terminal)
+    _check_intel_rdt(spec)
 
     state: dict[str, Any] = {
         "ociVersion": spec.oci_version,

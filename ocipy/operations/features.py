@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
+from .. import mountopts
+
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -65,62 +67,9 @@ HOOKS = [
     "poststop",
 ]
 
-# the options ocipy's mount planner accepts
-MOUNT_OPTIONS = sorted(
-    [
-        "ro",
-        "rw",
-        "nosuid",
-        "suid",
-        "nodev",
-        "dev",
-        "noexec",
-        "exec",
-        "sync",
-        "async",
-        "dirsync",
-        "remount",
-        "mand",
-        "nomand",
-        "atime",
-        "noatime",
-        "diratime",
-        "nodiratime",
-        "relatime",
-        "norelatime",
-        "strictatime",
-        "nostrictatime",
-        "bind",
-        "rbind",
-        "private",
-        "rprivate",
-        "shared",
-        "rshared",
-        "slave",
-        "rslave",
-        "unbindable",
-        "runbindable",
-        "rro",
-        "rrw",
-        "rnosuid",
-        "rsuid",
-        "rnodev",
-        "rdev",
-        "rnoexec",
-        "rexec",
-        "ratime",
-        "rnoatime",
-        "rdiratime",
-        "rnodiratime",
-        "rrelatime",
-        "rnorelatime",
-        "rstrictatime",
-        "rnostrictatime",
-        "tmpcopyup",
-        "idmap",
-        "ridmap",
-    ]
-)
+# What the mount planner really applies (ocipy/mountopts.py): not `idmap`/`ridmap` (refused) nor `tmpcopyup`
+# (accepted with a warning, the tmpfs starts empty). containerd 2.x reads this to decide on idmapped mounts.
+MOUNT_OPTIONS = sorted({*mountopts.FLAGS, *mountopts.PROPAGATION, *mountopts.REC_ATTRS, *mountopts.REC_ATIME})
 
 NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
 

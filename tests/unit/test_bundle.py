@@ -249,3 +249,19 @@ def test_device_mode_with_matching_type_bits_is_run_but_reported(tmp_path: Path)
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(OcipyError, match="/linux/devices/0/fileMode"):
         load_bundle(str(tmp_path))
+
+
+def test_create_runs_what_the_spec_lets_run_and_validate_reports_it(tmp_path: Path) -> None:
+    """Unknown capability names (config.md: warn, SHOULD NOT fail) and relative mount destinations (read against
+    "/") are run by create; validate still names them so the bundle can be fixed."""
+    config = default_config(False)
+    config["process"]["capabilities"]["bounding"].append("CAP_NOT_A_CAPABILITY")
+    config["mounts"].append({"destination": "relative/tmp", "type": "tmpfs", "source": "tmpfs"})
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "rootfs").mkdir()
+    spec, _ = load_bundle(str(tmp_path))
+    assert spec.process is not None and spec.process.capabilities is not None
+    assert "CAP_NOT_A_CAPABILITY" not in (spec.process.capabilities.bounding or [])
+    assert spec.mounts is not None and spec.mounts[-1].destination == "/relative/tmp"
+    pointers = {p for p, _ in validate_bundle(str(tmp_path))}
+    assert pointers == {"/process/capabilities/bounding/3", f"/mounts/{len(config['mounts']) - 1}/destination"}
