@@ -52,7 +52,7 @@ def parse_signal(raw: str) -> int:
     text = raw.strip()
     if text.isascii() and text.isdigit():
         num = int(text)
-        if 0 < num <= SIGRTMAX:
+        if 0 <= num <= SIGRTMAX:  # 0 checks that the container's process exists, as runc and kill(1) allow
             return num
         raise OcipyError(f"unknown signal {_quote(raw)}")
     name = text.upper().removeprefix("SIG")

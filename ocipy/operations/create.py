@@ -289,6 +289,10 @@ def create(args: argparse.Namespace) -> Created:
                 launch.ack()
             elif msg.type == planfmt.MSG_PID:
                 state["pid"] = msg.pid
+                if linux is not None and linux.net_devices:
+                    from ocipy import netdev  # pyroute2: only for configs that have netDevices
+
+                    netdev.move({k: v.name for k, v in linux.net_devices.items()}, msg.pid)
             elif msg.type == planfmt.MSG_HOOKS:
                 from ocipy import hooks as hooks_mod
 

@@ -1,0 +1,73 @@
+"""linux.netDevices (spec 1.3): a host device moved into the container, renamed, its address kept, set up."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def _load_helpers():  # type: ignore[no-untyped-def]
+    name = "ocipy_it_helpers"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers.py"))
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+h = _load_helpers()
+h.load_helpers_fixtures(globals())
+pytestmark = h.pytestmark()
+
+import pytest
+
+
+@pytest.fixture
+def veth() -> Iterator[str]:
+    """A veth pair on the host; one end carries an address from the documentation range (no traffic is sent)."""
+    name = f"ocv{uuid.uuid4().hex[:8]}"
+    peer = name + "p"
+    subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", peer], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", "192.0.2.10/24", "dev", name], check=True)
+        yield name
+    finally:
+        # the moved end dies with the container's namespace, and takes its peer with it; whatever is left goes
+        subprocess.run(["ip", "link", "del", peer], check=False, capture_output=True)
+        subprocess.run(["ip", "link", "del", name], check=False, capture_output=True)
+
+
+def test_device_is_moved_renamed_addressed_and_up(rt, bundle, veth):
+    bundle.linux["netDevices"] = {veth: {"name": "eth7"}}
+    bundle.sh("ip addr show eth7")
+    res = rt.run(bundle).ok()
+    assert "inet 192.0.2.10/24" in res.out, res.out
+    assert ",UP" in res.out or "<UP" in res.out, res.out
+    shown = subprocess.run(["ip", "link", "show", veth], check=False, capture_output=True)
+    assert shown.returncode != 0, "the device must have left the host's namespace"
+
+
+def test_name_template_lets_the_kernel_choose(rt, bundle, veth):
+    bundle.linux["netDevices"] = {veth: {"name": "net%d"}}
+    bundle.sh("ip -o link show | grep -o 'net[0-9]*'")
+    assert rt.run(bundle).ok().out.split() == ["net0"]
+
+
+def test_a_clashing_name_is_an_error(rt, bundle, veth):
+    bundle.linux["netDevices"] = {veth: {"name": "lo"}}
+    res = rt.run(bundle)
+    res.fails(f"/linux/netDevices/{veth}/name")
+    assert rt.state_dirs() == []
+    assert subprocess.run(["ip", "link", "show", veth], check=False, capture_output=True).returncode == 0
+
+
+def test_a_missing_device_is_an_error(rt, bundle):
+    bundle.linux["netDevices"] = {"ocipy-nope0": {}}
+    rt.run(bundle).fails("/linux/netDevices/ocipy-nope0: no network device")
+    assert rt.state_dirs() == []
