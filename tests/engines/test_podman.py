@@ -484,6 +484,18 @@ def counter(pid: int) -> str:
     return Path(f"/proc/{pid}/root/tmp/count").read_text()
 
 
+def test_update_changes_limits_of_a_running_container(podman: Podman) -> None:
+    """`podman update` calls `ocipy update --resources FILE ID`: the new limits land in the container's cgroups."""
+    with detached(podman, "--memory", "64m", "--cpus", "0.5", cmd=["sh", "-c", TRAP_LOOP]) as name:
+        pid = host_pid(podman, name)
+        p = podman("update", "--memory", "96m", "--cpus", "0.25", name)
+        assert p.returncode == 0, show(p)
+        assert host_cgroup_file(pid, "memory", "memory.limit_in_bytes") == str(96 << 20)
+        assert host_cgroup_file(pid, "cpu", "cpu.cfs_quota_us") == "25000"
+        p = podman("exec", name, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+        assert p.returncode == 0 and p.stdout.strip() == str(96 << 20), show(p)
+
+
 def test_pause_unpause(podman: Podman) -> None:
     script = "i=0; echo ready; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done"
     with detached(podman, cmd=["sh", "-c", script]) as name:
