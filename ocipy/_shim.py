@@ -68,6 +68,15 @@ def pidfd_open(pid: int, flags: int = 0) -> int:
     return fd
 
 
+def idmapped_tree(path: str, userns_fd: int, clone_recursive: bool, idmap_recursive: bool) -> int:
+    """A detached, idmapped copy of the mount at `path` (its fd, close-on-exec), for the init to attach: with its
+    submounts when `clone_recursive` (rbind), idmapped too when `idmap_recursive` (ridmap)."""
+    fd = int(_lib.ocipy_idmapped_tree(path.encode(), userns_fd, int(clone_recursive), int(idmap_recursive)))
+    if fd < 0:
+        _raise_errno(-fd, f"idmapped mount of {path}")
+    return fd
+
+
 def pidfd_send_signal(pidfd: int, sig: int, flags: int = 0) -> None:
     if _lib.ocipy_pidfd_send_signal(pidfd, sig, flags) < 0:
         _raise_errno(_ffi.errno, "pidfd_send_signal")

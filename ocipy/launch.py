@@ -88,9 +88,14 @@ class Launch:
         raw, fds, _flags, _addr = socket.recv_fds(self._sock, planfmt.SYNC_MSG.size, max_fds, socket.MSG_CMSG_CLOEXEC)
         return raw, list(fds)
 
-    def ack(self, ok: bool = True) -> None:
+    def ack(self, ok: bool = True, fds: list[int] | None = None) -> None:
+        """Let the init go on; `fds` travel with the message (SCM_RIGHTS), e.g. idmapped mount trees."""
         assert self._sock is not None
-        self._sock.send(planfmt.SYNC_MSG.pack(planfmt.MSG_ACK, -1, 0 if ok else errno.ECANCELED, 0, b""))
+        data = planfmt.SYNC_MSG.pack(planfmt.MSG_ACK, -1, 0 if ok else errno.ECANCELED, 0, b"")
+        if fds:
+            socket.send_fds(self._sock, [data], fds)
+        else:
+            self._sock.send(data)
 
     def describe_error(self, msg: Message) -> str:
         """One line naming the config field: `/mounts/3 (proc on /proc): mount: operation not permitted`."""

@@ -181,6 +181,10 @@ class Plan:
             )
         return lines
 
+    def string_at(self, off: int) -> str:
+        """The string stored at `off` (an op's s[i])."""
+        return self._read(off)
+
     def _read(self, off: int) -> str:
         end = self._strtab.index(b"\0", off)
         return self._strtab[off:end].decode(errors="replace")

@@ -45,6 +45,7 @@ int ocipy_spawn(int exec_fd, char *const argv[], const int *fdmap, int npairs, i
 int ocipy_pidfd_open(int pid, unsigned int flags);
 int ocipy_pidfd_send_signal(int pidfd, int sig, unsigned int flags);
 unsigned long ocipy_init_size(void);
+int ocipy_idmapped_tree(const char *path, int userns_fd, int clone_recursive, int idmap_recursive);
 """
 
 
@@ -93,7 +94,7 @@ def make_ffibuilder(absolute: bool = False, include_dirs: tuple[str, ...] = ()) 
         sources=[path("spawn.c")],
         include_dirs=[path("."), *include_dirs],
         depends=[path("spawn.h"), path("spawn.c")],
-        extra_compile_args=["-Wall"],
+        extra_compile_args=["-Wall", "-Wextra", "-Werror"],
     )
     return ffi
 

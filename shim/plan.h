@@ -163,8 +163,9 @@ enum plan_code {
 #define MNTF_MKDIR 0x1      /* create the destination as a directory (with parents) if missing */
 #define MNTF_MKFILE 0x2     /* create the destination as an empty file (parents as directories) if missing */
 #define MNTF_PROC 0x4       /* a procfs/sysfs mount: the destination must be a real directory, not a symlink */
-#define MNTF_IDMAP 0x8      /* bind with an idmapped mount: open_tree(OPEN_TREE_CLONE) + mount_setattr(userns fd
-                               = /proc/<a2 of the MSG_USERMAP pid>/ns/user); s3 ignored */
+#define MNTF_IDMAP 0x8      /* an idmapped bind: the runtime (host root) clones s0 and idmaps it with the container's
+                               user namespace, and sends the detached tree with the MSG_USERMAP ACK (SCM_RIGHTS, one
+                               fd per idmapped mount in plan order); the init move_mounts it onto s1 */
 #define MNTF_REPLACE 0x10   /* OP_MKNOD: an existing node is removed first */
 #define MNTF_SRC_IN_ROOT 0x20 /* the source is a path in root too (after the root switch) */
 #define MNTF_IDMAP_REC 0x40 /* with MNTF_IDMAP: apply the idmapping recursively (option "ridmap": open_tree with

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -214,4 +215,26 @@ pid_t ocipy_spawn(int exec_fd, char *const argv[], const int *fdmap, int npairs,
 	}
 	*pidfd_out = pidfd;
 	return (pid_t)pid;
+}
+
+int ocipy_idmapped_tree(const char *path, int userns_fd, int clone_recursive, int idmap_recursive)
+{
+	struct mount_attr attr;
+	int fd, e;
+
+	memset(&attr, 0, sizeof attr);
+	attr.attr_set = MOUNT_ATTR_IDMAP;
+	attr.userns_fd = (uint64_t)userns_fd;
+	/* rbind clones the submounts too; ridmap idmaps them too (idmap with rbind: only the top one) */
+	fd = (int)syscall(SYS_open_tree, AT_FDCWD, path,
+			  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (clone_recursive ? AT_RECURSIVE : 0));
+	if (fd < 0)
+		return -errno;
+	if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (idmap_recursive ? AT_RECURSIVE : 0), &attr,
+		    sizeof attr) < 0) {
+		e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
 }

@@ -24,4 +24,10 @@ int ocipy_pidfd_send_signal(int pidfd, int sig, unsigned int flags);
 /* Size of the embedded ocipy-init in bytes. */
 unsigned long ocipy_init_size(void);
 
+/* A detached copy of the mount (tree, if recursive) at `path`, idmapped with the user namespace `userns_fd`
+ * (open_tree OPEN_TREE_CLONE + mount_setattr MOUNT_ATTR_IDMAP), submounts cloned and idmapped as asked; its fd,
+ * or -errno. The caller must hold
+ * CAP_SYS_ADMIN over the source mount: the runtime does this for the init, which no longer can. */
+int ocipy_idmapped_tree(const char *path, int userns_fd, int clone_recursive, int idmap_recursive);
+
 #endif

@@ -80,6 +80,35 @@ def _console_fd(args: argparse.Namespace, terminal: bool) -> socket.socket | Non
     return sock
 
 
+def _idmapped_trees(plan: planfmt.Plan, pid: int) -> list[int]:
+    """For each idmapped bind in plan order, a detached copy of its source idmapped with the container's user
+    namespace (that of `pid`, its maps just written). The init attaches them: inside its new user namespace it no
+    longer holds the privilege over the host mounts this needs."""
+    from ocipy import _shim
+    from ocipy.mountopts import MS_REC
+
+    wanted = [(i, op) for i, op in enumerate(plan.ops) if op[0] == planfmt.OP_MOUNT and op[3][4] & planfmt.MNTF_IDMAP]
+    if not wanted:
+        return []
+    trees: list[int] = []
+    userns = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        for i, op in wanted:
+            source = plan.string_at(op[2][0])
+            try:
+                rbind, ridmap = bool(op[3][0] & MS_REC), bool(op[3][4] & planfmt.MNTF_IDMAP_REC)
+                trees.append(_shim.idmapped_tree(source, userns, rbind, ridmap))
+            except OSError as exc:
+                for fd in trees:
+                    os.close(fd)
+                raise OcipyError(
+                    f"{plan.field_of(i)} (idmapped {source}): {(exc.strerror or str(exc)).lower()}"
+                ) from None
+    finally:
+        os.close(userns)
+    return trees
+
+
 def _check_intel_rdt(spec: Any) -> None:
     """config-linux.md: intelRdt without a mounted resctrl filesystem MUST be an error; with one, ocipy cannot
     place the process yet, which must not pass silently either."""
@@ -286,7 +315,12 @@ def create(args: argparse.Namespace) -> Created:
                     _id_map_text(linux and linux.uid_mappings),
                     _id_map_text(linux and linux.gid_mappings),
                 )
-                launch.ack()
+                trees = _idmapped_trees(plan, msg.pid)
+                try:
+                    launch.ack(fds=trees)
+                finally:
+                    for fd in trees:
+                        os.close(fd)
             elif msg.type == planfmt.MSG_PID:
                 state["pid"] = msg.pid
                 if linux is not None and linux.net_devices:

@@ -67,9 +67,12 @@ HOOKS = [
     "poststop",
 ]
 
-# What the mount planner really applies (ocipy/mountopts.py): not `idmap`/`ridmap` (refused) nor `tmpcopyup`
-# (accepted with a warning, the tmpfs starts empty). containerd 2.x reads this to decide on idmapped mounts.
-MOUNT_OPTIONS = sorted({*mountopts.FLAGS, *mountopts.PROPAGATION, *mountopts.REC_ATTRS, *mountopts.REC_ATIME})
+# What the mount planner really applies (ocipy/mountopts.py), with idmap/ridmap (binds in a new user namespace,
+# with its mappings); not `tmpcopyup` (accepted with a warning, the tmpfs starts empty). containerd 2.x reads this
+# (and mountExtensions) to decide on idmapped mounts.
+MOUNT_OPTIONS = sorted(
+    {*mountopts.FLAGS, *mountopts.PROPAGATION, *mountopts.REC_ATTRS, *mountopts.REC_ATIME, "idmap", "ridmap"}
+)
 
 NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
 
@@ -94,11 +97,69 @@ def features() -> dict[str, Any]:
             "capabilities": capabilities(),
             # ocipy/cgroups: v1, v2 and hybrid layouts, rdma.max on either; no systemd driver (docs/cgroups.md)
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
+            **_security(),
+            "intelRdt": {"enabled": False},  # create refuses intelRdt (docs/cgroups.md)
+            # idmapped binds in a new user namespace, with that namespace's mappings
+            "mountExtensions": {"idmap": {"enabled": True}},
         },
         "annotations": {
             "org.opencontainers.ocipy.version": "0.1.0",
             "org.opencontainers.ocipy.checkpoint.enabled": "false",
         },
+    }
+
+
+# The architecture names runtime-spec knows; `archs` lists those this build's libseccomp resolves.
+_SPEC_ARCHS = (
+    "X86",
+    "X86_64",
+    "X32",
+    "ARM",
+    "AARCH64",
+    "MIPS",
+    "MIPS64",
+    "MIPS64N32",
+    "MIPSEL",
+    "MIPSEL64",
+    "MIPSEL64N32",
+    "PPC",
+    "PPC64",
+    "PPC64LE",
+    "S390",
+    "S390X",
+    "PARISC",
+    "PARISC64",
+    "RISCV64",
+    "LOONGARCH64",
+    "M68K",
+    "SH",
+    "SHEB",
+)
+
+
+def _security() -> dict[str, Any]:
+    from .. import seccomp
+    from ..seccomp import SeccompError
+
+    archs = []
+    for name in (f"SCMP_ARCH_{a}" for a in _SPEC_ARCHS):
+        try:
+            seccomp.arch_token(name, "")
+            archs.append(name)
+        except (SeccompError, OSError):
+            pass
+    return {
+        "seccomp": {
+            "enabled": True,
+            "actions": sorted(seccomp.ACTIONS),
+            "operators": sorted(seccomp.OPERATORS),
+            "archs": archs,
+            "knownFlags": sorted(seccomp.SPEC_FLAGS),
+            "supportedFlags": sorted(seccomp.SPEC_FLAGS),
+        },
+        # labels are written when asked for (ocipy/lsm.py); whether this host has the LSM is `ocipy check`'s job
+        "apparmor": {"enabled": True},
+        "selinux": {"enabled": True},
     }
 
 

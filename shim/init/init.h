@@ -28,6 +28,8 @@ struct ctx {
 	int cur;              /* index of the op being executed */
 	const char *detail;   /* the object a failure is about */
 	char detail_buf[240];
+	int idmap_fds[32];    /* idmapped mount trees the runtime sent with an ACK, used in order by OP_MOUNT */
+	int n_idmap, idmap_next;
 	int have_exec;        /* OP_FIND_EXEC ran: exec_path holds the program */
 	char exec_path[PATH_MAX];
 };

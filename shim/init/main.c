@@ -144,13 +144,36 @@ int sync_send_fd(struct ctx *c, uint32_t type, int32_t op, int fd)
 int sync_wait_ack(struct ctx *c)
 {
 	struct sync_msg m;
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 32)];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+			      .msg_controllen = sizeof control.buf };
+	struct cmsghdr *cm;
 	ssize_t n;
 	do {
-		n = recv(c->sync_fd, &m, sizeof m, 0);
+		n = recvmsg(c->sync_fd, &msg, MSG_CMSG_CLOEXEC);
 	} while (n < 0 && errno == EINTR);
 	/* EOF, a short message, anything but a clean ACK: the caller gave up; leave without a word. */
-	if (n != (ssize_t)sizeof m || m.type != MSG_ACK || m.err != 0)
+	if (n != (ssize_t)sizeof m || m.type != MSG_ACK || m.err != 0 || (msg.msg_flags & MSG_CTRUNC))
 		die_quietly(1);
+	/* fds that came along (idmapped mount trees) are kept for the ops that use them */
+	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		size_t i, k;
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+			if (c->n_idmap < (int)(sizeof c->idmap_fds / sizeof c->idmap_fds[0]))
+				c->idmap_fds[c->n_idmap++] = fd;
+			else
+				close(fd);
+		}
+	}
 	return 0;
 }
 

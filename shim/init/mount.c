@@ -139,9 +139,6 @@ int op_mount(struct ctx *c, const struct plan_op *op)
 
 	if (!dst)
 		return fail(c, EINVAL, "mount: no destination");
-	if (mntf & MNTF_IDMAP)
-		return fail2(c, EOPNOTSUPP, "idmapped mount: ", dst);
-
 	e = root_open(c, dst, mk, mk == MK_FILE ? 0644 : 0755, (mntf & MNTF_PROC) != 0, 0, &tfd);
 	if (e)
 		return e;
@@ -157,6 +154,24 @@ int op_mount(struct ctx *c, const struct plan_op *op)
 		}
 	}
 	fd_path(tpath, tfd);
+
+	if (mntf & MNTF_IDMAP) {
+		/* The runtime, still the host's root, cloned the source and idmapped it with this container's user
+		 * namespace (which this process can no longer do), and handed the trees over with the usermap ACK,
+		 * one per idmapped mount, in plan order. */
+		int tree = c->idmap_next < c->n_idmap ? c->idmap_fds[c->idmap_next++] : -1;
+		if (tree < 0) {
+			e = fail2(c, EBADF, "idmapped mount: no tree from the runtime for ", dst);
+			goto out;
+		}
+		e = sys_move_mount(tree, tfd) < 0 ? errno : 0;
+		close(tree);
+		if (e) {
+			e = fail2(c, e, "idmapped mount on ", dst);
+			goto out;
+		}
+		goto attached;
+	}
 
 	if (src && ((mntf & MNTF_SRC_IN_ROOT) || (flags & MS_BIND))) {
 		/* open the source first: its absence is then reported against the source, and the bind uses what we
@@ -180,6 +195,7 @@ int op_mount(struct ctx *c, const struct plan_op *op)
 		e = fail(c, errno, dst);
 		goto out;
 	}
+attached:
 	if (!reflags && !prop && !attrs)
 		goto out;
 
@@ -203,8 +219,11 @@ int op_mount(struct ctx *c, const struct plan_op *op)
 		}
 	}
 	if (attrs) {
-		uint64_t clr = (attrs & MOUNT_ATTR__ATIME) ? MOUNT_ATTR__ATIME : 0;
-		if (sys_mount_setattr(nfd, AT_RECURSIVE, attrs, clr) < 0) {
+		/* a3 packs attr_set in the low 32 bits and attr_clr in the high 32 (planfmt.mount_attrs) */
+		uint64_t set = attrs & 0xFFFFFFFFu, clr = attrs >> 32;
+		if (set & MOUNT_ATTR__ATIME)
+			clr |= MOUNT_ATTR__ATIME; /* the kernel wants the whole atime field cleared to change it */
+		if (sys_mount_setattr(nfd, AT_RECURSIVE, set, clr) < 0) {
 			e = fail2(c, errno, "mount_setattr ", dst);
 			goto out;
 		}

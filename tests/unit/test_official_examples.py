@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +131,12 @@ def test_bad_examples_name_the_field() -> None:
     with pytest.raises(SpecError) as info:
         load_features((EXAMPLES_DIR / "features" / "bad" / "missing-ociVersionMax.json").read_bytes())
     assert info.value.problems == [("/ociVersionMax", "missing required field")]
+
+
+def test_our_features_document_is_valid() -> None:
+    """`ocipy features` (what containerd 2.x reads) against the official features schema and our model."""
+    out = subprocess.run([sys.executable, "-m", "ocipy", "features"], capture_output=True, check=True).stdout
+    errors = sorted(e.message for e in official_validator(KINDS["features"]).iter_errors(json.loads(out)))
+    assert errors == []
+    features = load_features(out)
+    assert features is not None
