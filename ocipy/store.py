@@ -186,31 +186,15 @@ class Container:
         return self._state
 
     def write_state(self, state: dict[str, Any]) -> None:
-        """Atomic replace: temp file in the same dir, fsync, rename, fsync the dir."""
+        """Atomic replace of state.json (see write_file)."""
         from . import fastjson as json
 
-        data = json.dumps(state).encode()
-        tmp = f".{STATE_FILE}.{os.getpid()}.tmp"
-        fd = os.open(
-            tmp,
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
-            0o600,
-            dir_fd=self.fd,
-        )
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            os.unlink(tmp, dir_fd=self.fd)
-            raise
-        os.close(fd)
-        os.rename(tmp, STATE_FILE, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-        os.fsync(self.fd)
+        self.write_file(STATE_FILE, json.dumps(state).encode())
         self._state = state
 
     def write_file(self, name: str, data: bytes) -> None:
-        """Atomically replace a private file of the container dir (temp file, fsync, rename)."""
+        """Atomically replace a file of the container dir: temp file, fsync, rename, fsync the dir (so a crash
+        leaves the old file or the new one, never a torn one)."""
         tmp = f".{name}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600, dir_fd=self.fd)
         try:
@@ -222,6 +206,7 @@ class Container:
             raise
         os.close(fd)
         os.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        os.fsync(self.fd)
 
     def read_file(self, name: str) -> bytes | None:
         """A private file of the container dir, None when missing."""

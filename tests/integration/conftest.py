@@ -3,14 +3,32 @@ left a mount on the host under its temp dir."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+
+def _load_helpers() -> None:
+    """tests/integration/helpers.py as `ocipy_it_helpers` (a unique name: other test dirs have helper modules too);
+    test modules `import ocipy_it_helpers as h`, and its fixtures are registered here for all of them."""
+    name = "ocipy_it_helpers"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers.py"))
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+
+
+_load_helpers()
+from ocipy_it_helpers import bundle, host_mounts_guard, open_bundle, procs, rt  # noqa: F401  (fixtures)
 
 MAKE_ROOTFS = Path(__file__).resolve().parents[2] / "scripts" / "make-rootfs"
 

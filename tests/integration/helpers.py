@@ -833,5 +833,7 @@ def host_mounts_guard() -> Iterator[list[str]]:
 
 
 def load_helpers_fixtures(namespace: dict[str, Any]) -> None:
+    """Register the fixtures in another directory's test module (tests/security); tests/integration gets them
+    through its conftest.py."""
     for name in ("rt", "bundle", "open_bundle", "procs", "host_mounts_guard"):
         namespace[name] = globals()[name]

@@ -3,7 +3,6 @@ cgroup.kill, hugetlb limits and the eBPF device program."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -11,23 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-def _load_helpers():  # type: ignore[no-untyped-def]
-    name = "ocipy_it_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers.py"))
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-h = _load_helpers()
-h.load_helpers_fixtures(globals())
-pytestmark = h.pytestmark()
-
+import ocipy_it_helpers as h  # loaded by conftest.py
 import pytest
+
+pytestmark = h.pytestmark()
 
 U = "/sys/fs/cgroup/unified"
 needs_unified = pytest.mark.skipif(not os.path.exists(f"{U}/cgroup.controllers"), reason=f"needs a v2 hierarchy at {U}")

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import signal
-import sys
 import time
 from pathlib import Path
 
-
-def _load_helpers():  # type: ignore[no-untyped-def]
-    name = "ocipy_it_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers.py"))
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-h = _load_helpers()
-h.load_helpers_fixtures(globals())
-pytestmark = h.pytestmark()
-
+import ocipy_it_helpers as h  # loaded by conftest.py
 import pytest
+
+pytestmark = h.pytestmark()
 
 # A container that runs until the host creates rootfs/tmp/stop (TERM ends it too: a pid-1 needs a handler).
 WAIT_FOR_STOP = "trap 'exit 0' TERM; while [ ! -e /tmp/stop ]; do sleep 0.05; done"
