@@ -238,7 +238,17 @@ def test_read_stat_handles_odd_comm(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "raw,num",
-    [("15", 15), ("TERM", 15), ("SIGTERM", 15), ("sigkill", 9), ("usr1", 10), ("Hup", 1), ("9", 9), ("64", 64), ("0", 0)]
+    [
+        ("15", 15),
+        ("TERM", 15),
+        ("SIGTERM", 15),
+        ("sigkill", 9),
+        ("usr1", 10),
+        ("Hup", 1),
+        ("9", 9),
+        ("64", 64),
+        ("0", 0),
+    ]
     + [("RTMIN", 34), ("SIGRTMIN+3", 37), ("rtmax-1", 63), ("SIGCHLD", 17), ("winch", 28)],
 )
 def test_parse_signal(raw: str, num: int) -> None:
