@@ -355,8 +355,11 @@ VERBS: dict[str, Verb] = {
     "validate": Verb("check a bundle's config.json against the runtime-spec", (_BUNDLE,), ()),
 }
 
-# the verbs callers run constantly: parsed without argparse when the input is plain
-FAST_VERBS = frozenset({"start", "state", "kill", "delete", "pause", "resume", "list", "ps", "features"})
+# the verbs callers run constantly (create, run and exec too: every podman run pays for them): parsed without
+# argparse when the input is plain
+FAST_VERBS = frozenset(
+    {"start", "state", "kill", "delete", "pause", "resume", "list", "ps", "features", "create", "run", "exec"}
+)
 
 # verb -> module under ocipy.operations (`list` shadows a builtin)
 _MODULES = {verb: verb for verb in VERBS} | {"list": "list_"}
@@ -472,6 +475,8 @@ def fast_parse(verb: str, argv: list[str]) -> dict[str, Any] | None:
     while i < len(argv):
         tok = argv[i]
         if has_rest and len(positionals) == len(fixed):
+            if tok == "--":  # argparse drops a `--` that opens the command: let it decide
+                return None
             rest_from = i
             break
         if only_pos or not tok.startswith("-") or tok == "-":

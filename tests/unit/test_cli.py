@@ -117,6 +117,20 @@ FAST_CASES: dict[str, list[list[str]]] = {
     "list": [[], ["-q"], ["--format", "json"], ["--format=json"], ["-f", "table", "--quiet"]],
     "ps": [["x"], ["--format", "json", "x"], ["-f", "json", "x", "-ef"]],
     "features": [[]],
+    # what Podman, containerd and people pass
+    "create": [
+        ["--bundle", "/b", "--pid-file", "/p", "x"],
+        ["--bundle=/b", "--pid-file=/p", "--console-socket", "/s", "x"],
+        ["-b", "/b", "--no-pivot", "--no-new-keyring", "--preserve-fds", "2", "x"],
+        ["x", "--bundle", "/b"],
+    ],
+    "run": [["-b", "/b", "x"], ["--detach", "--bundle", "/b", "--pid-file", "/p", "x"], ["-d", "--keep", "x"]],
+    "exec": [
+        ["--pid-file", "/p", "--process", "/f", "--detach", "x"],
+        ["--tty", "--console-socket", "/s", "--process=/f", "-d", "x"],
+        ["-e", "A=1", "-e", "B=2", "--cwd", "/tmp", "-u", "1000:1000", "x", "sh", "-c", "echo hi"],
+        ["x", "ls", "-l", "--all"],
+    ],
 }
 
 
@@ -130,7 +144,8 @@ def test_fast_parser_agrees_with_argparse(verb: str, argv: list[str]) -> None:
 
 @pytest.mark.parametrize(
     "verb,argv",
-    [("state", []), ("state", ["a", "b"]), ("state", ["--help"]), ("kill", ["--bogus", "x"]), ("list", ["-f"])],
+    [("state", []), ("state", ["a", "b"]), ("state", ["--help"]), ("kill", ["--bogus", "x"]), ("list", ["-f"])]
+    + [("exec", ["x", "--", "true"]), ("create", ["--bundle"])],
 )
 def test_fast_parser_defers_to_argparse(verb: str, argv: list[str]) -> None:
     assert cli.fast_parse(verb, argv) is None
