@@ -1,7 +1,5 @@
 """`python -m ocipy`: the same entry point as the `ocipy` command."""
 
-import sys
+from ocipy.cli import entry
 
-from ocipy.cli import main
-
-sys.exit(main())
+entry()
