@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -133,19 +134,17 @@ class Runtime:
         err_path = self.root.parent / f"{self.name}.stderr"
         with open(err_path, "wb") as err:
             t0 = time.perf_counter()
-            try:
-                rc = subprocess.run(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=err,
-                    env=self.env,
-                    timeout=60,
-                    check=False,
-                ).returncode
-            except subprocess.TimeoutExpired:
-                raise BenchError(f"{self.name}: `{' '.join(argv)}` hung (60 s)") from None
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=self.env)
+            # a blocking wait: subprocess's wait(timeout=...) polls with sleeps of up to 50 ms, which quantises
+            # every figure; a watchdog thread enforces the time limit instead
+            watchdog = threading.Timer(60, proc.kill)
+            watchdog.start()
+            rc = proc.wait()
             elapsed = (time.perf_counter() - t0) * 1000
+            hung = not watchdog.is_alive()
+            watchdog.cancel()
+            if hung:
+                raise BenchError(f"{self.name}: `{' '.join(argv)}` hung (60 s)")
         if check and rc != 0:
             raise BenchError(
                 f"{self.name}: `{' '.join(argv)}` exited {rc}: {err_path.read_text(errors='replace').strip()}"
