@@ -504,6 +504,9 @@ class Runtime:
             return []
 
     def cleanup(self) -> None:
+        # container inits this process adopted as a subreaper and that already exited are zombies until reaped, and
+        # a zombie still counts in its cgroup: reap first, or delete could not remove the cgroup
+        reap_children()
         for cid in sorted(self.ids | set(self.state_dirs())):
             with contextlib.suppress(Exception):
                 self.call("delete", "--force", cid, timeout=15)

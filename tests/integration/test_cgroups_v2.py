@@ -23,12 +23,14 @@ def udir(cid: str) -> Path:
     return Path(U, "ocipy", cid)
 
 
-def drop_v1_controller(rt: Any, cid: str, controller: str) -> None:
-    """Make the stored record forget a v1 controller, so the verbs fall back to the unified cgroup."""
+def drop_v1_controller(rt: Any, cid: str, controller: str) -> str:
+    """Make the stored record forget a v1 controller, so the verbs fall back to the unified cgroup. Returns that
+    controller's directory: `delete` no longer knows it, so the test removes it itself."""
     path = Path(rt.root) / cid / "state.json"
     st = json.loads(path.read_text())
-    del st["ocipy"]["cgroup"]["v1"][controller]
+    dropped: str = st["ocipy"]["cgroup"]["v1"].pop(controller)
     path.write_text(json.dumps(st))
+    return dropped
 
 
 @needs_unified
@@ -43,14 +45,19 @@ def test_init_joins_unified_cgroup(rt: Any, bundle: Any) -> None:
 def test_cgroup_freeze(rt: Any, bundle: Any) -> None:
     cid, _ = rt.create_ok(bundle.args("sleep", "1000"))
     rt.start(cid).ok()
-    drop_v1_controller(rt, cid, "freezer")
-    rt.call("pause", cid).ok()
-    assert (udir(cid) / "cgroup.freeze").read_text().strip() == "1"
-    assert "frozen 1" in (udir(cid) / "cgroup.events").read_text().splitlines()
-    assert rt.status(cid) == "paused"
-    rt.call("resume", cid).ok()
-    assert "frozen 0" in (udir(cid) / "cgroup.events").read_text().splitlines()
-    assert rt.status(cid) == "running"
+    hidden = drop_v1_controller(rt, cid, "freezer")
+    try:
+        rt.call("pause", cid).ok()
+        assert (udir(cid) / "cgroup.freeze").read_text().strip() == "1"
+        assert "frozen 1" in (udir(cid) / "cgroup.events").read_text().splitlines()
+        assert rt.status(cid) == "paused"
+        rt.call("resume", cid).ok()
+        assert "frozen 0" in (udir(cid) / "cgroup.events").read_text().splitlines()
+        assert rt.status(cid) == "running"
+    finally:
+        rt.delete(cid, "--force")
+        h.wait_until(lambda: not Path(hidden, "cgroup.procs").read_text().split(), 5)
+        Path(hidden).rmdir()
 
 
 @needs_unified
