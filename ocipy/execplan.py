@@ -24,11 +24,10 @@ Pure like plan.py: the host is looked at read-only (HostFacts, and which namespa
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
-from ocipy.hooks import JOIN_ORDER
+from ocipy.hooks import JOIN_ORDER, differing_namespaces
 from ocipy.plan import CreatePlan, HostFacts, PlanError, _Compiler, _get
 from ocipy.planfmt import (
     OP_CLONE,
@@ -41,19 +40,6 @@ from ocipy.planfmt import (
 )
 
 CONSOLE_NO_DEV_CONSOLE = 1  # OP_CONSOLE a3: do not bind the pty on /dev/console
-
-
-def differing_namespaces(pid: int) -> list[str]:
-    """The namespace kinds (hooks.JOIN_ORDER names) of `pid` that are not ours, in join order."""
-    out = []
-    for name, _flag in JOIN_ORDER:
-        try:
-            if os.stat(f"/proc/{pid}/ns/{name}").st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
-                continue
-        except FileNotFoundError:
-            continue
-        out.append(name)
-    return out
 
 
 def compile_exec(

@@ -109,17 +109,25 @@ def _check(returncode: int, output: bytes) -> None:
     raise OcipyError(f"{how}" + (f": {first[0]}" if first else ""))
 
 
-def join_plan(pid: int, field: str) -> planfmt.Plan:
-    """The ops that move a new process into every namespace of `pid` that differs from ours."""
-    plan = planfmt.Plan()
-    for name, flag in JOIN_ORDER:
-        path = f"/proc/{pid}/ns/{name}"
+def differing_namespaces(pid: int) -> list[str]:
+    """The namespace kinds (JOIN_ORDER names) of `pid` that are not ours, in join order."""
+    out = []
+    for name, _flag in JOIN_ORDER:
         try:
-            if os.stat(path).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+            if os.stat(f"/proc/{pid}/ns/{name}").st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
                 continue
         except FileNotFoundError:
             continue
-        plan.op(planfmt.OP_SETNS, field, s=(path,), a=(flag,), what=f"join {name} namespace")
+        out.append(name)
+    return out
+
+
+def join_plan(pid: int, field: str) -> planfmt.Plan:
+    """The ops that move a new process into every namespace of `pid` that differs from ours."""
+    plan = planfmt.Plan()
+    flags = dict(JOIN_ORDER)
+    for name in differing_namespaces(pid):
+        plan.op(planfmt.OP_SETNS, field, s=(f"/proc/{pid}/ns/{name}",), a=(flags[name],), what=f"join {name} namespace")
     plan.op(planfmt.OP_CLONE, field, what="enter the pid namespace")
     return plan
 

@@ -1,6 +1,6 @@
 """Shared by the security tests: the integration helpers (bundles, the runtime driver, fixtures), a static probe
-program built once per session, and libseccomp look-ups. Test modules load this file by path (`load_common()`), as
-the integration tests load their helpers, so no module name collides on sys.path."""
+program built once per session, and libseccomp look-ups. conftest.py loads this file by path as
+`ocipy_security_common` (a unique name: no collision on sys.path) and registers the fixtures."""
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ fixtures); temp dirs are removed by pytest.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -19,23 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ocipy_security_common as c  # loaded by conftest.py
 import pytest
 
-
-def _load_common():  # type: ignore[no-untyped-def]
-    name = "ocipy_security_common"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("common.py"))
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-c = _load_common()
 h = c.h
-h.load_helpers_fixtures(globals())
 pytestmark = h.pytestmark()
 
 import ocipy

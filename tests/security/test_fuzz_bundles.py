@@ -13,32 +13,18 @@ included), whole-file garbage, and rootfs variants (missing, a file, a symlink).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+import ocipy_security_common as c  # loaded by conftest.py
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-
-def _load_common():  # type: ignore[no-untyped-def]
-    name = "ocipy_security_common"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("common.py"))
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-c = _load_common()
 h = c.h
 
 from ocipy.bundle import load_bundle
