@@ -2,6 +2,9 @@
 
 `validate_bundle` reports every problem at once (for `ocipy validate`); `load_bundle` stops at the first one (for
 `ocipy create`). Both name each problem with an RFC 6901 pointer into config.json.
+
+`load_bundle` decides validity with the compiled validator (ocipy/spec/fast.py) and imports pydantic only for a
+config that fails it, to word the problem; `validate_bundle` always uses the models.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ import os
 import stat
 from typing import Any
 
-from ocipy import errors
+from ocipy import errors, fastjson
 from ocipy.errors import OcipyError
-from ocipy.spec._base import CAPABILITIES
-from ocipy.spec.config import Spec
-from ocipy.spec.load import Problem, SpecError, config_problems, parse_json
+from ocipy.spec.checks import CAPABILITIES, version_problem
+
+TYPE_CHECKING = False  # `typing` costs create ~8 ms; only mypy needs these names
+if TYPE_CHECKING:
+    from ocipy.spec.load import Problem
 
 CONFIG_NAME = "config.json"
 _HOOK_KINDS = (
@@ -32,13 +37,16 @@ def validate_bundle(bundle_dir: str) -> list[tuple[str, str]]:
     return _check(bundle_dir)[2]
 
 
-def load_bundle(bundle_dir: str) -> tuple[Spec, str]:
-    """The validated config and the absolute rootfs path, or OcipyError naming the first problem."""
-    spec, rootfs, problems = _check(bundle_dir, lenient=True)
+def load_bundle(bundle_dir: str) -> tuple[Any, str, dict[str, Any]]:
+    """(config, absolute rootfs path, config document), or OcipyError naming the first problem.
+
+    The config has the attributes of `ocipy.spec.config.Spec` (it is a record of ocipy/spec/compiled.py); the
+    document is config.json as parsed, after the lenient fixes, for what is handed on as JSON (hooks, resources)."""
+    spec, rootfs, problems, document = _check(bundle_dir, lenient=True)
     if problems:
         raise OcipyError(format_bundle_problem(problems[0]))
     assert spec is not None and rootfs is not None  # no problems means both were produced
-    return spec, rootfs
+    return spec, rootfs, document
 
 
 def format_bundle_problem(problem: Problem) -> str:
@@ -96,31 +104,52 @@ def _accept_mode_type_bits(obj: object) -> None:
             dev["fileMode"] = mode & 0o7777
 
 
-def _check(bundle_dir: str, lenient: bool = False) -> tuple[Spec | None, str | None, list[Problem]]:
+def _check(bundle_dir: str, lenient: bool = False) -> tuple[Any, str | None, list[Problem], Any]:
     bundle_abs = os.path.abspath(bundle_dir)
     if not os.path.isdir(bundle_abs):
         what = "does not exist" if not os.path.lexists(bundle_abs) else "is not a directory"
-        return None, None, [("", f"bundle {bundle_abs} {what}")]
+        return None, None, [("", f"bundle {bundle_abs} {what}")], None
     path = os.path.join(bundle_abs, CONFIG_NAME)
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
-        return None, None, [("", _strerror(exc))]
+        return None, None, [("", _strerror(exc))], None
     try:
-        obj = parse_json(data)
-    except SpecError as exc:
-        return None, None, exc.problems
+        obj = fastjson.loads(data)
+    except (ValueError, RecursionError):
+        obj = None  # parse_json words it (or reads what it alone accepts: UTF-16, a BOM)
+    if obj is None or not lenient:
+        from ocipy.spec.load import SpecError, parse_json
+
+        try:
+            obj = parse_json(data)
+        except SpecError as exc:
+            return None, None, exc.problems, None
     if lenient:
         _lenient(obj)
-    spec, problems = config_problems(obj)
+    spec, problems = _validate(obj, fast=lenient)
     rootfs = None
     if isinstance(obj, dict):
         reported = {p for p, _ in problems}
         facts: list[Problem] = []
         rootfs = _bundle_facts(obj, bundle_abs, facts)
         problems.extend(p for p in facts if p[0] not in reported)
-    return (spec if not problems else None), rootfs, problems
+    return (spec if not problems else None), rootfs, problems, obj
+
+
+def _validate(obj: Any, fast: bool) -> tuple[Any, list[Problem]]:
+    """The config object and its problems; with `fast`, the models only word the problems of an invalid config."""
+    if fast and isinstance(obj, dict):
+        from ocipy.spec import fast as fast_mod
+
+        spec = fast_mod.validate("Spec", obj)
+        if spec is not None:
+            vp = version_problem(obj.get("ociVersion"))
+            return (None, [vp]) if vp else (spec, [])
+    from ocipy.spec.load import config_problems
+
+    return config_problems(obj)
 
 
 def _strerror(exc: OSError) -> str:

@@ -54,6 +54,7 @@ def compile_exec(
     no_new_keyring: bool = False,
     host_uid: int = 0,
     host: HostFacts | None = None,
+    seccomp_cache: str | None = None,
 ) -> CreatePlan:
     """The plan that joins the container of `init_pid` and execs `process` there.
 
@@ -61,8 +62,9 @@ def compile_exec(
     `process`: the process to run (the config's, with the exec flags applied, or a whole --process document).
     `joins`: the namespace kinds to enter (hooks.JOIN_ORDER names); None = those of `init_pid` that differ from ours.
     `console_fd`: the fd (in the init) of the socket that receives the pty master when `process.terminal`.
+    `seccomp_cache`: a directory of compiled seccomp programs (`ocipy.seccomp.compile_cached`); None: no cache.
     """
-    return _ExecCompiler(
+    compiler = _ExecCompiler(
         container_spec,
         process,
         init_pid=init_pid,
@@ -73,7 +75,9 @@ def compile_exec(
         no_new_keyring=no_new_keyring,
         host_uid=host_uid,
         host=host or HostFacts.probe(),
-    ).run()
+    )
+    compiler.seccomp_cache = seccomp_cache
+    return compiler.run()
 
 
 class _ExecCompiler(_Compiler):

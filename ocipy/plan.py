@@ -301,15 +301,15 @@ def _get(obj: Any, name: str) -> Any:
 
 
 def _items(mapping: Any) -> list[tuple[str, Any]]:
-    """Entries of a JSON object field (a dict, or a model holding the entries as extra attributes)."""
+    """Entries of a JSON object field: a dict, or a spec object (a model or a record of ocipy/spec/compiled.py)
+    whose fields and extra keys are the entries; absent (None) fields are left out."""
     if mapping is None:
         return []
     if isinstance(mapping, dict):
         return list(mapping.items())
-    dump = getattr(mapping, "model_dump", None)
-    if dump is not None:
-        return [(k, getattr(mapping, k, v)) for k, v in dump(by_alias=True, exclude_none=True).items()]
-    return list(vars(mapping).items())
+    fields = [(k, v) for k, v in vars(mapping).items() if not k.startswith("__") and v is not None]
+    extra = getattr(mapping, "__pydantic_extra__", None) or {}
+    return fields + [(k, v) for k, v in extra.items() if v is not None]
 
 
 def _u64(value: int) -> int:
@@ -369,13 +369,15 @@ def compile_create(
     host_uid: int = 0,
     cgroup_procs: Sequence[str] = (),
     host: HostFacts | None = None,
+    seccomp_cache: str | None = None,
 ) -> CreatePlan:
     """The plan that turns the config into a created container waiting for `start`.
 
     `cgroup_procs`: host cgroup.procs files the init joins first (before any namespace: a new cgroup namespace is
     rooted at the cgroup the process is in when it unshares). Empty when the caller places the process itself.
+    `seccomp_cache`: a directory of compiled seccomp programs (`ocipy.seccomp.compile_cached`); None: no cache.
     """
-    return _Compiler(
+    compiler = _Compiler(
         spec,
         rootfs=rootfs,
         bundle=bundle,
@@ -388,7 +390,9 @@ def compile_create(
         host_uid=host_uid,
         cgroup_procs=list(cgroup_procs),
         host=host or HostFacts.probe(),
-    ).run()
+    )
+    compiler.seccomp_cache = seccomp_cache
+    return compiler.run()
 
 
 class _Compiler:
@@ -956,14 +960,17 @@ class _Compiler:
         except lsm.LabelError as exc:
             raise PlanError(exc.pointer, exc.message) from None
 
+    seccomp_cache: str | None = None  # a directory of compiled programs (compile_create's `seccomp_cache`)
+
     def seccomp(self) -> None:
         cfg = _get(self.linux, "seccomp")
         if cfg is None:
             return
-        from ocipy import seccomp as sc  # loads cffi and libseccomp only for configs that ask for seccomp
+        # loads cffi and libseccomp only for configs that ask for seccomp, and then not when the cache has it
+        from ocipy import seccomp as sc
 
         try:
-            prog = sc.compile_filter(cfg)
+            prog = sc.compile_cached(cfg, "/linux/seccomp", self.seccomp_cache)
         except sc.SeccompError as exc:
             raise PlanError(exc.pointer, exc.message) from None
         insns = len(prog.bpf) // sc.SOCK_FILTER_SIZE

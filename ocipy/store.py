@@ -412,6 +412,11 @@ class Store:
             os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
         )
 
+    @property
+    def seccomp_cache(self) -> str:
+        """Compiled seccomp programs (ocipy.seccomp.compile_cached); `@` keeps it out of the id namespace."""
+        return os.path.join(self.root, "@cache", "seccomp")
+
     def create_dir(self, cid: str) -> Container:
         """Make `<root>/<id>` (0700) and return it locked; EEXIST -> `container with given ID already exists`."""
         validate_id(cid)

@@ -20,6 +20,7 @@ from ocipy.store import CONFIG_FILE, Container, Store
 
 CREATE_HOOKS = ("prestart", "createRuntime", "createContainer")
 KEPT_HOOKS = ("startContainer", "poststart", "poststop")
+HOOK_KINDS = CREATE_HOOKS + KEPT_HOOKS
 
 
 @dataclass
@@ -163,14 +164,22 @@ def _send_seccomp_listener(spec: Any, state: dict[str, Any], pid: int, fd: int) 
 # --- end seccomp listener ---
 
 
-def _make_cgroups(spec: Any, cid: str, args: argparse.Namespace) -> dict[str, Any] | None:
+def _section(document: dict[str, Any], *keys: str) -> Any:
+    """document[k1][k2]... as config.json has it (validated), or None."""
+    node: Any = document
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _make_cgroups(spec: Any, document: dict[str, Any], cid: str, args: argparse.Namespace) -> dict[str, Any] | None:
     """Resolve cgroupsPath, make the cgroups and apply linux.resources; the record for the private state.
 
     Rootless (not root) without resources: a cgroup that cannot be made is skipped, as runc does."""
     from ocipy.cgroups import CgroupError, layout, manager, paths
 
     linux = spec.linux
-    resources = linux.resources.model_dump(by_alias=True, exclude_none=True) if linux and linux.resources else {}
+    resources = dict(_section(document, "linux", "resources") or {})
     try:
         lay = layout.detect()
         target = paths.resolve(
@@ -210,7 +219,7 @@ def create(args: argparse.Namespace) -> Created:
     store = Store.from_args(args)
     store.check_id(cid)
     bundle_dir = os.path.abspath(args.bundle or ".")
-    spec, rootfs = bundle_mod.load_bundle(bundle_dir)
+    spec, rootfs, document = bundle_mod.load_bundle(bundle_dir)
     process = spec.process
     if process is None:
         raise OcipyError("/process: create needs a process")
@@ -259,7 +268,7 @@ def create(args: argparse.Namespace) -> Created:
         # --- cgroups (ocipy/cgroups, docs/cgroups.md): made before the init exists, which joins them first ---
         from ocipy.cgroups import manager as cg_manager
 
-        cgroup_record = _make_cgroups(spec, cid, args)
+        cgroup_record = _make_cgroups(spec, document, cid, args)
         if cgroup_record is not None:
             undo.callback(cg_manager.remove, cgroup_record)
             # if this process is killed before state.json exists, `delete` finds the cgroups here
@@ -280,6 +289,7 @@ def create(args: argparse.Namespace) -> Created:
             no_new_keyring=bool(getattr(args, "no_new_keyring", False)),
             env_extra=env_extra,
             cgroup_procs=cg_manager.procs_files(cgroup_record) if cgroup_record is not None else (),
+            seccomp_cache=store.seccomp_cache,
         )
         for pointer, message in getattr(plan, "warnings", ()):
             errors.quiet_warning(f"{pointer}: {message}")
@@ -287,22 +297,8 @@ def create(args: argparse.Namespace) -> Created:
         launch = Launch(plan, extra=fdmap)
         undo.callback(launch.abort)
 
-        hooks = spec.hooks
-        hook_lists = (
-            {
-                name: [h.model_dump(by_alias=True, exclude_none=True) for h in (getattr(hooks, attr, None) or [])]
-                for name, attr in (
-                    ("prestart", "prestart"),
-                    ("createRuntime", "create_runtime"),
-                    ("createContainer", "create_container"),
-                    ("startContainer", "start_container"),
-                    ("poststart", "poststart"),
-                    ("poststop", "poststop"),
-                )
-            }
-            if hooks is not None
-            else {}
-        )
+        hooks = _section(document, "hooks") or {}
+        hook_lists = {kind: list(hooks.get(kind) or []) for kind in HOOK_KINDS}
         linux = spec.linux
 
         launch.start()
@@ -372,7 +368,9 @@ def create(args: argparse.Namespace) -> Created:
         record = {k: v for k, v in state.items() if k != "status"}
         record["ocipy"] = private
         # exec's defaults: the config as it was now, whatever happens to the bundle later
-        container.write_file(CONFIG_FILE, spec.model_dump_json(by_alias=True, exclude_none=True).encode())
+        from ocipy import fastjson
+
+        container.write_file(CONFIG_FILE, fastjson.dumps(document).encode())
         container.write_state(record)
         if getattr(args, "pid_file", None):
             _write_pid_file(args.pid_file, launch.pid)

@@ -35,8 +35,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 # --- the process ---------------------------------------------------------------------------------------------------
-def _load_spec(c: Container) -> Any:
-    from ocipy.spec.load import SpecError, load_config
+def _load_spec(c: Container) -> tuple[Any, dict[str, Any]]:
+    """The container's config as it was at create: (object, document)."""
+    from ocipy.spec import fast
+    from ocipy.spec.load import SpecError
 
     data = c.read_file(CONFIG_FILE)
     where = os.path.join(c.dir, CONFIG_FILE)
@@ -50,14 +52,14 @@ def _load_spec(c: Container) -> Any:
         except OSError as exc:
             raise OcipyError(f"{where}: {(exc.strerror or str(exc)).lower()}") from None
     try:
-        return load_config(data)
+        return fast.load("Spec", data)
     except SpecError as exc:
         raise OcipyError(f"{where}: {exc}") from None
 
 
-def _load_process_file(path: str) -> Any:
-    from ocipy.spec.config import Process
-    from ocipy.spec.load import SpecError, parse_json, validate
+def _load_process_file(path: str) -> dict[str, Any]:
+    """The document of `--process FILE`, checked to be a JSON object (build_process validates it)."""
+    from ocipy import fastjson
 
     try:
         with open(path, "rb") as f:
@@ -65,9 +67,19 @@ def _load_process_file(path: str) -> Any:
     except OSError as exc:
         raise OcipyError(f"--process {path}: {(exc.strerror or str(exc)).lower()}") from None
     try:
-        return validate(Process, parse_json(data))
-    except SpecError as exc:
-        raise OcipyError(f"--process {path}: {exc}") from None
+        document = fastjson.loads(data)
+    except (ValueError, RecursionError):
+        document = None
+    if not isinstance(document, dict):
+        from ocipy.spec import fast
+        from ocipy.spec.load import SpecError
+
+        try:
+            fast.load("Process", data)  # words the problem
+        except SpecError as exc:
+            raise OcipyError(f"--process {path}: {exc}") from None
+        raise OcipyError(f"--process {path}: must be a JSON object")
+    return document
 
 
 def _merge_env(env: list[str], extra: list[str]) -> list[str]:
@@ -94,53 +106,71 @@ def _int_arg(flag: str, text: str) -> int:
     return value
 
 
-def build_process(spec: Any, args: argparse.Namespace) -> Any:
-    """The process to run: --process FILE as is, else the config's process with the flags applied (runc's rules)."""
+def build_process(document: dict[str, Any], args: argparse.Namespace) -> Any:
+    """The process to run: --process FILE as is, else the config's process with the flags applied (runc's rules).
+
+    The flags edit a copy of the process as JSON, which is then validated like a --process file."""
+    from ocipy.spec import fast
+    from ocipy.spec.load import SpecError
+
+    where = "exec"
     if getattr(args, "process", None):
-        whole = _load_process_file(args.process)
+        where = f"--process {args.process}"
+        proc = _load_process_file(args.process)
         if getattr(args, "tty", False):
-            whole.terminal = True
-        return whole
-    from ocipy.spec.config import Capabilities, Process, User
+            proc["terminal"] = True
+    else:
+        proc = _process_from_flags(document, args)
+    try:
+        return fast.validated("Process", proc)
+    except SpecError as exc:
+        raise OcipyError(f"{where}: {exc}") from None
+
+
+def _process_from_flags(document: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    import copy
 
     command = list(getattr(args, "command", None) or [])
     if not command:
         raise OcipyError("exec args cannot be empty")
-    if spec.process is None:
+    base = document.get("process")
+    if not isinstance(base, dict):
         raise OcipyError("/process: the container has no process to take defaults from; use --process")
-    proc: Process = spec.process.model_copy(deep=True)
-    proc.args = command
-    proc.command_line = None
+    proc: dict[str, Any] = copy.deepcopy(base)
+    proc["args"] = command
+    proc.pop("commandLine", None)
     if args.cwd:
-        proc.cwd = args.cwd
+        proc["cwd"] = args.cwd
     if args.apparmor:
-        proc.apparmor_profile = args.apparmor
+        proc["apparmorProfile"] = args.apparmor
     if args.process_label:
-        proc.selinux_label = args.process_label
+        proc["selinuxLabel"] = args.process_label
     caps = list(getattr(args, "cap", None) or [])
     if caps:
-        cs = proc.capabilities or Capabilities()
-        cs.bounding = [*(cs.bounding or []), *caps]
-        cs.effective = [*(cs.effective or []), *caps]
-        cs.permitted = [*(cs.permitted or []), *caps]
+        cs = proc.get("capabilities") or {}
+        for key in ("bounding", "effective", "permitted"):
+            cs[key] = [*(cs.get(key) or []), *caps]
         # ambient needs inheritable, which --cap does not add: only when the config already has inheritable caps
-        if cs.inheritable is not None:
-            cs.ambient = [*(cs.ambient or []), *caps]
-        proc.capabilities = cs
-    proc.env = _merge_env(list(proc.env or []), list(getattr(args, "env", None) or []))
-    proc.terminal = bool(getattr(args, "tty", False))  # never the config's: only when asked
+        if cs.get("inheritable") is not None:
+            cs["ambient"] = [*(cs.get("ambient") or []), *caps]
+        proc["capabilities"] = cs
+    proc["env"] = _merge_env(list(proc.get("env") or []), list(getattr(args, "env", None) or []))
+    proc["terminal"] = bool(getattr(args, "tty", False))  # never the config's: only when asked
     if getattr(args, "no_new_privs", False):
-        proc.no_new_privileges = True
-    user = proc.user or User()
+        proc["noNewPrivileges"] = True
+    user = proc.get("user") or {}
     if args.user:
         uid, sep, gid = str(args.user).partition(":")
-        user.uid = _int_arg("--user", uid)
+        user["uid"] = _int_arg("--user", uid)
         if sep:
-            user.gid = _int_arg("--user", gid)
+            user["gid"] = _int_arg("--user", gid)
     gids = [g for item in getattr(args, "additional_gids", None) or [] for g in str(item).split(",") if g]
     if gids:
-        user.additional_gids = [*(user.additional_gids or []), *(_int_arg("--additional-gids", g) for g in gids)]
-    proc.user = user
+        user["additionalGids"] = [
+            *(user.get("additionalGids") or []),
+            *(_int_arg("--additional-gids", g) for g in gids),
+        ]
+    proc["user"] = user
     return proc
 
 
@@ -203,8 +233,8 @@ def _exec(args: argparse.Namespace) -> int:
     with undo:
         undo.callback(c.close)  # closing the dir fd also drops the lock
         paused = _check_status(c, bool(getattr(args, "ignore_paused", False)))
-        spec = _load_spec(c)
-        process = build_process(spec, args)
+        spec, document = _load_spec(c)
+        process = build_process(document, args)
         terminal = bool(process.terminal)
         console_path = getattr(args, "console_socket", None)
         if terminal and detach and not console_path:
@@ -239,6 +269,7 @@ def _exec(args: argparse.Namespace) -> int:
             console_fd=3 + preserve if terminal else None,
             extra_fds=preserve,
             host_uid=os.geteuid(),
+            seccomp_cache=c.store.seccomp_cache,
         )
         for pointer, message in plan.warnings:
             errors.quiet_warning(f"{pointer}: {message}")

@@ -5,7 +5,7 @@ where a string belongs is an error there too. Explicit JSON null for an optional
 reason, while an absent field reads as None.
 """
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -15,22 +15,14 @@ from pydantic import (
     Field,
     WithJsonSchema,
 )
-from pydantic_core import PydanticCustomError
 
-from ocipy.caps import NAMES
+from ocipy.spec.checks import CAPABILITIES, RLIMITS, check_capability, check_rlimit, reject_null
 
 T = TypeVar("T")
 
 
-def _reject_null(value: Any) -> Any:
-    # Defaults are not validated, so this only sees a null that was written in the document.
-    if value is None:
-        raise PydanticCustomError("null_value", "must not be null")
-    return value
-
-
 # An optional field: absent -> None, present -> must be a T (never null).
-Opt = Annotated[T | None, BeforeValidator(_reject_null)]
+Opt = Annotated[T | None, BeforeValidator(reject_null)]
 
 
 class SpecModel(BaseModel):
@@ -69,54 +61,15 @@ SEMVER_PATTERN = (
 )
 OciVersion = Annotated[str, Field(pattern=SEMVER_PATTERN)]
 
-# Linux capability names in kernel number order (index == CAP_* value): the table lives in ocipy/caps.py.
-CAPABILITIES: tuple[str, ...] = NAMES
-_CAPABILITY_SET = frozenset(CAPABILITIES)
-
-
-def _check_capability(name: str) -> str:
-    if name not in _CAPABILITY_SET:
-        raise PydanticCustomError("capability", "unknown capability {name}", {"name": name})
-    return name
-
-
 # A custom check (one clear message) published in the JSON schema as the enum it is.
 Capability = Annotated[
     str,
-    AfterValidator(_check_capability),
+    AfterValidator(check_capability),
     WithJsonSchema({"type": "string", "enum": list(CAPABILITIES)}),
 ]
 
-# RLIMIT_* names in Linux resource number order (index == RLIMIT_* value).
-RLIMITS: tuple[str, ...] = (
-    "RLIMIT_CPU",
-    "RLIMIT_FSIZE",
-    "RLIMIT_DATA",
-    "RLIMIT_STACK",
-    "RLIMIT_CORE",
-    "RLIMIT_RSS",
-    "RLIMIT_NPROC",
-    "RLIMIT_NOFILE",
-    "RLIMIT_MEMLOCK",
-    "RLIMIT_AS",
-    "RLIMIT_LOCKS",
-    "RLIMIT_SIGPENDING",
-    "RLIMIT_MSGQUEUE",
-    "RLIMIT_NICE",
-    "RLIMIT_RTPRIO",
-    "RLIMIT_RTTIME",
-)
-
-
-def _check_rlimit(name: str) -> str:
-    if name not in _RLIMIT_SET:
-        raise PydanticCustomError("rlimit", "unknown rlimit type {name}", {"name": name})
-    return name
-
-
-_RLIMIT_SET = frozenset(RLIMITS)
 RlimitType = Annotated[
     str,
-    AfterValidator(_check_rlimit),
+    AfterValidator(check_rlimit),
     WithJsonSchema({"type": "string", "enum": list(RLIMITS)}),
 ]

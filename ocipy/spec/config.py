@@ -5,8 +5,6 @@ from typing import Annotated
 from pydantic import Field
 
 from ocipy.spec._base import (
-    CAPABILITIES,
-    RLIMITS,
     AbsPath,
     Capability,
     OciVersion,
@@ -18,6 +16,7 @@ from ocipy.spec._base import (
     Uint32,
     Uint64,
 )
+from ocipy.spec.checks import CAPABILITIES, RLIMITS
 from ocipy.spec.linux import (
     CPU,
     Device,

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from ocipy.spec._base import ABS_PATH_PATTERN, SEMVER_PATTERN
+from ocipy.spec.checks import SUPPORTED_MAJOR, SUPPORTED_MAX_MINOR, version_problem
 from ocipy.spec.config import Spec
 
 if TYPE_CHECKING:
     from ocipy.spec.features import Features
     from ocipy.spec.state import State
 
+__all__ = ["SUPPORTED_MAJOR", "SUPPORTED_MAX_MINOR", "SpecError", "load_config", "parse_json", "version_problem"]
+
 M = TypeVar("M", bound=BaseModel)
 
 Problem = tuple[str, str]
-
-# Spec versions this runtime implements: 1.0.0 up to 1.3.x (pre-releases of those included).
-SUPPORTED_MAJOR = 1
-SUPPORTED_MAX_MINOR = 3
-_VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 
 # Patterns whose mismatch has a better wording than "must match <regex>".
 _PATTERN_MESSAGES = {
@@ -151,22 +148,6 @@ def validate(model: type[M], obj: Any) -> M:
         return model.model_validate(obj)
     except ValidationError as exc:
         raise SpecError(problems_from(exc)) from None
-
-
-def version_problem(version: Any, where: str = "/ociVersion") -> Problem | None:
-    """The runtime-level check the models leave out: is this spec version one ocipy implements?"""
-    if not isinstance(version, str):
-        return None  # the model reports the type
-    m = _VERSION_RE.match(version)
-    if m is None:
-        return None  # the model reports the format
-    major, minor = int(m.group(1)), int(m.group(2))
-    if major != SUPPORTED_MAJOR or minor > SUPPORTED_MAX_MINOR:
-        return (
-            where,
-            f"unsupported version {version}, ocipy implements 1.0.0 to 1.{SUPPORTED_MAX_MINOR}.x",
-        )
-    return None
 
 
 def config_problems(obj: Any) -> tuple[Spec | None, list[Problem]]:

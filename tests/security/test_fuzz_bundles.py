@@ -314,7 +314,7 @@ def test_fuzz_load_and_plan_in_process(tmp_path: Path, capsys: pytest.CaptureFix
         counts["total"] += 1
         signal.alarm(HANG_SECONDS)
         try:
-            spec, rootfs = load_bundle(str(bundle))
+            spec, rootfs, _ = load_bundle(str(bundle))
             compile_create(
                 spec,
                 rootfs=rootfs,

@@ -29,7 +29,7 @@ def make_bundle(tmp_path: Path, config: Any = None, rootfs: bool = True) -> Path
 def test_valid_bundle(tmp_path: Path) -> None:
     make_bundle(tmp_path)
     assert validate_bundle(str(tmp_path)) == []
-    spec, rootfs = load_bundle(str(tmp_path))
+    spec, rootfs, _ = load_bundle(str(tmp_path))
     assert rootfs == str(tmp_path / "rootfs") and os.path.isabs(rootfs)
     assert spec.root is not None and spec.root.readonly is True
 
@@ -37,7 +37,7 @@ def test_valid_bundle(tmp_path: Path) -> None:
 def test_relative_bundle_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_bundle(tmp_path)
     monkeypatch.chdir(tmp_path)
-    _, rootfs = load_bundle(".")
+    _, rootfs, _ = load_bundle(".")
     assert rootfs == str(tmp_path / "rootfs")
 
 
@@ -241,7 +241,7 @@ def test_device_mode_with_matching_type_bits_is_run_but_reported(tmp_path: Path)
     config["linux"]["devices"] = [{"path": "/dev/vm0", "type": "c", "major": 10, "minor": 232, "fileMode": 0o20600}]
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "rootfs").mkdir()
-    spec, _ = load_bundle(str(tmp_path))
+    spec, _, _ = load_bundle(str(tmp_path))
     assert spec.linux is not None and spec.linux.devices is not None
     assert spec.linux.devices[0].file_mode == 0o600
     assert [p for p, _ in validate_bundle(str(tmp_path))] == ["/linux/devices/0/fileMode"]
@@ -259,7 +259,7 @@ def test_create_runs_what_the_spec_lets_run_and_validate_reports_it(tmp_path: Pa
     config["mounts"].append({"destination": "relative/tmp", "type": "tmpfs", "source": "tmpfs"})
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "rootfs").mkdir()
-    spec, _ = load_bundle(str(tmp_path))
+    spec, _, _ = load_bundle(str(tmp_path))
     assert spec.process is not None and spec.process.capabilities is not None
     assert "CAP_NOT_A_CAPABILITY" not in (spec.process.capabilities.bounding or [])
     assert spec.mounts is not None and spec.mounts[-1].destination == "/relative/tmp"

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ocipy.spec._base import CAPABILITIES, RLIMITS
+from ocipy.spec.checks import CAPABILITIES, RLIMITS
 from ocipy.spec.config import Spec
 from ocipy.spec.load import SpecError, validate
 

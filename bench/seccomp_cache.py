@@ -1,0 +1,143 @@
+"""compile_filter vs a hit of the seccomp cache (`ocipy.seccomp.compile_cached`) for a Podman-sized profile.
+
+    .venv/bin/python bench/seccomp_cache.py [-n 30] [--profile /usr/share/containers/seccomp.json]
+
+The profile is Podman's default (containers-common's seccomp.json, converted for amd64 as Podman does) when it is
+installed, else an allow-list of every syscall name libseccomp knows (~370 names). Figures are medians in ms:
+  warm   -- in one process, libseccomp already loaded: compile_filter, cache_key alone, a hit
+  cold   -- each run a fresh interpreter timing only the call: compile_filter (with `import cffi` and the dlopen)
+            vs compile_cached on a filled cache (what a second `ocipy create` with the same profile pays)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+PODMAN_JSON = "/usr/share/containers/seccomp.json"
+PODMAN_CAPS = {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
+PODMAN_CAPS |= {"CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT"}
+
+CHILD = """
+import json, sys, time
+sys.path.insert(0, {project!r})
+from ocipy import seccomp as sc
+from ocipy.spec.linux import Seccomp
+cfg = Seccomp.model_validate(json.loads(open({profile!r}).read()))
+t = time.perf_counter()
+prog = sc.compile_filter(cfg) if {mode!r} == "compile" else sc.compile_cached(cfg, cache_dir={cache!r})
+print((time.perf_counter() - t) * 1000, "cffi" in sys.modules)
+"""
+
+
+def podman_profile(path: str) -> dict[str, Any]:
+    """containers/common's conversion for amd64 (as tests/security/test_seccomp.py `podman_spec_profile`)."""
+    profile = json.loads(Path(path).read_text())
+    out: dict[str, Any] = {"defaultAction": profile["defaultAction"], "syscalls": []}
+    if profile.get("defaultErrnoRet") is not None:
+        out["defaultErrnoRet"] = profile["defaultErrnoRet"]
+    for entry in profile.get("archMap") or []:
+        if entry["architecture"] == "SCMP_ARCH_X86_64":
+            out["architectures"] = [entry["architecture"], *entry.get("subArchitectures", [])]
+    for call in profile["syscalls"]:
+        inc, exc = call.get("includes") or {}, call.get("excludes") or {}
+        if inc.get("arches") and "amd64" not in inc["arches"]:
+            continue
+        if inc.get("caps") and not all(cap in PODMAN_CAPS for cap in inc["caps"]):
+            continue
+        if exc.get("arches") and "amd64" in exc["arches"]:
+            continue
+        if exc.get("caps") and any(cap in PODMAN_CAPS for cap in exc["caps"]):
+            continue
+        new: dict[str, Any] = {"names": call["names"], "action": call["action"]}
+        if call.get("errnoRet") is not None:
+            new["errnoRet"] = call["errnoRet"]
+        if call.get("args"):
+            new["args"] = call["args"]
+        out["syscalls"].append(new)
+    return out
+
+
+def synthetic_profile() -> dict[str, Any]:
+    import cffi  # type: ignore[import-untyped]
+
+    ffi = cffi.FFI()
+    ffi.cdef("char *seccomp_syscall_resolve_num_arch(uint32_t arch, int num); uint32_t seccomp_arch_native(void);")
+    lib = ffi.dlopen("libseccomp.so.2")
+    arch = lib.seccomp_arch_native()
+    names = []
+    for nr in range(1024):
+        p = lib.seccomp_syscall_resolve_num_arch(arch, nr)
+        if p != ffi.NULL:
+            names.append(ffi.string(p).decode())
+    return {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 38,
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}],
+    }
+
+
+def median_ms(fn: Any, n: int) -> float:
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def cold_ms(profile: str, mode: str, cache: str, n: int) -> tuple[float, bool]:
+    code = CHILD.format(project=str(PROJECT), profile=profile, mode=mode, cache=cache)
+    times, cffi = [], False
+    for _ in range(n):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+        times.append(float(out[0]))
+        cffi = cffi or out[1] == "True"
+    return statistics.median(times), cffi
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=30)
+    parser.add_argument("--profile", default=PODMAN_JSON)
+    opts = parser.parse_args()
+
+    from ocipy import seccomp as sc
+    from ocipy.spec.linux import Seccomp
+
+    if os.path.exists(opts.profile):
+        doc, source = podman_profile(opts.profile), opts.profile
+    else:
+        doc, source = synthetic_profile(), "every name libseccomp knows"
+    cfg = Seccomp.model_validate(doc)
+    names = sum(len(c["names"]) for c in doc["syscalls"])
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = os.path.join(tmp, "@cache", "seccomp")
+        profile_json = os.path.join(tmp, "profile.json")
+        Path(profile_json).write_text(json.dumps(doc))
+        prog = sc.compile_cached(cfg, cache_dir=cache)  # fills the cache
+        print(f"profile: {source}: {len(doc['syscalls'])} rules, {names} names, {len(prog.bpf) // 8} instructions")
+        print(f"runs: {opts.n} (medians, ms)")
+        print(f"warm  compile_filter        {median_ms(lambda: sc.compile_filter(cfg), opts.n):8.2f}")
+        print(f"warm  cache_key             {median_ms(lambda: sc.cache_key(cfg), opts.n):8.2f}")
+        print(f"warm  compile_cached (hit)  {median_ms(lambda: sc.compile_cached(cfg, cache_dir=cache), opts.n):8.2f}")
+        miss, miss_cffi = cold_ms(profile_json, "compile", cache, opts.n)
+        hit, hit_cffi = cold_ms(profile_json, "cached", cache, opts.n)
+        print(f"cold  compile_filter        {miss:8.2f}   (cffi imported: {miss_cffi})")
+        print(f"cold  compile_cached (hit)  {hit:8.2f}   (cffi imported: {hit_cffi})")
+
+
+if __name__ == "__main__":
+    main()
