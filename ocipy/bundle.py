@@ -214,6 +214,9 @@ def _check_root(cfg: dict[str, Any], bundle_abs: str, out: list[Problem]) -> str
     if not path:
         out.append(("/root/path", "must not be empty"))
         return None
+    if "\0" in path:
+        out.append(("/root/path", "must not contain a NUL byte"))
+        return None
     rootfs = os.path.normpath(os.path.join(bundle_abs, path))  # join keeps an absolute path as is
     try:
         st = os.lstat(rootfs)

@@ -499,7 +499,7 @@ class Runtime:
 
     def state_dirs(self) -> list[str]:
         try:
-            return sorted(os.listdir(self.root))
+            return sorted(d for d in os.listdir(self.root) if d != "@cache")  # the seccomp cache is no container's
         except FileNotFoundError:
             return []
 

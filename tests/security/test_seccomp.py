@@ -504,3 +504,22 @@ def test_filter_position_in_the_plan() -> None:
     assert i < codes.index(planfmt.OP_SETGROUPS) < codes.index(planfmt.OP_SETUID) < codes.index(planfmt.OP_CAPSET)
     assert codes.count(planfmt.OP_SECCOMP) == 1
     assert planfmt.OP_SECCOMP not in _plan_codes(True, None)
+
+
+@root_only
+def test_a_profile_seen_before_is_read_from_the_cache(rt: Any, bundle: Any) -> None:
+    """The second container with the same profile loads the compiled program from `<root>/@cache/seccomp` (no
+    libseccomp), and it is the same filter: the rule still holds. `ocipy list` does not see the cache."""
+    c.install_probe(bundle)
+    bundle.linux["seccomp"] = seccomp_cfg(syscalls=[rule("sched_yield", "SCMP_ACT_ERRNO", errnoRet=77)])
+    bundle.sh(f"/probe {YIELD}; echo status=$?")
+    bundle.write()
+    runs = []
+    for _ in range(2):
+        res = rt.call("--debug", "run", "--bundle", str(bundle.path), rt.new_id("sccache")).ok()
+        runs.append((res.out.splitlines(), res.err))
+    assert runs[0][0] == runs[1][0] and runs[1][0][-1] == "status=0" and "77" in runs[1][0][0], runs
+    assert "compiled filter read from" not in runs[0][1]
+    assert "compiled filter read from" in runs[1][1], runs[1][1][-2000:]
+    assert len(os.listdir(rt.root / "@cache" / "seccomp")) == 1
+    assert rt.call("list", "-q").ok().out.split() == []
