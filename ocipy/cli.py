@@ -12,10 +12,10 @@ long flags (Podman's `--runtime-flag`) are accepted and ignored with a debug lin
 
 from __future__ import annotations
 
-import os
 import sys
 
 from . import errors
+from . import posixlite as px
 from .errors import OcipyError
 
 # `typing` and `argparse` cost ~3 ms and ~7 ms at import (both pull in `re`): only mypy sees them here
@@ -651,9 +651,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # the reader went away (`ocipy list | head`): stay quiet, and keep the interpreter from complaining at exit
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        devnull = px.open(px.DEVNULL, px.O_WRONLY)
+        px.dup2(devnull, sys.stdout.fileno())
+        px.close(devnull)
         return 1
     except Exception as exc:  # noqa: BLE001 -- the one place every other failure becomes one line
         errors.error(f"{verb or 'ocipy'}: internal error: {exc}")
@@ -674,4 +674,4 @@ def entry() -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
-    os._exit(code)
+    px._exit(code)

@@ -6,9 +6,10 @@ JSON line is actually written.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
+
+from . import posixlite as px
 
 # what `setup` decided; module state because one process runs one command
 _log_path: str | None = None
@@ -81,16 +82,16 @@ def _write_log(line: str) -> bool:
     assert _log_path is not None
     data = (line + "\n").encode("utf-8", "replace")
     try:
-        fd = os.open(_log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = px.open(_log_path, px.O_WRONLY | px.O_APPEND | px.O_CREAT | px.O_CLOEXEC, 0o644)
     except OSError:
         return False
     try:
         # one write() per line so concurrent appenders never interleave within a line
-        os.write(fd, data)
+        px.write(fd, data)
     except OSError:
         return False
     finally:
-        os.close(fd)
+        px.close(fd)
     return True
 
 

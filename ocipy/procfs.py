@@ -7,7 +7,7 @@ a recycled pid is never hit.
 
 from __future__ import annotations
 
-import os
+from . import posixlite as px
 
 
 class Stat:
@@ -59,12 +59,12 @@ def pidfd_open(pid: int, starttime: int | None) -> int | None:
     if pid <= 0:
         return None
     try:
-        fd = os.pidfd_open(pid)
+        fd = px.pidfd_open(pid)
     except ProcessLookupError:
         return None
     # the check after opening pins the identity: the fd cannot follow a recycled pid
     if not is_alive(pid, starttime):
-        os.close(fd)
+        px.close(fd)
         return None
     return fd
 
@@ -98,5 +98,5 @@ def wait_gone(pid: int, starttime: int | None, timeout: float) -> bool:
         if wait_exit(fd, timeout):
             return True
     finally:
-        os.close(fd)
+        px.close(fd)
     return not is_alive(pid, starttime)

@@ -11,9 +11,9 @@ hierarchy (pure v2, or hybrid's /sys/fs/cgroup/unified).
 from __future__ import annotations
 
 import errno
-import os
 import time
 
+from . import posixlite as px
 from . import procfs
 from .errors import OcipyError
 
@@ -35,10 +35,10 @@ CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
 
 def default_root() -> str:
     """`/run/ocipy` for root; `$XDG_RUNTIME_DIR/ocipy` for others when it is set and non-empty."""
-    if os.geteuid() != 0:
-        xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    if px.geteuid() != 0:
+        xdg = px.getenv("XDG_RUNTIME_DIR", "")
         if xdg:
-            return os.path.join(xdg, "ocipy")
+            return px.join(xdg, "ocipy")
     # Podman calls with XDG_RUNTIME_DIR= and no PATH: the root must not depend on either for root
     return "/run/ocipy"
 
@@ -49,17 +49,19 @@ def validate_id(cid: str) -> None:
         raise OcipyError("invalid container ID format")
 
 
+# cgroup files in binary: a text-mode open with encoding="ascii" imports the codec module (encodings.ascii), while
+# bytes.decode("ascii") is built in.
 def _read_text(path: str) -> str | None:
     try:
-        with open(path, encoding="ascii", errors="replace") as f:
-            return f.read()
+        with open(path, "rb", buffering=0) as f:
+            return f.read().decode("ascii", "replace")
     except OSError:
         return None
 
 
 def _write_text(path: str, text: str) -> None:
-    with open(path, "w", encoding="ascii") as f:
-        f.write(text)
+    with open(path, "wb", buffering=0) as f:
+        f.write(text.encode("ascii"))
 
 
 def _freezer(cgroup: Any) -> tuple[int, str] | None:
@@ -95,7 +97,7 @@ def _sub_cgroups(top: str) -> list[str]:
     while todo:
         cur = todo.pop()
         try:
-            with os.scandir(cur) as it:
+            with px.scandir(cur) as it:
                 subs = [e.path for e in it if e.is_dir(follow_symlinks=False)]
         except OSError:
             continue
@@ -126,22 +128,22 @@ class Container:
     def __init__(self, store: Store, cid: str, dirfd: int) -> None:
         self.store = store
         self.id = cid
-        self.dir = os.path.join(store.root, cid)
+        self.dir = px.join(store.root, cid)
         self.fd = dirfd
         self._state: dict[str, Any] | None = None
 
     # --- files -------------------------------------------------------------------------------------------------
     @property
     def fifo_path(self) -> str:
-        return os.path.join(self.dir, FIFO_FILE)
+        return px.join(self.dir, FIFO_FILE)
 
     @property
     def state_path(self) -> str:
-        return os.path.join(self.dir, STATE_FILE)
+        return px.join(self.dir, STATE_FILE)
 
     def close(self) -> None:
         if self.fd >= 0:
-            os.close(self.fd)
+            px.close(self.fd)
             self.fd = -1
 
     def lock(self) -> _Lock:
@@ -156,7 +158,7 @@ class Container:
 
     def has_state(self) -> bool:
         try:
-            os.stat(STATE_FILE, dir_fd=self.fd)
+            px.stat(STATE_FILE, dir_fd=self.fd)
         except FileNotFoundError:
             return False
         return True
@@ -167,9 +169,9 @@ class Container:
             from . import fastjson as json
 
             try:
-                fd = os.open(
+                fd = px.open(
                     STATE_FILE,
-                    os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                    px.O_RDONLY | px.O_CLOEXEC | px.O_NOFOLLOW,
                     dir_fd=self.fd,
                 )
             except FileNotFoundError:
@@ -195,23 +197,23 @@ class Container:
     def write_file(self, name: str, data: bytes) -> None:
         """Atomically replace a file of the container dir: temp file, fsync, rename, fsync the dir (so a crash
         leaves the old file or the new one, never a torn one)."""
-        tmp = f".{name}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600, dir_fd=self.fd)
+        tmp = f".{name}.{px.getpid()}.tmp"
+        fd = px.open(tmp, px.O_WRONLY | px.O_CREAT | px.O_TRUNC | px.O_CLOEXEC | px.O_NOFOLLOW, 0o600, dir_fd=self.fd)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
+            px.write(fd, data)
+            px.fsync(fd)
         except BaseException:
-            os.close(fd)
-            os.unlink(tmp, dir_fd=self.fd)
+            px.close(fd)
+            px.unlink(tmp, dir_fd=self.fd)
             raise
-        os.close(fd)
-        os.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-        os.fsync(self.fd)
+        px.close(fd)
+        px.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        px.fsync(self.fd)
 
     def read_file(self, name: str) -> bytes | None:
         """A private file of the container dir, None when missing."""
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=self.fd)
+            fd = px.open(name, px.O_RDONLY | px.O_CLOEXEC | px.O_NOFOLLOW, dir_fd=self.fd)
         except FileNotFoundError:
             return None
         with open(fd, "rb") as f:
@@ -221,7 +223,7 @@ class Container:
         """Remove everything in the directory, then the directory itself."""
         _clear_dir(self.fd)
         try:
-            os.rmdir(self.dir)
+            px.rmdir(self.dir)
         except FileNotFoundError:
             pass
         self._state = None
@@ -247,7 +249,7 @@ class Container:
 
     def fifo_exists(self) -> bool:
         try:
-            os.stat(FIFO_FILE, dir_fd=self.fd, follow_symlinks=False)
+            px.stat(FIFO_FILE, dir_fd=self.fd, follow_symlinks=False)
         except FileNotFoundError:
             return False
         return True
@@ -258,8 +260,8 @@ class Container:
             return False
         version, path = fz
         if version == 1:
-            return (_read_text(os.path.join(path, "freezer.state")) or "").strip() == "FROZEN"
-        return (_read_text(os.path.join(path, "cgroup.freeze")) or "").strip() == "1"
+            return (_read_text(px.join(path, "freezer.state")) or "").strip() == "FROZEN"
+        return (_read_text(px.join(path, "cgroup.freeze")) or "").strip() == "1"
 
     def status(self) -> str:
         if not self.init_alive():
@@ -302,7 +304,7 @@ class Container:
         try:
             if version == 1:
                 want = "FROZEN" if frozen else "THAWED"
-                state_file = os.path.join(path, "freezer.state")
+                state_file = px.join(path, "freezer.state")
                 _write_text(state_file, want)
                 # v1 may sit in FREEZING while tasks are in uninterruptible sleep: write again until it settles
                 while (_read_text(state_file) or "").strip() != want:
@@ -313,8 +315,8 @@ class Container:
                     time.sleep(0.001)
                     _write_text(state_file, want)
             else:
-                _write_text(os.path.join(path, "cgroup.freeze"), "1" if frozen else "0")
-                events = os.path.join(path, "cgroup.events")
+                _write_text(px.join(path, "cgroup.freeze"), "1" if frozen else "0")
+                events = px.join(path, "cgroup.events")
                 want_line = "frozen 1" if frozen else "frozen 0"
                 while want_line not in (_read_text(events) or "").splitlines():
                     if time.monotonic() > deadline:
@@ -341,12 +343,12 @@ class Container:
     def cgroup_pids(self) -> list[int] | None:
         """Host pids in the container's cgroup; None when no cgroup is recorded (or none can be read)."""
         for d in _cgroup_dirs(self.cgroup_record()):
-            text = _read_text(os.path.join(d, "cgroup.procs"))
+            text = _read_text(px.join(d, "cgroup.procs"))
             if text is not None:
                 pids = [int(x) for x in text.split()]
                 # and the sub-cgroups the container made (deepest last; a pid appears once per hierarchy)
                 for sub in _sub_cgroups(d):
-                    pids.extend(int(x) for x in (_read_text(os.path.join(sub, "cgroup.procs")) or "").split())
+                    pids.extend(int(x) for x in (_read_text(px.join(sub, "cgroup.procs")) or "").split())
                 return list(dict.fromkeys(pids))
         return None
 
@@ -354,12 +356,19 @@ class Container:
         """rmdir the recorded cgroup dirs and the sub-cgroups the container made in them, deepest first (only empty
         ones can go: a busy one is retried briefly while exiting tasks drain, then left as it is)."""
         for d in dict.fromkeys(_cgroup_dirs(self.cgroup_record())):
+            try:
+                px.rmdir(d)  # the common case: no sub-cgroups, no task left
+                continue
+            except FileNotFoundError:
+                continue
+            except OSError:
+                pass  # sub-cgroups, or tasks still draining: the walk below
             deadline = time.monotonic() + 1.0
             while True:
                 busy = False
                 for sub in [*reversed(_sub_cgroups(d)), d]:
                     try:
-                        os.rmdir(sub)
+                        px.rmdir(sub)
                     except FileNotFoundError:
                         pass
                     except OSError as exc:
@@ -374,27 +383,27 @@ def _os_error(path: str, exc: OSError) -> OcipyError:
 
 
 def _clear_dir(dirfd: int) -> None:
-    for name in os.listdir(dirfd):
+    for name in px.listdir(dirfd):
         try:
-            os.unlink(name, dir_fd=dirfd)
+            px.unlink(name, dir_fd=dirfd)
         except FileNotFoundError:
             pass
         except IsADirectoryError:
-            sub = os.open(
+            sub = px.open(
                 name,
-                os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                px.O_RDONLY | px.O_DIRECTORY | px.O_NOFOLLOW | px.O_CLOEXEC,
                 dir_fd=dirfd,
             )
             try:
                 _clear_dir(sub)
             finally:
-                os.close(sub)
-            os.rmdir(name, dir_fd=dirfd)
+                px.close(sub)
+            px.rmdir(name, dir_fd=dirfd)
 
 
 class Store:
     def __init__(self, root: str | None = None) -> None:
-        self.root = os.path.abspath(root) if root else default_root()
+        self.root = px.abspath(root) if root else default_root()
 
     @classmethod
     def from_args(cls, args: Any) -> Store:
@@ -407,23 +416,25 @@ class Store:
 
     def _open_fd(self, cid: str) -> int:
         validate_id(cid)
-        return os.open(
-            os.path.join(self.root, cid),
-            os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+        return px.open(
+            px.join(self.root, cid),
+            px.O_RDONLY | px.O_DIRECTORY | px.O_NOFOLLOW | px.O_CLOEXEC,
         )
 
     @property
     def seccomp_cache(self) -> str:
         """Compiled seccomp programs (ocipy.seccomp.compile_cached); `@` keeps it out of the id namespace."""
-        return os.path.join(self.root, "@cache", "seccomp")
+        return px.join(self.root, "@cache", "seccomp")
 
     def create_dir(self, cid: str) -> Container:
         """Make `<root>/<id>` (0700) and return it locked; EEXIST -> `container with given ID already exists`."""
         validate_id(cid)
-        path = os.path.join(self.root, cid)
+        path = px.join(self.root, cid)
         try:
+            import os  # create only: the lifecycle verbs stay off `os` (ocipy/posixlite.py)
+
             os.makedirs(self.root, mode=0o700, exist_ok=True)
-            os.mkdir(path, 0o700)
+            px.mkdir(path, 0o700)
         except FileExistsError:
             raise OcipyError("container with given ID already exists") from None
         except OSError as exc:
@@ -441,7 +452,7 @@ class Store:
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # a symlink where a container dir should be is not a container
                 raise OcipyError("container does not exist") from None
-            raise _os_error(os.path.join(self.root, cid), exc) from None
+            raise _os_error(px.join(self.root, cid), exc) from None
         return Container(self, cid, fd)
 
     def open_locked(self, cid: str) -> Container:
@@ -458,7 +469,7 @@ class Store:
     def ids(self) -> list[str]:
         """Ids with a state.json, sorted; half-made dirs (create in progress or crashed) are left out."""
         try:
-            names = os.listdir(self.root)
+            names = px.listdir(self.root)
         except FileNotFoundError:
             return []
         out = []
@@ -467,6 +478,6 @@ class Store:
                 validate_id(name)
             except OcipyError:
                 continue
-            if os.path.isfile(os.path.join(self.root, name, STATE_FILE)):
+            if px.isfile(px.join(self.root, name, STATE_FILE)):
                 out.append(name)
         return sorted(out)

@@ -61,10 +61,11 @@ def main(args: Any) -> int:
             raise OcipyError(f"cannot delete container {cid} that is not stopped: {status}")
         if status != STOPPED:
             kill_and_wait(c)
+            _wait_cgroup_empty(c, 2.0)
         elif c.cgroup_pids():
             # the init is gone but something it left in the cgroup is not: it must go for the cgroup to go
             signal_all(c, SIGKILL)
-        _wait_cgroup_empty(c, 2.0)
+            _wait_cgroup_empty(c, 2.0)
         c.remove_cgroups()
         try:
             run_recorded_hooks(c, "poststop")

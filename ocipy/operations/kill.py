@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
+from .. import posixlite as px
 from .. import procfs
 from ..errors import OcipyError
 from ..signals import SIGKILL, SIGTERM, parse_signal
@@ -23,7 +22,7 @@ def signal_init(c: Container, sig: int) -> bool:
     try:
         return procfs.send_signal(fd, sig)
     finally:
-        os.close(fd)
+        px.close(fd)
 
 
 def signal_all(c: Container, sig: int) -> bool:
@@ -40,7 +39,7 @@ def signal_all(c: Container, sig: int) -> bool:
         v2 = cg.get("v2") if isinstance(cg, dict) else None
         if isinstance(v2, str):
             try:
-                with open(os.path.join(v2, "cgroup.kill"), "w") as f:
+                with open(px.join(v2, "cgroup.kill"), "w") as f:
                     f.write("1")
             except OSError:
                 pass
@@ -50,13 +49,13 @@ def signal_all(c: Container, sig: int) -> bool:
     try:
         for pid in c.cgroup_pids() or []:
             try:
-                fd = os.pidfd_open(pid)
+                fd = px.pidfd_open(pid)
             except ProcessLookupError:
                 continue
             try:
                 procfs.send_signal(fd, sig)
             finally:
-                os.close(fd)
+                px.close(fd)
     finally:
         if freeze:
             c.set_frozen(False)

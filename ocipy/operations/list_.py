@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
+from .. import posixlite as px
 from ..errors import OcipyError
 from ..store import Store
 
@@ -44,7 +44,7 @@ def main(args: Any) -> int:
             continue  # deleted meanwhile
         try:
             state = c.oci_state()
-            state["owner"] = _owner(os.fstat(c.fd).st_uid)
+            state["owner"] = _owner(px.fstat(c.fd).st_uid)
         except OcipyError:
             continue
         finally:

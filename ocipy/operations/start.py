@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import errno
-import os
 
 from .. import errors
+from .. import posixlite as px
 from ..errors import OcipyError
 from ..signals import SIGKILL
 from ..store import CREATED, STOPPED, Container, Store
@@ -56,7 +56,7 @@ def main(args: Any) -> int:
             signal_init(c, SIGKILL)
             raise
         try:
-            fd = os.open(c.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+            fd = px.open(c.fifo_path, px.O_WRONLY | px.O_NONBLOCK | px.O_CLOEXEC | px.O_NOFOLLOW)
         except OSError as exc:
             if exc.errno == errno.ENXIO:  # nobody holds the read end: the init is gone
                 raise OcipyError(_STOPPED_MSG) from None
@@ -64,15 +64,15 @@ def main(args: Any) -> int:
                 _check_created(c.status())
             raise OcipyError(f"open {c.fifo_path}: {exc.strerror}") from None
         try:
-            os.write(fd, b"0")
+            px.write(fd, b"0")
         except OSError as exc:
             if exc.errno == errno.EPIPE:  # the reader closed between our open and write
                 raise OcipyError(_STOPPED_MSG) from None
             raise
         finally:
-            os.close(fd)
+            px.close(fd)
         try:
-            os.unlink(c.fifo_path)
+            px.unlink(c.fifo_path)
         except FileNotFoundError:
             pass
         try:

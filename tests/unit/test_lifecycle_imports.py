@@ -25,7 +25,7 @@ FORBIDDEN = {
     "ocipy.bundle",
 }
 # what the fast path also avoids: a regression here costs milliseconds, not a design rule
-SLOW_STDLIB = {"argparse", "typing", "re", "json"}
+SLOW_STDLIB = {"argparse", "typing", "re", "json", "os"}  # os: ~1 ms (ocipy/posixlite.py)
 
 VERBS = {
     "state": ["state", "nope"],
@@ -39,10 +39,14 @@ VERBS = {
 }
 
 
+_ENTRY = "import sys; sys.argv[0] = 'ocipy'; from ocipy.cli import entry; entry()"
+
+
 def imported(argv: list[str], root: Path, site: bool = True) -> tuple[set[str], subprocess.CompletedProcess[str]]:
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     out = subprocess.run(
-        [sys.executable, *([] if site else ["-S"]), "-X", "importtime", "-m", "ocipy", "--root", str(root), *argv],
+        # `-c` as the launcher does (ocipy/launcher.py): `-m` would import runpy, and with it `os`
+        [sys.executable, *([] if site else ["-S"]), "-X", "importtime", "-c", _ENTRY, "--root", str(root), *argv],
         capture_output=True,
         text=True,
         env=env,

@@ -63,10 +63,10 @@ def test_invalid_ids(cid: str, tmp_path: Path) -> None:
 
 
 def test_default_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(store.px, "geteuid", lambda: 0)
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
     assert store.default_root() == "/run/ocipy"
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(store.px, "geteuid", lambda: 1000)
     assert store.default_root() == "/run/user/1000/ocipy"
     monkeypatch.setenv("XDG_RUNTIME_DIR", "")
     assert store.default_root() == "/run/ocipy"

@@ -1,0 +1,54 @@
+"""ocipy.posixlite's path helpers give what posixpath gives (the lifecycle verbs use them instead of `os`)."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ocipy import posixlite as px
+
+part = st.lists(st.sampled_from(["a", "b", ".", "/", ".."]), max_size=8).map("".join) | st.sampled_from(
+    ["", "//", "///"]
+)
+
+
+@settings(max_examples=2000)
+@given(part, st.lists(part, max_size=4))
+def test_join_is_posixpath_join(a: str, rest: list[str]) -> None:
+    assert px.join(a, *rest) == posixpath.join(a, *rest)
+
+
+@settings(max_examples=2000)
+@given(st.lists(part, max_size=5).map("".join))
+def test_normpath_and_abspath_are_posixpath(path: str) -> None:
+    assert px.normpath(path) == posixpath.normpath(path)
+    assert px.abspath(path) == posixpath.abspath(path)
+
+
+def test_isfile(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    os.symlink(tmp_path / "f", tmp_path / "link")
+    for name in ("f", "link", "missing", ""):
+        assert px.isfile(str(tmp_path / name)) == os.path.isfile(tmp_path / name)
+    assert px.isfile(str(tmp_path)) is False
+    assert px.isfile("a\0b") is False
+
+
+@pytest.mark.parametrize("value", ["", "plain", "with=equals", "caf\udce9"])
+def test_getenv(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OCIPY_TEST_GETENV", value)
+    assert px.getenv("OCIPY_TEST_GETENV", "d") == os.environ.get("OCIPY_TEST_GETENV", "d")
+    monkeypatch.delenv("OCIPY_TEST_GETENV")
+    assert px.getenv("OCIPY_TEST_GETENV", "d") == "d"
+
+
+def test_the_functions_are_os_functions() -> None:
+    own = {"getenv", "join", "normpath", "abspath", "isfile"}
+    for name in set(px.__all__) - own:
+        if callable(getattr(os, name)):
+            assert getattr(px, name) is getattr(os, name), name
