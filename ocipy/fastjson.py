@@ -44,6 +44,13 @@ def loads(text: str | bytes) -> Any:
         value, end = _scan(text, start)
     except StopIteration:
         raise ValueError(f"expecting a JSON value at character {start}") from None
+    except SystemError:
+        # _json words a syntax error with json.decoder.JSONDecodeError, which it looks up in sys.modules only: with
+        # `json` not imported it fails with a bare SystemError. The error path can afford `json` to word it.
+        import json
+
+        json.loads(text)  # raises JSONDecodeError (a ValueError)
+        raise ValueError("invalid JSON") from None
     if text[end:].strip(_WS):
         raise ValueError(f"extra data at character {end}")
     return value

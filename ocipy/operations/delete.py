@@ -8,8 +8,6 @@ from .. import errors, procfs
 from ..errors import OcipyError
 from ..signals import SIGKILL
 from ..store import CREATED, STOPPED, Container, Store
-from .kill import signal_all, signal_init
-from .start import run_recorded_hooks
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
 TYPE_CHECKING = False
@@ -27,6 +25,8 @@ def _wait_cgroup_empty(c: Container, timeout: float) -> None:
 
 def kill_and_wait(c: Container) -> None:
     """SIGKILL the init and the rest of its cgroup, thaw so the kill lands, and wait until the init is gone."""
+    from .kill import signal_all, signal_init
+
     was_frozen = c.is_frozen()
     signal_init(c, SIGKILL)
     # with a cgroup recorded, also processes outside the init's pid namespace (or left behind) go
@@ -36,6 +36,14 @@ def kill_and_wait(c: Container) -> None:
         c.set_frozen(False)
     if not procfs.wait_gone(c.pid, c.starttime, KILL_TIMEOUT):
         raise OcipyError(f"container init (pid {c.pid}) did not exit after SIGKILL")
+
+
+def _run_poststop(c: Container) -> None:
+    hooks = c.private.get("hooks")
+    if isinstance(hooks, dict) and hooks.get("poststop"):  # the start module only for containers that have some
+        from .start import run_recorded_hooks
+
+        run_recorded_hooks(c, "poststop")
 
 
 def main(args: Any) -> int:
@@ -51,6 +59,8 @@ def main(args: Any) -> int:
         if not c.has_state():
             # a directory a killed create left behind: whatever it started in its cgroups goes, then the cgroups
             if c.cgroup_pids():
+                from .kill import signal_all
+
                 signal_all(c, SIGKILL)
                 _wait_cgroup_empty(c, 2.0)
             c.remove_cgroups()
@@ -64,11 +74,13 @@ def main(args: Any) -> int:
             _wait_cgroup_empty(c, 2.0)
         elif c.cgroup_pids():
             # the init is gone but something it left in the cgroup is not: it must go for the cgroup to go
+            from .kill import signal_all
+
             signal_all(c, SIGKILL)
             _wait_cgroup_empty(c, 2.0)
         c.remove_cgroups()
         try:
-            run_recorded_hooks(c, "poststop")
+            _run_poststop(c)
         except Exception as exc:  # noqa: BLE001 -- runtime.md: a failing poststop hook is a warning, delete goes on
             errors.warning(f"poststop hooks: {exc}")
         c.remove()

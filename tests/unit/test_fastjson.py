@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ocipy import fastjson
+
+PROJECT = Path(__file__).resolve().parents[2]
 
 values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
@@ -38,3 +43,22 @@ def test_unserialisable_is_a_type_error() -> None:
         fastjson.dumps({"a": object()})
     with pytest.raises(ValueError):
         fastjson.dumps(float("nan"))
+
+
+@pytest.mark.parametrize("text", ["{]", '{"a" 1}', "[1,]", '{"a": tru}', '"unterminated'])
+def test_syntax_errors_are_value_errors_without_json_imported(text: str) -> None:
+    """_json words syntax errors through json.decoder, found only when `json` is imported (as it is under pytest):
+    in the real command it is not, so this runs in a fresh interpreter."""
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(PROJECT)!r})\n"
+        "from ocipy import fastjson\n"
+        "assert 'json' not in sys.modules\n"
+        "try:\n"
+        f"    fastjson.loads({text!r})\n"
+        "except ValueError as exc:\n"
+        "    print('ValueError', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True, timeout=30, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ValueError "), out.stdout  # not SystemError, not a value
