@@ -401,6 +401,7 @@ def test_fuzz_cli_create(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
             rc = call("create", "--bundle", str(bundle), cid)
             text = err.read_text(errors="replace")
             assert "Traceback" not in text, text
+            assert "internal error" not in text, text
             assert rc in (0, 1), (rc, text)
             if rc == 0:
                 counts["created"] += 1

@@ -95,6 +95,7 @@ def check(out: subprocess.CompletedProcess[bytes], root: Path, what: str) -> Non
     err = out.stderr.decode("utf-8", "replace")
     assert out.returncode == 1, f"{what}: exit {out.returncode}: {err[:300]}"
     assert "Traceback" not in err, f"{what}: {err[:2000]}"
+    assert "internal error" not in err, f"{what}: an unexpected exception, not a clear message: {err[:500]}"
     assert err.count("\n") == 1 and err.endswith("\n"), f"{what}: not one line: {err[:500]!r}"
     assert not root.exists() or list(root.iterdir()) == [], f"{what}: left {list(root.iterdir())}"
 
