@@ -36,6 +36,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 PROJECT = Path(__file__).resolve().parents[1]
 TARGETS = {"run": 3.0, "create": None, "state": 2.0, "start": 2.0, "kill": 2.0, "delete": 2.0, "rss": 0.1}
@@ -128,13 +129,13 @@ class Runtime:
         self.samples: dict[str, list[float]] = {k: [] for k in ORDER}
         self.ids: set[str] = set()
 
-    def call(self, *args: str, check: bool = True) -> float:
+    def call(self, *args: str, check: bool = True, stdout: Any = subprocess.DEVNULL) -> float:
         """Time one command. stderr goes to a file, never a pipe: a created container keeps create's stdio."""
         argv = [*self.argv, "--root", str(self.root), *args]
         err_path = self.root.parent / f"{self.name}.stderr"
         with open(err_path, "wb") as err:
             t0 = time.perf_counter()
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=self.env)
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err, env=self.env)
             # a blocking wait: subprocess's wait(timeout=...) polls with sleeps of up to 50 ms, which quantises
             # every figure; a watchdog thread enforces the time limit instead
             watchdog = threading.Timer(60, proc.kill)
@@ -151,18 +152,12 @@ class Runtime:
             )
         return elapsed
 
-    def state(self, cid: str) -> dict:
-        out = subprocess.run(
-            [*self.argv, "--root", str(self.root), "state", cid],
-            check=False,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            env=self.env,
-            timeout=60,
-        )
-        if out.returncode != 0:
-            raise BenchError(f"{self.name}: state {cid}: {out.stderr.decode(errors='replace').strip()}")
-        return json.loads(out.stdout)
+    def state(self, cid: str) -> tuple[float, dict]:
+        """Time `state ID` like every other command (blocking wait; its output goes to a file, read afterwards)."""
+        out_path = self.root.parent / f"{self.name}.stdout"
+        with open(out_path, "wb") as out:
+            elapsed = self.call("state", cid, stdout=out)
+        return elapsed, json.loads(out_path.read_bytes())
 
     def iteration(self, i: int, record: bool) -> None:
         samples: dict[str, float] = {}
@@ -173,9 +168,7 @@ class Runtime:
         self.call("delete", "--force", run_id, check=False)
 
         samples["create"] = self.call("create", "--bundle", str(self.bundle), main_id)
-        t0 = time.perf_counter()
-        st = self.state(main_id)
-        samples["state"] = (time.perf_counter() - t0) * 1000
+        samples["state"], st = self.state(main_id)
         samples["rss"] = float(vmrss_kib(int(st["pid"])))
         pid = int(st["pid"])
         samples["start"] = self.call("start", main_id)
@@ -183,7 +176,7 @@ class Runtime:
         samples["delete"] = self.call("delete", main_id)
 
         self.call("create", "--bundle", str(self.bundle), kill_id)
-        kpid = int(self.state(kill_id)["pid"])
+        kpid = int(self.state(kill_id)[1]["pid"])
         samples["kill"] = self.call("kill", kill_id, "KILL")
         wait_gone(kpid)
         self.call("delete", "--force", kill_id, check=False)

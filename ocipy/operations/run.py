@@ -3,12 +3,16 @@ and delete the container (unless --keep), as runc does."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import copy
 import signal
 
 from ocipy.errors import OcipyError
 from ocipy.launch import exit_code
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse  # annotations only: importing argparse costs ~7 ms
 
 # Signals a foreground run passes on to the container process instead of dying from them.
 FORWARDED = (
@@ -60,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _delete(delete_op: object, args: argparse.Namespace) -> None:
-    ns = argparse.Namespace(**vars(args))
+    ns = copy.copy(args)  # argparse.Namespace or cli.Args alike
     ns.force = True
     with contextlib.suppress(OcipyError):
         delete_op.main(ns)  # type: ignore[attr-defined]
