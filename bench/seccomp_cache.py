@@ -24,11 +24,11 @@ from typing import Any
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
+sys.path.insert(0, str(PROJECT / "tests" / "security"))
+
+from seccomp_profiles import PODMAN_CAPS, native_syscall_names, podman_spec_profile
 
 PODMAN_JSON = "/usr/share/containers/seccomp.json"
-PODMAN_CAPS = {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
-PODMAN_CAPS |= {"CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT"}
-
 CHILD = """
 import json, sys, time
 sys.path.insert(0, {project!r})
@@ -42,45 +42,11 @@ print((time.perf_counter() - t) * 1000, "cffi" in sys.modules)
 
 
 def podman_profile(path: str) -> dict[str, Any]:
-    """containers/common's conversion for amd64 (as tests/security/test_seccomp.py `podman_spec_profile`)."""
-    profile = json.loads(Path(path).read_text())
-    out: dict[str, Any] = {"defaultAction": profile["defaultAction"], "syscalls": []}
-    if profile.get("defaultErrnoRet") is not None:
-        out["defaultErrnoRet"] = profile["defaultErrnoRet"]
-    for entry in profile.get("archMap") or []:
-        if entry["architecture"] == "SCMP_ARCH_X86_64":
-            out["architectures"] = [entry["architecture"], *entry.get("subArchitectures", [])]
-    for call in profile["syscalls"]:
-        inc, exc = call.get("includes") or {}, call.get("excludes") or {}
-        if inc.get("arches") and "amd64" not in inc["arches"]:
-            continue
-        if inc.get("caps") and not all(cap in PODMAN_CAPS for cap in inc["caps"]):
-            continue
-        if exc.get("arches") and "amd64" in exc["arches"]:
-            continue
-        if exc.get("caps") and any(cap in PODMAN_CAPS for cap in exc["caps"]):
-            continue
-        new: dict[str, Any] = {"names": call["names"], "action": call["action"]}
-        if call.get("errnoRet") is not None:
-            new["errnoRet"] = call["errnoRet"]
-        if call.get("args"):
-            new["args"] = call["args"]
-        out["syscalls"].append(new)
-    return out
+    return podman_spec_profile(json.loads(Path(path).read_text()), PODMAN_CAPS)
 
 
 def synthetic_profile() -> dict[str, Any]:
-    import cffi  # type: ignore[import-untyped]
-
-    ffi = cffi.FFI()
-    ffi.cdef("char *seccomp_syscall_resolve_num_arch(uint32_t arch, int num); uint32_t seccomp_arch_native(void);")
-    lib = ffi.dlopen("libseccomp.so.2")
-    arch = lib.seccomp_arch_native()
-    names = []
-    for nr in range(1024):
-        p = lib.seccomp_syscall_resolve_num_arch(arch, nr)
-        if p != ffi.NULL:
-            names.append(ffi.string(p).decode())
+    names = native_syscall_names()
     return {
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": 38,

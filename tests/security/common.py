@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from seccomp_profiles import native_syscall_names  # tests/security/seccomp_profiles.py
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]
@@ -76,27 +77,6 @@ def install_probe(bundle: Any) -> None:
     dest = Path(bundle.rootfs) / "probe"
     shutil.copy(probe_binary(), dest)
     dest.chmod(0o755)
-
-
-def native_syscall_names() -> list[str]:
-    """Every system call name libseccomp knows for this architecture (for allow-all-but profiles)."""
-    import cffi
-
-    ffi = cffi.FFI()
-    ffi.cdef(
-        "char *seccomp_syscall_resolve_num_arch(uint32_t arch_token, int num); uint32_t seccomp_arch_native(void);"
-        "void free(void *);"
-    )
-    lib = ffi.dlopen("libseccomp.so.2")
-    libc = ffi.dlopen(None)
-    arch = lib.seccomp_arch_native()
-    names = []
-    for nr in range(1024):
-        p = lib.seccomp_syscall_resolve_num_arch(arch, nr)
-        if p != ffi.NULL:
-            names.append(ffi.string(p).decode())
-            libc.free(p)
-    return names
 
 
 def allow_all_but(*denied: str) -> list[str]:

@@ -22,6 +22,8 @@ import pytest
 h = c.h
 root_only = c.root_only
 
+from seccomp_profiles import PODMAN_CAPS, podman_spec_profile  # tests/security/seccomp_profiles.py
+
 from ocipy import planfmt
 from ocipy import seccomp as sc
 
@@ -344,47 +346,6 @@ def test_notify_listener_unreachable_fails_create_cleanly(rt: Any, bundle: Any, 
 # ----------------------------------------------------------------------------------------------------------------
 
 PODMAN_PROFILE = os.environ.get("OCIPY_PODMAN_SECCOMP_JSON", "/usr/share/containers/seccomp.json")
-PODMAN_CAPS = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SETFCAP",
-    "CAP_SETGID",
-    "CAP_SETPCAP",
-    "CAP_SETUID",
-    "CAP_SYS_CHROOT",
-]
-
-
-def podman_spec_profile(profile: dict[str, Any], caps: list[str]) -> dict[str, Any]:
-    """containers/common's conversion for amd64: archMap, includes/excludes by arch and capability, unchanged
-    names, actions, errnoRet and args."""
-    out: dict[str, Any] = {"defaultAction": profile["defaultAction"], "syscalls": []}
-    if profile.get("defaultErrnoRet") is not None:
-        out["defaultErrnoRet"] = profile["defaultErrnoRet"]
-    for entry in profile.get("archMap") or []:
-        if entry["architecture"] == "SCMP_ARCH_X86_64":
-            out["architectures"] = [entry["architecture"], *entry.get("subArchitectures", [])]
-    for call in profile["syscalls"]:
-        inc, exc = call.get("includes") or {}, call.get("excludes") or {}
-        if inc.get("arches") and "amd64" not in inc["arches"]:
-            continue
-        if inc.get("caps") and not all(cap in caps for cap in inc["caps"]):
-            continue
-        if exc.get("arches") and "amd64" in exc["arches"]:
-            continue
-        if exc.get("caps") and any(cap in caps for cap in exc["caps"]):
-            continue
-        new: dict[str, Any] = {"names": call["names"], "action": call["action"]}
-        if call.get("errnoRet") is not None:
-            new["errnoRet"] = call["errnoRet"]
-        if call.get("args"):
-            new["args"] = call["args"]
-        out["syscalls"].append(new)
-    return out
 
 
 @root_only
