@@ -6,6 +6,7 @@ and their temp dirs removed. The engines are installed by scripts/engines (run b
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,11 +48,16 @@ def busybox_tar(engines_work: Path) -> Path:
 def podman(runtime: str, busybox_tar: Path) -> Iterator[Podman]:
     _need("podman", "conmon", "/usr/bin/catatonit")
     pm = Podman(private_dir("ocipy-podman-"), runtime)
+    # Podman (as root) gives the runtime no --root: ocipy keeps state, and its seccomp cache, in /run/ocipy
+    cache = Path("/run/ocipy/@cache")
+    cache_was_there = cache.exists()
     try:
         pm.setup(busybox_tar)
         yield pm
     finally:
         pm.cleanup()
+        if not cache_was_there:
+            shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
