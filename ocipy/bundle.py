@@ -13,13 +13,10 @@ import os
 import stat
 from typing import Any
 
-from ocipy import errors, fastjson
+from ocipy import errors
 from ocipy.errors import OcipyError
-from ocipy.spec.checks import CAPABILITIES, version_problem
-
-TYPE_CHECKING = False  # `typing` costs create ~8 ms; only mypy needs these names
-if TYPE_CHECKING:
-    from ocipy.spec.load import Problem
+from ocipy.spec.checks import CAPABILITIES
+from ocipy.spec.document import Problem, SpecError, parse_json
 
 CONFIG_NAME = "config.json"
 _HOOK_KINDS = (
@@ -116,16 +113,9 @@ def _check(bundle_dir: str, lenient: bool = False) -> tuple[Any, str | None, lis
     except OSError as exc:
         return None, None, [("", _strerror(exc))], None
     try:
-        obj = fastjson.loads(data)
-    except (ValueError, RecursionError):
-        obj = None  # parse_json words it (or reads what it alone accepts: UTF-16, a BOM)
-    if obj is None or not lenient:
-        from ocipy.spec.load import SpecError, parse_json
-
-        try:
-            obj = parse_json(data)
-        except SpecError as exc:
-            return None, None, exc.problems, None
+        obj = parse_json(data)
+    except SpecError as exc:
+        return None, None, exc.problems, None
     if lenient:
         _lenient(obj)
     spec, problems = _validate(obj, fast=lenient)
@@ -140,13 +130,10 @@ def _check(bundle_dir: str, lenient: bool = False) -> tuple[Any, str | None, lis
 
 def _validate(obj: Any, fast: bool) -> tuple[Any, list[Problem]]:
     """The config object and its problems; with `fast`, the models only word the problems of an invalid config."""
-    if fast and isinstance(obj, dict):
+    if fast:
         from ocipy.spec import fast as fast_mod
 
-        spec = fast_mod.validate("Spec", obj)
-        if spec is not None:
-            vp = version_problem(obj.get("ociVersion"))
-            return (None, [vp]) if vp else (spec, [])
+        return fast_mod.check_config(obj)
     from ocipy.spec.load import config_problems
 
     return config_problems(obj)

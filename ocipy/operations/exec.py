@@ -40,7 +40,7 @@ def main(args: argparse.Namespace) -> int:
 def _load_spec(c: Container) -> tuple[Any, dict[str, Any]]:
     """The container's config as it was at create: (object, document)."""
     from ocipy.spec import fast
-    from ocipy.spec.load import SpecError
+    from ocipy.spec.document import SpecError, format_problem, parse_json
 
     data = c.read_file(CONFIG_FILE)
     where = os.path.join(c.dir, CONFIG_FILE)
@@ -54,34 +54,26 @@ def _load_spec(c: Container) -> tuple[Any, dict[str, Any]]:
         except OSError as exc:
             raise OcipyError(f"{where}: {(exc.strerror or str(exc)).lower()}") from None
     try:
-        return fast.load("Spec", data)
+        document = parse_json(data)
     except SpecError as exc:
         raise OcipyError(f"{where}: {exc}") from None
+    spec, problems = fast.check_config(document)
+    if problems:
+        raise OcipyError(f"{where}: {format_problem(problems[0])}")
+    return spec, document
 
 
-def _load_process_file(path: str) -> dict[str, Any]:
-    """The document of `--process FILE`, checked to be a JSON object (build_process validates it)."""
-    from ocipy import fastjson
+def _load_process_file(path: str) -> Any:
+    """The parsed `--process FILE` (build_process validates it)."""
+    from ocipy.spec.document import SpecError, parse_json
 
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            return parse_json(f.read())
     except OSError as exc:
         raise OcipyError(f"--process {path}: {(exc.strerror or str(exc)).lower()}") from None
-    try:
-        document = fastjson.loads(data)
-    except (ValueError, RecursionError):
-        document = None
-    if not isinstance(document, dict):
-        from ocipy.spec import fast
-        from ocipy.spec.load import SpecError
-
-        try:
-            fast.load("Process", data)  # words the problem
-        except SpecError as exc:
-            raise OcipyError(f"--process {path}: {exc}") from None
-        raise OcipyError(f"--process {path}: must be a JSON object")
-    return document
+    except SpecError as exc:
+        raise OcipyError(f"--process {path}: {exc}") from None
 
 
 def _merge_env(env: list[str], extra: list[str]) -> list[str]:
@@ -113,13 +105,13 @@ def build_process(document: dict[str, Any], args: argparse.Namespace) -> Any:
 
     The flags edit a copy of the process as JSON, which is then validated like a --process file."""
     from ocipy.spec import fast
-    from ocipy.spec.load import SpecError
+    from ocipy.spec.document import SpecError
 
     where = "exec"
     if getattr(args, "process", None):
         where = f"--process {args.process}"
         proc = _load_process_file(args.process)
-        if getattr(args, "tty", False):
+        if getattr(args, "tty", False) and isinstance(proc, dict):  # anything else: the check below says so
             proc["terminal"] = True
     else:
         proc = _process_from_flags(document, args)

@@ -58,20 +58,18 @@ def validate(kind: str, document: Any) -> Any:
         return None
 
 
-def load(kind: str, data: bytes) -> tuple[Any, Any]:
-    """(object, document) of a config.json (`kind` "Spec", whose version must be one ocipy implements) or a
-    process.json ("Process"). An invalid one raises ocipy.spec.load.SpecError worded by the models."""
-    from ocipy import fastjson
+def check_config(document: Any) -> tuple[Any, list[tuple[str, str]]]:
+    """(config object, []) for a config.json document that is valid and of a version ocipy implements, else
+    (None, every problem, worded by the models)."""
+    obj = validate("Spec", document)
+    if obj is not None:
+        from ocipy.spec.checks import version_problem  # on use: checks imports this module
 
-    try:
-        document = fastjson.loads(data)
-    except (ValueError, RecursionError):
-        document = None  # parse_json below words it (or reads what it alone accepts: UTF-16, a BOM)
-    if isinstance(document, dict):
-        obj = validate(kind, document)
-        if obj is not None and not (kind == "Spec" and _version_problem(document.get("ociVersion"))):
-            return obj, document
-    return _load_with_models(kind, data)
+        vp = version_problem(document.get("ociVersion"))
+        return (None, [vp]) if vp else (obj, [])
+    from ocipy.spec.load import config_problems
+
+    return config_problems(document)  # a model object too if they accept it: only if compiled.py is stale
 
 
 def validated(kind: str, document: Any) -> Any:
@@ -84,21 +82,7 @@ def validated(kind: str, document: Any) -> Any:
     return obj
 
 
-def _version_problem(version: Any) -> Any:
-    from ocipy.spec.checks import version_problem
-
-    return version_problem(version)
-
-
 def _model(kind: str) -> Any:
     from ocipy.spec import config
 
     return getattr(config, kind)
-
-
-def _load_with_models(kind: str, data: bytes) -> tuple[Any, Any]:
-    from ocipy.spec import load as load_mod
-
-    document = load_mod.parse_json(data)
-    obj = load_mod.load_config(data) if kind == "Spec" else load_mod.validate(_model(kind), document)
-    return obj, document  # valid for the models although not for compiled.py: only if compiled.py is stale

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -11,16 +11,25 @@ from pydantic import BaseModel, ValidationError
 from ocipy.spec._base import ABS_PATH_PATTERN, SEMVER_PATTERN
 from ocipy.spec.checks import SUPPORTED_MAJOR, SUPPORTED_MAX_MINOR, version_problem
 from ocipy.spec.config import Spec
+from ocipy.spec.document import Problem, SpecError, format_problem, one_line, parse_json
 
 if TYPE_CHECKING:
     from ocipy.spec.features import Features
     from ocipy.spec.state import State
 
-__all__ = ["SUPPORTED_MAJOR", "SUPPORTED_MAX_MINOR", "SpecError", "load_config", "parse_json", "version_problem"]
+__all__ = [
+    "SUPPORTED_MAJOR",
+    "SUPPORTED_MAX_MINOR",
+    "Problem",
+    "SpecError",
+    "format_problem",
+    "load_config",
+    "parse_json",
+    "version_problem",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
-Problem = tuple[str, str]
 
 # Patterns whose mismatch has a better wording than "must match <regex>".
 _PATTERN_MESSAGES = {
@@ -40,29 +49,9 @@ _TYPE_NAMES = {
 }
 
 
-class SpecError(Exception):
-    """A document that is not valid JSON or does not fit the model; `.problems` lists every (pointer, message)."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems: list[Problem] = list(problems) or [("", "invalid document")]
-        super().__init__(format_problem(self.problems[0]))
-
-    def __str__(self) -> str:
-        return format_problem(self.problems[0])
-
-
-def format_problem(problem: Problem) -> str:
-    pointer, message = problem
-    return f"{pointer}: {message}" if pointer else message
-
-
 def pointer(loc: Iterable[str | int]) -> str:
     """RFC 6901 pointer for a path of keys and indices."""
     return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in loc)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _message(err: Any) -> str:
@@ -110,36 +99,11 @@ def problems_from(exc: ValidationError) -> list[Problem]:
     out: list[Problem] = []
     seen: set[Problem] = set()
     for err in exc.errors(include_url=False):
-        item = (pointer(err["loc"]), _one_line(_message(err)))
+        item = (pointer(err["loc"]), one_line(_message(err)))
         if item not in seen:
             seen.add(item)
             out.append(item)
     return out
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid json")
-
-
-def parse_json(data: bytes | str) -> Any:
-    """json.loads with NaN/Infinity refused; errors become SpecError with pointer "" and the position."""
-    try:
-        return json.loads(data, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise SpecError(
-            [
-                (
-                    "",
-                    f"invalid json: {exc.msg.lower()} at line {exc.lineno} column {exc.colno}",
-                )
-            ]
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise SpecError([("", f"invalid json: not utf-8 ({exc.reason}) at byte {exc.start}")]) from None
-    except ValueError as exc:
-        raise SpecError([("", f"invalid json: {_one_line(str(exc)).lower()}")]) from None
-    except RecursionError:
-        raise SpecError([("", "invalid json: nested too deeply")]) from None
 
 
 def validate(model: type[M], obj: Any) -> M:

@@ -1,0 +1,65 @@
+"""A spec document as parsed JSON, and its problems as (RFC 6901 pointer, message): no pydantic here, so that
+`create` and `exec` can read config.json and process.json without it (ocipy/spec/fast.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ocipy import fastjson
+
+Problem = tuple[str, str]
+
+
+class SpecError(Exception):
+    """A document that is not valid JSON or does not fit the model; `.problems` lists every (pointer, message)."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems: list[Problem] = list(problems) or [("", "invalid document")]
+        super().__init__(format_problem(self.problems[0]))
+
+    def __str__(self) -> str:
+        return format_problem(self.problems[0])
+
+
+def format_problem(problem: Problem) -> str:
+    pointer, message = problem
+    return f"{pointer}: {message}" if pointer else message
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid json")
+
+
+def parse_json(data: bytes | str) -> Any:
+    """json.loads with NaN/Infinity refused; errors become SpecError with pointer "" and the position.
+
+    `_json`'s scanner (ocipy/fastjson.py) reads a well-formed UTF-8 document without importing `json` (~3 ms, it
+    pulls in `re`); `json` reads the rest: it words the error, or reads what it alone accepts (UTF-16, a BOM)."""
+    try:
+        return fastjson.loads(data)
+    except (ValueError, RecursionError):
+        pass
+    import json
+
+    try:
+        return json.loads(data, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise SpecError(
+            [
+                (
+                    "",
+                    f"invalid json: {exc.msg.lower()} at line {exc.lineno} column {exc.colno}",
+                )
+            ]
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError([("", f"invalid json: not utf-8 ({exc.reason}) at byte {exc.start}")]) from None
+    except ValueError as exc:
+        raise SpecError([("", f"invalid json: {one_line(str(exc)).lower()}")]) from None
+    except RecursionError:
+        raise SpecError([("", "invalid json: nested too deeply")]) from None
