@@ -175,3 +175,39 @@ def parse_proc_cgroup(text: str) -> tuple[dict[str, str], str | None]:
             if c:
                 v1[c] = path
     return v1, v2
+
+
+@dataclass(frozen=True)
+class CgroupHierarchy:
+    """One cgroup mount under /sys/fs/cgroup on the host."""
+
+    name: str  # directory under /sys/fs/cgroup ("cpu,cpuacct", "unified"); "" = mounted on /sys/fs/cgroup itself
+    fstype: str  # "cgroup" (v1) or "cgroup2"
+    options: str  # the v1 options naming the hierarchy ("cpu,cpuacct", "name=systemd"); "" for cgroup2
+
+
+def mounted_hierarchies() -> tuple[CgroupHierarchy, ...]:
+    """The cgroup mounts directly under /sys/fs/cgroup, as the planner's host facts (the container's cgroup mount)."""
+    found = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ()
+    for line in lines:
+        pre, _, post = line.partition(" - ")
+        parts, fs = pre.split(), post.split()
+        if len(parts) < 5 or len(fs) < 3 or fs[0] not in ("cgroup", "cgroup2"):
+            continue
+        mnt = parts[4].replace("\\040", " ")
+        if mnt == "/sys/fs/cgroup":
+            name = ""
+        elif mnt.startswith("/sys/fs/cgroup/") and "/" not in mnt[len("/sys/fs/cgroup/") :]:
+            name = mnt[len("/sys/fs/cgroup/") :]
+        else:
+            continue
+        opts = ""
+        if fs[0] == "cgroup":
+            opts = ",".join(o for o in fs[2].split(",") if o in V1_CONTROLLERS or o.startswith("name="))
+        found.append(CgroupHierarchy(name, fs[0], opts))
+    return tuple(found)
