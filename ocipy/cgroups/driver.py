@@ -135,6 +135,18 @@ class Driver:
     def has_freezer(self) -> bool:
         raise NotImplementedError
 
+    def freezer_dir(self) -> str | None:
+        """The cgroup directory whose freezer holds every process (CRIU's `freeze_cgroup`); None without one."""
+        raise NotImplementedError
+
+    def add(self, pid: int) -> None:
+        """Move `pid` into the container's cgroups (restore: CRIU's swrk before it restores the tree)."""
+        for procs in self.procs_files():
+            try:
+                write_text(procs, str(pid))
+            except OSError as exc:
+                raise OcipyError(f"{procs}: {(exc.strerror or str(exc)).lower()}") from None
+
     def is_frozen(self) -> bool:
         raise NotImplementedError
 
@@ -179,6 +191,9 @@ class _NoCgroup(Driver):
 
     def has_freezer(self) -> bool:
         return False
+
+    def freezer_dir(self) -> str | None:
+        return None
 
     def is_frozen(self) -> bool:
         return False
@@ -281,6 +296,10 @@ class Cgroupfs(Driver):
 
     def has_freezer(self) -> bool:
         return self._freezer() is not None
+
+    def freezer_dir(self) -> str | None:
+        fz = self._freezer()
+        return None if fz is None else fz[1]
 
     def is_frozen(self) -> bool:
         fz = self._freezer()

@@ -211,3 +211,24 @@ def mounted_hierarchies() -> tuple[CgroupHierarchy, ...]:
             opts = ",".join(o for o in fs[2].split(",") if o in V1_CONTROLLERS or o.startswith("name="))
         found.append(CgroupHierarchy(name, fs[0], opts))
     return tuple(found)
+
+
+def weight_files(lay: Layout) -> list[str] | None:
+    """The blockIO weight files this host's hierarchies offer (`ocipy check`); None without a blkio/io controller."""
+    if "blkio" in lay.v1:
+        d = lay.v1["blkio"].mountpoint
+        return [f for f in ("blkio.weight", "blkio.bfq.weight") if os.path.exists(os.path.join(d, f))]
+    if lay.v2 is None or "io" not in lay.v2_controllers:
+        return None
+    d = lay.v2.mountpoint
+    # the root cgroup has no io.weight: look one level down where a container cgroup would be
+    try:
+        subs = sorted(e for e in os.listdir(d) if os.path.isdir(os.path.join(d, e)))
+    except OSError:
+        subs = []
+    files: list[str] = []
+    for sub in [d, *(os.path.join(d, e) for e in subs)]:
+        files = [f for f in ("io.weight", "io.bfq.weight") if os.path.exists(os.path.join(sub, f))]
+        if files:
+            break
+    return files
