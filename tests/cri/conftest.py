@@ -18,7 +18,7 @@ BINARIES = ("containerd", "ctr", "containerd-shim-runc-v2", "nsenter", "ip", "cc
 def _need() -> None:
     if NOT_ROOT:
         pytest.skip("the CRI suite needs root")
-    from enginectl import missing_binaries  # noqa: PLC0415 (cririg puts tests/engines on sys.path)
+    from enginectl import missing_binaries
 
     missing = missing_binaries(*BINARIES)
     if not os.path.exists("/usr/lib/cni/bridge"):
@@ -26,14 +26,14 @@ def _need() -> None:
     if missing:
         pytest.skip(f"not installed: {', '.join(missing)} (scripts/engines installs them)")
     try:
-        import grpc_tools  # noqa: F401, PLC0415
+        import grpc_tools  # noqa: F401
     except ImportError:
         pytest.skip("grpcio-tools not installed (pip install -e '.[test]')")
 
 
 @pytest.fixture(scope="session")
 def rig() -> Iterator[Any]:
-    import cririg  # noqa: PLC0415
+    import cririg
 
     _need()
     work = cririg.private_dir("ocipy-cri-")
@@ -41,7 +41,7 @@ def rig() -> Iterator[Any]:
     client = None
     try:
         r = cririg.make_rig(work)
-        import criclient  # noqa: PLC0415
+        import criclient
 
         client = criclient.Cri(r.sock, r.logs, r.cgroup_parent)
         r.client = client
@@ -51,7 +51,7 @@ def rig() -> Iterator[Any]:
         if client is not None:
             client.close()
         if r is None:
-            import shutil  # noqa: PLC0415
+            import shutil
 
             shutil.rmtree(work, ignore_errors=True)
         assert not leftovers, f"the CRI rig left: {leftovers}"
@@ -64,7 +64,7 @@ def cri(rig: Any) -> Any:
 
 @pytest.fixture(params=["ocipy", "runc"])
 def handler(request: pytest.FixtureRequest, rig: Any) -> str:
-    import cririg  # noqa: PLC0415
+    import cririg
 
     if request.param == "runc" and Path(rig.runc) != cririg.RUNC_REF:
         pytest.skip(f"runc 1.5.1 not built at {cririg.RUNC_REF} (scripts/refs builds it)")

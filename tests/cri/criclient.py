@@ -221,8 +221,10 @@ class Cri:
             if st.state == state:
                 return st
             if time.monotonic() > deadline:
-                raise AssertionError(f"container {cid[:12]} is {pb.ContainerState.Name(st.state)}, not "
-                                     f"{pb.ContainerState.Name(state)} after {timeout}s")
+                raise AssertionError(
+                    f"container {cid[:12]} is {pb.ContainerState.Name(st.state)}, not "
+                    f"{pb.ContainerState.Name(state)} after {timeout}s"
+                )
             time.sleep(0.1)
 
     def log_path(self, pod: Pod, name: str, attempt: int = 0) -> Path:
