@@ -22,7 +22,8 @@ from cririg import SUBNET, process_cgroup
 
 pytestmark = [pytest.mark.engines, pytest.mark.timeout(240)]
 
-LOOP = "trap 'exit 3' TERM; while :; do sleep 0.1; done"
+LOOP = "trap 'exit 3' TERM; touch /tmp/ready; while :; do sleep 0.1; done"
+STUBBORN = "trap '' TERM; touch /tmp/ready; while :; do sleep 0.1; done"
 RUNNING = pb.CONTAINER_RUNNING
 EXITED = pb.CONTAINER_EXITED
 
@@ -147,9 +148,13 @@ def test_shared_namespaces(cri: Any, pods: Any) -> None:
 def test_stop_with_grace_period(cri: Any, pods: Any) -> None:
     pod = pods()
     polite = cri.run(pod, "polite", ["sh", "-c", LOOP])
-    stubborn = cri.run(pod, "stubborn", ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"])
+    stubborn = cri.run(pod, "stubborn", ["sh", "-c", STUBBORN])
     assert cri.status(polite).status.state == RUNNING
-    time.sleep(0.3)  # let the shells install their traps
+    for cid in (polite, stubborn):  # the shells have set their traps
+        deadline = time.monotonic() + 20
+        while cri.exec_sync(cid, ["test", "-e", "/tmp/ready"]).exit_code != 0:
+            assert time.monotonic() < deadline, "the container never got ready"
+            time.sleep(0.1)
 
     t = time.monotonic()
     cri.stop(polite, timeout=20)
