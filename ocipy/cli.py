@@ -581,7 +581,7 @@ def top_help() -> str:
         "  --log FILE          append log lines to FILE (default: stderr)",
         "  --log-format FMT    text (default) or json",
         "  --root DIR          state root (default: /run/ocipy for root, $XDG_RUNTIME_DIR/ocipy otherwise)",
-        "  --criu PATH         path to criu (accepted, unused)",
+        "  --criu PATH         criu for checkpoint/restore (default: criu on PATH)",
         "  --systemd-cgroup    use the systemd cgroup driver",
         "  --rootless VALUE    ignore cgroup permission errors: true, false or auto (default: auto)",
         "  --help, -h          show help",
