@@ -178,6 +178,7 @@ def _make_cgroups(spec: Any, document: dict[str, Any], cid: str, args: argparse.
     """Resolve cgroupsPath, make the cgroups and apply linux.resources; the record for the private state.
 
     Rootless (not root) without resources: a cgroup that cannot be made is skipped, as runc does."""
+    from ocipy import rootless
     from ocipy.cgroups import CgroupError, layout, manager, paths
 
     linux = spec.linux
@@ -190,6 +191,19 @@ def _make_cgroups(spec: Any, document: dict[str, Any], cid: str, args: argparse.
             lay,
             systemd=bool(getattr(args, "systemd_cgroup", False)),
         )
+        if rootless.detect(getattr(args, "rootless", "auto")):
+            # only the hierarchies this user may write; limits that none serves fail (ocipy/cgroups/rootless.py)
+            from ocipy.cgroups import rootless as rootless_cg
+
+            kept = rootless_cg.writable_part(target)
+            key = rootless_cg.unserved(lay, kept, resources)
+            if key is not None:
+                raise OcipyError(rootless_cg.message(key, rootless.reason() or "--rootless true", target))
+            resources = {k: v for k, v in resources.items() if k not in rootless_cg.IGNORED}
+            if not kept.dirs():
+                errors.debug(f"rootless: no writable cgroup ({' '.join(target.dirs())}): running without one")
+                return None
+            target = kept
         # pids last (apply_deferred_pids): the init still has to clone once inside the cgroup, and 0 is a valid limit
         now = {k: v for k, v in resources.items() if k != "pids"}
         record = manager.create(lay, target, now)
@@ -200,6 +214,12 @@ def _make_cgroups(spec: Any, document: dict[str, Any], cid: str, args: argparse.
             errors.debug(f"rootless: no cgroup: {exc}")
             return None
         raise OcipyError(str(exc)) from None
+
+
+def _rootless(args: argparse.Namespace) -> bool:
+    from ocipy import rootless
+
+    return rootless.detect(getattr(args, "rootless", "auto"))
 
 
 def _apply_deferred_pids(record: dict[str, Any]) -> None:
@@ -362,7 +382,7 @@ def create(args: argparse.Namespace) -> Created:
             "starttime": procfs.starttime(launch.pid),
             "hooks": {k: v for k, v in hook_lists.items() if k in KEPT_HOOKS and v},
             "systemd": bool(getattr(args, "systemd_cgroup", False)),
-            "rootless": os.geteuid() != 0,
+            "rootless": _rootless(args),
             "terminal": terminal,
         }
         if cgroup_record is not None:

@@ -61,7 +61,9 @@ def main(args: Any) -> int:
             raise OcipyError("container not running")
         record = c.private.get("cgroup")
         if not isinstance(record, dict):
-            raise OcipyError("container has no cgroup to read statistics from")
+            from ocipy.rootless import no_cgroup_message
+
+            raise OcipyError(no_cgroup_message("read statistics from", c.private))
         if getattr(args, "stats", False):
             _emit({"type": "stats", "id": cid, "data": stats.collect(record)})
             return 0

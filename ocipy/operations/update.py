@@ -122,7 +122,9 @@ def main(args: Any) -> int:
             raise OcipyError("container not running")
         record = c.private.get("cgroup")
         if not isinstance(record, dict):
-            raise OcipyError("container has no cgroup to update")
+            from ocipy.rootless import no_cgroup_message
+
+            raise OcipyError(no_cgroup_message("update", c.private))
         stored = record.get("resources")
         old: dict[str, Any] = stored if isinstance(stored, dict) else {}
         merged = merge(old, change)
