@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-VERSION_TEXT = "ocipy version 0.1.0\nspec: 1.3.0"
-
 
 class Opt:
     __slots__ = ("default", "dest", "flags", "help", "kind")
@@ -583,7 +581,7 @@ def top_help() -> str:
         "  --log FILE          append log lines to FILE (default: stderr)",
         "  --log-format FMT    text (default) or json",
         "  --root DIR          state root (default: /run/ocipy for root, $XDG_RUNTIME_DIR/ocipy otherwise)",
-        "  --criu PATH         path to criu (accepted, unused)",
+        "  --criu PATH         criu for checkpoint/restore (default: criu on PATH)",
         "  --systemd-cgroup    use the systemd cgroup driver",
         "  --rootless VALUE    ignore cgroup permission errors: true, false or auto (default: auto)",
         "  --help, -h          show help",
@@ -627,7 +625,9 @@ def main(argv: list[str] | None = None) -> int:
         for flag in unknown:
             errors.debug(f"ignoring unknown global flag {flag}")
         if g["version"]:
-            _write_out(VERSION_TEXT)
+            from . import version
+
+            _write_out(version.text())
             return 0
         if g["help"] or not rest or rest[0] in ("help", "h") and len(rest) == 1:
             _write_out(top_help())
