@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from . import CgroupError
 from .layout import V2, Layout
 from .paths import Target
 
@@ -76,10 +77,22 @@ def _serves(layout: Layout, kept: Target, controller: str) -> bool:
     return kept.v2 is not None and (controller in layout.v2_controllers or layout.mode == V2)
 
 
+def restrict(layout: Layout, target: Target, resources: dict[str, Any]) -> tuple[Target, dict[str, Any]]:
+    """The part of `target` this caller can use and the resources to apply there; CgroupError naming
+    /linux/resources/<key> when a limit is left without a cgroup."""
+    from .. import rootless
+
+    kept = writable_part(target)
+    key = unserved(layout, kept, resources)
+    if key is not None:
+        raise CgroupError(f"{R}/{key}", message(key, rootless.reason() or "--rootless true", target))
+    return kept, {k: v for k, v in resources.items() if k not in IGNORED}
+
+
 def message(key: str, reason: str, target: Target) -> str:
     where = next(iter(target.dirs()), "")
     return (
-        f"{R}/{key}: rootless ({reason}): no cgroup this user may write for it"
+        f"rootless ({reason}): no cgroup this user may write for it"
         + (f" ({_nearest_existing(where)} is not writable)" if where else "")
         + "; drop the limit, or delegate a cgroup v2 subtree to the user and point /linux/cgroupsPath into it"
     )
