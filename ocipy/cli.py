@@ -664,10 +664,31 @@ def main(argv: list[str] | None = None) -> int:
         return 255 if verb == "exec" else 1
 
 
+def _isolate() -> None:
+    """pip's console script (not the launcher, not `python -m ocipy`) runs without `-I`: when a PYTHON* variable is
+    set, run again under `-I` so that none of them changes what ocipy does (docs/packaging.md). Costs nothing
+    otherwise: the environment is scanned as bytes, without `os`."""
+    script = sys.argv[0]
+    if sys.flags.isolated or "/" not in script or script.endswith(".py"):
+        return
+    if not any(key.startswith(b"PYTHON") for key in px.environ):
+        return
+    import posix
+
+    pkg_parent = __file__.rsplit("/", 2)[0]  # the directory holding this ocipy package: the same installation runs
+    xopts = [f"-X{k}" if v is True else f"-X{k}={v}" for k, v in sys._xoptions.items()]
+    code = (
+        f"import sys; sys.argv[0] = {script!r}; sys.path.insert(0, {pkg_parent!r}); "
+        "from ocipy.cli import entry; entry()"
+    )
+    posix.execv(sys.executable, [sys.executable, "-I", *xopts, "-c", code, *sys.argv[1:]])
+
+
 def entry() -> None:
     """The command's entry point: `main`, then leave without the interpreter's teardown, which costs ~27 ms once
     pydantic is loaded. Nothing of ocipy's needs it: files and logs are written unbuffered, the verbs undo their own
     work, and stdout/stderr are flushed here."""
+    _isolate()
     code = main()
     for stream in (sys.stdout, sys.stderr):
         try:
