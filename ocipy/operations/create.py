@@ -228,6 +228,11 @@ def create(args: argparse.Namespace) -> Created:
         console = _console_fd(args, terminal)
         if console is not None:
             undo.callback(console.close)
+        from ocipy import pidfdsock
+
+        pidfd_sock = pidfdsock.connect(getattr(args, "pidfd_socket", None))
+        if pidfd_sock is not None:
+            undo.callback(pidfd_sock.close)
         listen = _listen_fds()
         preserve = max(0, int(getattr(args, "preserve_fds", 0) or 0))
         extra_fds = listen + preserve
@@ -337,6 +342,8 @@ def create(args: argparse.Namespace) -> Created:
         launch.close()
         if console is not None:
             console.close()
+        if pidfd_sock is not None:  # the container's init, as runc's "standard" init sends itself
+            pidfdsock.send(pidfd_sock, launch.pid, launch.pidfd, "standard")
         apply_deferred(cgroup)  # cgroups: the pids limit, now that the init is set up
         state["status"] = "created"
         private = {
