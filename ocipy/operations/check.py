@@ -515,15 +515,10 @@ def rootless() -> dict[str, Any]:
 
 
 def checkpoint() -> dict[str, Any]:
-    """Checkpoint/restore tooling (the criu issue adds its details here)."""
-    path = shutil.which("criu", path=os.environ.get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin")
-    return {
-        "criu": item(
-            path is not None,
-            path or "criu not found on PATH",
-            "checkpoint/restore can use criu" if path else "checkpoint/restore cannot work (install criu)",
-        )
-    }
+    """Checkpoint/restore tooling: criu found, its version, `criu check`, pre-dump and lazy pages (ocipy/criu/probe.py)."""
+    from ..criu import probe
+
+    return {name: item(ok, detail, meaning) for name, (ok, detail, meaning) in probe.report().items()}
 
 
 SECTIONS: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
