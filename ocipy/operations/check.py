@@ -150,12 +150,15 @@ def cgroups() -> dict[str, Any]:
     if lay.mode == "hybrid" and "devices" in lay.v1:
         ctrl["devices"]["meaning"] += "; plus the eBPF program on the v2 cgroup (both are enforced)"
     out["controllers"] = ctrl
+    from ..cgroups import systemd  # the driver's own answer (connects to systemd only when it runs)
+
+    ok, why = systemd.usable()
     out["systemd"] = item(
-        os.path.isdir("/run/systemd/system"),
-        "/run/systemd/system",
-        "systemd runs: --systemd-cgroup could be used"
-        if os.path.isdir("/run/systemd/system")
-        else "systemd is not running: --systemd-cgroup fails, use the cgroupfs driver (default)",
+        ok,
+        why,
+        "--systemd-cgroup can be used (docs/cgroups.md)"
+        if ok
+        else "--systemd-cgroup fails here; the cgroupfs driver (default) works",
     )
     return out
 

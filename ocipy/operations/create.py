@@ -174,6 +174,10 @@ def _section(document: dict[str, Any], *keys: str) -> Any:
     return node
 
 
+# the systemd driver's placeholder processes (ocipy/cgroups/systemd.py): they hold the new scope until the init is in
+_PLACEHOLDERS: list[Any] = []
+
+
 def _make_cgroups(spec: Any, document: dict[str, Any], cid: str, args: argparse.Namespace) -> dict[str, Any] | None:
     """Resolve cgroupsPath, make the cgroups and apply linux.resources; the record for the private state.
 
@@ -184,15 +188,17 @@ def _make_cgroups(spec: Any, document: dict[str, Any], cid: str, args: argparse.
     resources = dict(_section(document, "linux", "resources") or {})
     try:
         lay = layout.detect()
-        target = paths.resolve(
-            linux.cgroups_path if linux else None,
-            cid,
-            lay,
-            systemd=bool(getattr(args, "systemd_cgroup", False)),
-        )
         # pids last (apply_deferred_pids): the init still has to clone once inside the cgroup, and 0 is a valid limit
         now = {k: v for k, v in resources.items() if k != "pids"}
-        record = manager.create(lay, target, now)
+        if getattr(args, "systemd_cgroup", False):
+            # a transient scope unit (ocipy/cgroups/systemd.py); its placeholder leaves once the init is in
+            from ocipy.cgroups import systemd
+
+            record, holder = systemd.create(lay, linux.cgroups_path if linux else None, cid, now)
+            _PLACEHOLDERS.append(holder)
+        else:
+            target = paths.resolve(linux.cgroups_path if linux else None, cid, lay)
+            record = manager.create(lay, target, now)
         record["resources"] = resources
         return record
     except CgroupError as exc:
@@ -202,13 +208,36 @@ def _make_cgroups(spec: Any, document: dict[str, Any], cid: str, args: argparse.
         raise OcipyError(str(exc)) from None
 
 
+def _release_placeholders() -> None:
+    while _PLACEHOLDERS:
+        _PLACEHOLDERS.pop().release()
+
+
+def _remove_cgroups(record: dict[str, Any]) -> None:
+    _release_placeholders()
+    if record.get("systemd"):
+        from ocipy.cgroups import systemd
+
+        systemd.remove(record)
+    else:
+        from ocipy.cgroups import manager
+
+        manager.remove(record)
+
+
 def _apply_deferred_pids(record: dict[str, Any]) -> None:
     from ocipy.cgroups import CgroupError, layout, manager
 
+    _release_placeholders()
     pids = (record.get("resources") or {}).get("pids")
     if pids:
         try:
-            manager.apply(layout.detect(), record, {"pids": pids}, update=True)
+            if record.get("systemd"):
+                from ocipy.cgroups import systemd
+
+                systemd.apply_deferred_pids(record)
+            else:
+                manager.apply(layout.detect(), record, {"pids": pids}, update=True)
         except CgroupError as exc:
             raise OcipyError(str(exc)) from None
 
@@ -272,7 +301,7 @@ def create(args: argparse.Namespace) -> Created:
 
         cgroup_record = _make_cgroups(spec, document, cid, args)
         if cgroup_record is not None:
-            undo.callback(cg_manager.remove, cgroup_record)
+            undo.callback(_remove_cgroups, cgroup_record)
             # if this process is killed before state.json exists, `delete` finds the cgroups here
             from ocipy import fastjson
             from ocipy.store import CGROUP_FILE

@@ -46,6 +46,16 @@ def _run_poststop(c: Container) -> None:
         run_recorded_hooks(c, "poststop")
 
 
+def _remove_cgroups(c: Container) -> None:
+    record = c.cgroup_record()
+    if isinstance(record, dict) and record.get("systemd"):
+        # the systemd driver: stop the scope unit first (only containers made with --systemd-cgroup import it)
+        from ..cgroups import systemd
+
+        systemd.stop(record)
+    c.remove_cgroups()
+
+
 def main(args: Any) -> int:
     cid = args.container_id
     try:
@@ -63,7 +73,7 @@ def main(args: Any) -> int:
 
                 signal_all(c, SIGKILL)
                 _wait_cgroup_empty(c, 2.0)
-            c.remove_cgroups()
+            _remove_cgroups(c)
             c.remove()
             return 0
         status = c.status()
@@ -78,7 +88,7 @@ def main(args: Any) -> int:
 
             signal_all(c, SIGKILL)
             _wait_cgroup_empty(c, 2.0)
-        c.remove_cgroups()
+        _remove_cgroups(c)
         try:
             _run_poststop(c)
         except Exception as exc:  # noqa: BLE001 -- runtime.md: a failing poststop hook is a warning, delete goes on

@@ -95,8 +95,9 @@ def features() -> dict[str, Any]:
         "linux": {
             "namespaces": NAMESPACES,
             "capabilities": capabilities(),
-            # ocipy/cgroups: v1, v2 and hybrid layouts, rdma.max on either; no systemd driver (docs/cgroups.md)
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
+            # ocipy/cgroups: v1, v2 and hybrid layouts, rdma.max on either; the systemd driver (--systemd-cgroup,
+            # system instance only: no rootless/user systemd) (docs/cgroups.md)
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True},
             **_security(),
             "intelRdt": {"enabled": False},  # create refuses intelRdt (docs/cgroups.md)
             # idmapped binds in a new user namespace, with that namespace's mappings

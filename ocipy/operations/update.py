@@ -129,7 +129,12 @@ def main(args: Any) -> int:
         # write again every group the update touches, with its merged values (memory+swap need each other)
         touched = {k: merged[k] for k in change if k != "devices"}
         try:
-            manager.apply(layout.detect(), record, touched, update=True)
+            if record.get("systemd"):
+                from ..cgroups import systemd  # SetUnitProperties, then the files
+
+                systemd.update(record, touched)
+            else:
+                manager.apply(layout.detect(), record, touched, update=True)
         except CgroupError as exc:
             raise OcipyError(str(exc)) from None
         st = dict(c.read_state())
