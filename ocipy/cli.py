@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-VERSION_TEXT = "ocipy version 0.1.0\nspec: 1.3.0"
-
 
 class Opt:
     __slots__ = ("default", "dest", "flags", "help", "kind")
@@ -583,7 +581,7 @@ def top_help() -> str:
         "  --log FILE          append log lines to FILE (default: stderr)",
         "  --log-format FMT    text (default) or json",
         "  --root DIR          state root (default: /run/ocipy for root, $XDG_RUNTIME_DIR/ocipy otherwise)",
-        "  --criu PATH         path to criu (accepted, unused)",
+        "  --criu PATH         criu for checkpoint/restore (default: criu on PATH)",
         "  --systemd-cgroup    use the systemd cgroup driver",
         "  --rootless VALUE    ignore cgroup permission errors: true, false or auto (default: auto)",
         "  --help, -h          show help",
@@ -627,7 +625,9 @@ def main(argv: list[str] | None = None) -> int:
         for flag in unknown:
             errors.debug(f"ignoring unknown global flag {flag}")
         if g["version"]:
-            _write_out(VERSION_TEXT)
+            from . import version
+
+            _write_out(version.text())
             return 0
         if g["help"] or not rest or rest[0] in ("help", "h") and len(rest) == 1:
             _write_out(top_help())
@@ -664,10 +664,31 @@ def main(argv: list[str] | None = None) -> int:
         return 255 if verb == "exec" else 1
 
 
+def _isolate() -> None:
+    """pip's console script (not the launcher, not `python -m ocipy`) runs without `-I`: when a PYTHON* variable is
+    set, run again under `-I` so that none of them changes what ocipy does (docs/packaging.md). Costs nothing
+    otherwise: the environment is scanned as bytes, without `os`."""
+    script = sys.argv[0]
+    if sys.flags.isolated or "/" not in script or script.endswith(".py"):
+        return
+    if not any(key.startswith(b"PYTHON") for key in px.environ):
+        return
+    import posix
+
+    pkg_parent = __file__.rsplit("/", 2)[0]  # the directory holding this ocipy package: the same installation runs
+    xopts = [f"-X{k}" if v is True else f"-X{k}={v}" for k, v in sys._xoptions.items()]
+    code = (
+        f"import sys; sys.argv[0] = {script!r}; sys.path.insert(0, {pkg_parent!r}); "
+        "from ocipy.cli import entry; entry()"
+    )
+    posix.execv(sys.executable, [sys.executable, "-I", *xopts, "-c", code, *sys.argv[1:]])
+
+
 def entry() -> None:
     """The command's entry point: `main`, then leave without the interpreter's teardown, which costs ~27 ms once
     pydantic is loaded. Nothing of ocipy's needs it: files and logs are written unbuffered, the verbs undo their own
     work, and stdout/stderr are flushed here."""
+    _isolate()
     code = main()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -58,6 +58,7 @@ from ocipy.planfmt import (
     OP_SETHOSTNAME,
     OP_SETNS,
     OP_SETRLIMIT,
+    OP_SETSID,
     OP_SETUID,
     OP_SIGNAL_CREATED,
     OP_SYMLINK,
@@ -986,6 +987,10 @@ class _Compiler:
 
     def process_ops(self) -> None:
         proc = self.process
+        if not _get(proc, "terminal"):
+            # its own session, as runc's init and exec'd processes have (the console op makes one with a terminal):
+            # CRIU cannot dump a pid namespace whose init's session leader is outside it
+            self.op(OP_SETSID, "", what="new session")
         if not self.no_new_keyring:
             self.op(OP_NEW_KEYRING, "", what="new session keyring")
         seen: dict[int, int] = {}

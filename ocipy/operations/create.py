@@ -124,6 +124,13 @@ def _check_intel_rdt(spec: Any) -> None:
     raise OcipyError("/linux/intelRdt: resctrl placement is not supported by ocipy yet")
 
 
+def _check_memory_policy(spec: Any) -> None:
+    """linux.memoryPolicy (set_mempolicy) is not applied by the init: refused rather than ignored, and `features`
+    reports no mode and no flag."""
+    if spec.linux is not None and getattr(spec.linux, "memory_policy", None) is not None:
+        raise OcipyError("/linux/memoryPolicy: memory policies are not supported by ocipy yet")
+
+
 def _run_poststop(hooks: list[dict[str, Any]], state: dict[str, Any]) -> None:
     if hooks:
         from ocipy import hooks as hooks_mod
@@ -256,6 +263,7 @@ def create(args: argparse.Namespace) -> Created:
         raise OcipyError("/process: create needs a process")
     terminal = bool(process.terminal)
     _check_intel_rdt(spec)
+    _check_memory_policy(spec)
 
     state: dict[str, Any] = {
         "ociVersion": spec.oci_version,

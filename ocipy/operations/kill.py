@@ -67,6 +67,13 @@ def main(args: Any) -> int:
     try:
         sig = SIGTERM if args.signal is None else parse_signal(args.signal)
         if c.status() == STOPPED:
+            if args.all:
+                # The runc v2 shim calls `kill --all ID 9` when the init of a container without a pid namespace of
+                # its own (a pod sharing one) has exited: what the init left in the cgroup goes, and, as in runc,
+                # a stopped container is no error for --all (there may be nothing left).
+                if c.cgroup_pids():
+                    signal_all(c, sig)
+                return 0
             raise OcipyError("container not running")
         if args.all and signal_all(c, sig):
             return 0
