@@ -17,6 +17,7 @@ from typing import Any
 
 from ocipy import caps, lsm
 from ocipy import mountopts as mo
+from ocipy.cgroups.layout import CgroupHierarchy, mounted_hierarchies
 from ocipy.errors import OcipyError
 from ocipy.planfmt import (
     MNTF_IDMAP,
@@ -183,25 +184,6 @@ IPC_SYSCTLS = frozenset(
 )
 UTS_SYSCTLS = frozenset({"kernel.hostname", "kernel.domainname"})
 
-CGROUP_CONTROLLERS = frozenset(
-    {
-        "blkio",
-        "cpu",
-        "cpuacct",
-        "cpuset",
-        "devices",
-        "freezer",
-        "hugetlb",
-        "memory",
-        "misc",
-        "net_cls",
-        "net_prio",
-        "perf_event",
-        "pids",
-        "rdma",
-    }
-)
-
 DEFAULT_UMASK = 0o022
 U64 = 1 << 64
 
@@ -224,41 +206,6 @@ class CreatePlan(Plan):
     def __init__(self) -> None:
         super().__init__()
         self.warnings: list[tuple[str, str]] = []
-
-
-@dataclass(frozen=True)
-class CgroupHierarchy:
-    """One cgroup mount under /sys/fs/cgroup on the host."""
-
-    name: str  # directory under /sys/fs/cgroup ("cpu,cpuacct", "unified"); "" = mounted on /sys/fs/cgroup itself
-    fstype: str  # "cgroup" (v1) or "cgroup2"
-    options: str  # the v1 options naming the hierarchy ("cpu,cpuacct", "name=systemd"); "" for cgroup2
-
-
-def _probe_cgroups() -> tuple[CgroupHierarchy, ...]:
-    found = []
-    try:
-        with open("/proc/self/mountinfo") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return ()
-    for line in lines:
-        pre, _, post = line.partition(" - ")
-        parts, fs = pre.split(), post.split()
-        if len(parts) < 5 or len(fs) < 3 or fs[0] not in ("cgroup", "cgroup2"):
-            continue
-        mnt = parts[4].replace("\\040", " ")
-        if mnt == "/sys/fs/cgroup":
-            name = ""
-        elif mnt.startswith("/sys/fs/cgroup/") and "/" not in mnt[len("/sys/fs/cgroup/") :]:
-            name = mnt[len("/sys/fs/cgroup/") :]
-        else:
-            continue
-        opts = ""
-        if fs[0] == "cgroup":
-            opts = ",".join(o for o in fs[2].split(",") if o in CGROUP_CONTROLLERS or o.startswith("name="))
-        found.append(CgroupHierarchy(name, fs[0], opts))
-    return tuple(found)
 
 
 def _is_host_netns(path: str) -> bool:
@@ -286,7 +233,7 @@ class HostFacts:
         return cls(
             has_kcore=os.path.exists("/proc/kcore"),
             cap_last_cap=caps.host_last_cap(),
-            cgroups=_probe_cgroups(),
+            cgroups=mounted_hierarchies(),
             lsms=lsm.active(),
             apparmor_exec=lsm.apparmor_exec_path(),
         )

@@ -22,7 +22,9 @@ import os
 import posixpath
 from typing import Any
 
-from . import CgroupError, devices
+from ..errors import OcipyError
+from . import CgroupError
+from .driver import Cgroupfs, Driver, rmdir_tree
 from .fsio import R
 from .layout import V2, Layout
 from .paths import POINTER, SYSTEMD_RUNNING_MARK, Target, expand_slice, parse_systemd, systemd_running
@@ -115,7 +117,7 @@ def cpu_quota(quota: int | None, period: int | None) -> tuple[list[Prop], int | 
     return props, quota
 
 
-def device_properties(rules: list[devices.Rule]) -> list[Prop]:
+def device_properties(rules: list[Any]) -> list[Prop]:
     """DevicePolicy + DeviceAllow equivalent to the effective rule list (deny all, then the rules in order), as
     runc: an allow-list becomes `strict` with the list; an allow-everything stays `auto`; a deny-list cannot be said
     to systemd, so it gets `strict` with no entries and the exact rules go to the files (v1 lists)."""
@@ -227,29 +229,53 @@ def properties(res: dict[str, Any], *, unified: bool, create: bool = True) -> tu
             except ValueError:
                 raise CgroupError(f"{R}/unified/{key}", f"{v!r}: not a number or max") from None
     if create and res.get("devices") is not None:
+        from . import devices
+
         props += device_properties(devices.effective_rules(res.get("devices")))
     return props, files
 
 
 # --- the placeholder process ------------------------------------------------------------------------------------
 class Placeholder:
-    """A forked child that sits in the new scope until the container init has joined it (a scope cannot be made
-    empty). It closes every inherited descriptor, then waits for EOF on a pipe: it leaves when released, or when
-    this process dies."""
+    """A forked child that holds the new scope until the container init has joined it (systemd makes no empty
+    scope, and the init does not exist yet). It closes every inherited descriptor and leaves by itself as soon as
+    another process shows up in `watch` (the scope's cgroup.procs), when released (EOF on its pipe, also when this
+    process dies), or after a minute."""
 
-    def __init__(self) -> None:
+    def __init__(self, watch: str) -> None:
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: nothing but the pipe
             try:
-                os.closerange(0, r)
-                os.closerange(r + 1, 65536)
-                os.read(r, 1)
+                self._child(r, watch)
             finally:
                 os._exit(0)
         os.close(r)
         self.pid = pid
         self._w: int | None = w
+
+    @staticmethod
+    def _child(r: int, watch: str) -> None:
+        import time
+
+        os.closerange(0, r)
+        os.closerange(r + 1, 65536)
+        os.set_blocking(r, False)
+        me = str(os.getpid())
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if not os.read(r, 1):
+                    return  # released
+            except BlockingIOError:
+                pass
+            try:
+                with open(watch) as f:
+                    if any(p != me for p in f.read().split()):
+                        return  # the init is in
+            except OSError:
+                pass
+            time.sleep(0.002)
 
     def release(self) -> None:
         if self._w is None:
@@ -327,7 +353,8 @@ def create(
     target = target_of(layout, slice_, unit, value)
     props, files = properties(res, unified=_unified(layout))
     sd = _connect()
-    holder = Placeholder()
+    managed = target.v1.get("name=systemd") or target.v2 or next(iter(target.v1.values()))
+    holder = Placeholder(posixpath.join(managed, "cgroup.procs"))
     started = False
     created: list[str] = []
     try:
@@ -373,9 +400,9 @@ def create(
             except SystemdError:
                 pass
             for d in target.dirs():
-                manager.rmdir_tree(d)
+                rmdir_tree(d)
         for d in reversed(created):
-            manager.rmdir_tree(d)
+            rmdir_tree(d)
         raise
     finally:
         sd.close()
@@ -424,32 +451,17 @@ def _field_of(exc: Exception, props: list[Prop]) -> str:
     return POINTER
 
 
-def apply_deferred_pids(record: dict[str, Any]) -> None:
-    """TasksMax (and pids.max) once the init is set up."""
-    res = record.get("resources") or {}
-    if (res.get("pids") or {}).get("limit") is None:
-        return
-    update(record, {"pids": res["pids"]})
-
-
-def update(record: dict[str, Any], res: dict[str, Any]) -> None:
-    """SetUnitProperties (runtime) for what systemd expresses, then the files (as runc's Set)."""
-    from . import layout as layout_mod
-    from . import manager
+def _set_properties(record: dict[str, Any], props: list[Prop]) -> None:
     from .sdbus import SystemdError
 
-    lay = layout_mod.detect()
     unit = (record.get("systemd") or {}).get("unit", "")
-    props, files = properties(res, unified=_unified(lay), create=False)
-    if props:
-        sd = _connect()
-        try:
-            sd.set_unit_properties(unit, props)
-        except SystemdError as exc:
-            raise CgroupError(_field_of(exc, props), f"systemd unit {unit}: {exc}") from None
-        finally:
-            sd.close()
-    manager.apply(lay, record, files, update=True)
+    sd = _connect()
+    try:
+        sd.set_unit_properties(unit, props)
+    except SystemdError as exc:
+        raise CgroupError(_field_of(exc, props), f"systemd unit {unit}: {exc}") from None
+    finally:
+        sd.close()
 
 
 def stop(record: dict[str, Any]) -> None:
@@ -472,12 +484,48 @@ def stop(record: dict[str, Any]) -> None:
         sd.close()
 
 
-def remove(record: dict[str, Any]) -> None:
-    """stop(), then remove the directories made here (v1 hierarchies systemd does not manage)."""
-    from . import manager
+class Systemd(Cgroupfs):
+    """The driver (ocipy/cgroups/driver.py's interface). Its record is the cgroupfs record of the scope's
+    directories plus `"systemd": {"unit": ..., "slice": ...}`, so joining, freezing, killing, pids and stats work
+    on the directories as for cgroupfs; create, apply and remove go through systemd first."""
 
-    stop(record)
-    manager.remove(record)
+    name = "systemd"
+    _holder: Placeholder | None = None
+
+    @classmethod
+    def create(cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool) -> Driver:
+        from . import layout
+
+        now = {k: v for k, v in resources.items() if k != "pids"}  # pids once the init is set up (apply_deferred)
+        record, holder = create(layout.detect(), cgroups_path, cid, now)
+        record["resources"] = resources
+        drv = cls(record)
+        drv._holder = holder
+        return drv
+
+    def _release(self) -> None:
+        if self._holder is not None:
+            self._holder.release()
+            self._holder = None
+
+    def apply(self, resources: dict[str, Any], update: bool = False) -> None:
+        """SetUnitProperties (runtime) for what systemd expresses, then the files (as runc's Set)."""
+        from . import layout, manager
+
+        self._release()
+        try:
+            lay = layout.detect()
+            props, files = properties(resources, unified=_unified(lay), create=not update)
+            if props:
+                _set_properties(self.record, props)
+            manager.apply(lay, self.record, files, update=update)
+        except CgroupError as exc:
+            raise OcipyError(str(exc)) from None
+
+    def remove(self) -> None:
+        self._release()
+        stop(self.record)
+        super().remove()
 
 
 def usable() -> tuple[bool, str]:

@@ -35,17 +35,6 @@ def _document(c: Container) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def _freeze_cgroup(c: Container) -> str | None:
-    rec = c.private.get("cgroup")
-    if not isinstance(rec, dict):
-        return None
-    v1 = rec.get("v1")
-    if isinstance(v1, dict) and isinstance(v1.get("freezer"), str):
-        return str(v1["freezer"])
-    v2 = rec.get("v2")
-    return v2 if isinstance(v2, str) else None
-
-
 def _parent_path(args: Any, images: str) -> str | None:
     parent = getattr(args, "parent_path", None)
     if not parent:
@@ -141,7 +130,7 @@ def _checkpoint(args: Any, c: Container) -> int:
             tcp_skip_in_flight=bool(getattr(args, "tcp_skip_in_flight", False)),
             link_remap=bool(getattr(args, "link_remap", False)),
         )
-        freezer = _freeze_cgroup(c)
+        freezer = c.cgroup().freezer_dir()
         if freezer:
             opts["freeze_cgroup"] = freezer
         ps = _page_server(args)
@@ -187,7 +176,7 @@ def destroy(c: Container) -> None:
     """After a dump that stopped the container: what `delete` does to a stopped container."""
     if not procfs.wait_gone(c.pid, c.starttime, 10.0):
         raise OcipyError(f"container init (pid {c.pid}) still runs after the dump")
-    c.remove_cgroups()
+    c.cgroup().remove()
     hooks = c.private.get("hooks")
     poststop = hooks.get("poststop") if isinstance(hooks, dict) else None
     if poststop:

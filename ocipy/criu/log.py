@@ -33,3 +33,9 @@ def first_error(path: str, limit: int = 1 << 22) -> str | None:
             continue
         return text
     return fallback
+
+
+def strip_prefix(line: str) -> str:
+    """A CRIU log or stderr line without its time stamp and `Error (file:line):` prefix."""
+    m = _ERROR.match(line.strip())
+    return m.group(2).strip() if m else line.strip()

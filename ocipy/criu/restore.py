@@ -115,39 +115,6 @@ def _console(args: Any, terminal: bool) -> socket.socket | None:
     return sock
 
 
-def _make_cgroups(spec: Any, document: dict[str, Any], cid: str, args: Any) -> dict[str, Any] | None:
-    """The container's cgroups with its resources, as create makes them (pids included: nothing clones here)."""
-    from ocipy.cgroups import CgroupError, layout, manager, paths
-
-    linux = spec.linux
-    resources = dict((document.get("linux") or {}).get("resources") or {})
-    try:
-        lay = layout.detect()
-        target = paths.resolve(
-            linux.cgroups_path if linux else None, cid, lay, systemd=bool(getattr(args, "systemd_cgroup", False))
-        )
-        record = manager.create(lay, target, resources)
-        record["resources"] = resources
-        return record
-    except CgroupError as exc:
-        if os.geteuid() != 0 and not resources and "permission denied" in exc.message:
-            return None
-        raise OcipyError(str(exc)) from None
-
-
-def _join_cgroups(record: dict[str, Any] | None, pid: int) -> None:
-    if record is None:
-        return
-    from ocipy.cgroups import manager
-
-    for procs in manager.procs_files(record):
-        try:
-            with open(procs, "w") as f:
-                f.write(str(pid))
-        except OSError as exc:
-            raise OcipyError(f"{procs}: {(exc.strerror or str(exc)).lower()}") from None
-
-
 def _cg_roots(pid: int) -> list[dict[str, str]]:
     """CRIU's `--cgroup-root` per hierarchy: where its own process now is (the container's cgroups), as runc."""
     roots = []
@@ -285,12 +252,21 @@ def restore(args: Any) -> int:
         if console is not None:
             undo.callback(console.close)
 
-        from ocipy.cgroups import manager as cg_manager
+        from ocipy.cgroups.driver import NO_CGROUP, apply_deferred, create_cgroups
 
-        cgroup_record = _make_cgroups(spec, document, cid, args)
-        if cgroup_record is not None:
-            undo.callback(cg_manager.remove, cgroup_record)
-            container.write_file(CGROUP_FILE, fastjson.dumps(cgroup_record).encode())
+        # the container's cgroups with its resources, as create makes them (pids included: nothing clones here)
+        cgroup = create_cgroups(
+            cid,
+            spec.linux.cgroups_path if spec.linux else None,
+            dict((document.get("linux") or {}).get("resources") or {}),
+            systemd=bool(getattr(args, "systemd_cgroup", False)),
+            rootless=os.geteuid() != 0,
+        )
+        cgroup_record = cgroup.record if cgroup is not NO_CGROUP else None
+        if cgroup is not NO_CGROUP:
+            undo.callback(cgroup.remove)
+            apply_deferred(cgroup)
+            container.write_file(CGROUP_FILE, fastjson.dumps(cgroup.record).encode())
 
         _prepare_mountpoints(document, rootfs, bundle_dir)
         root = os.path.join(container.dir, CRIU_ROOT)
@@ -341,7 +317,7 @@ def restore(args: Any) -> int:
         errors.debug(f"criu restore of {cid} from {dirs.images}")
         try:
             with swrk.Session(criu, extra_fds=extra) as session:
-                _join_cgroups(cgroup_record, session.pid)
+                cgroup.add(session.pid)
                 opts["cg_root"] = _cg_roots(session.pid)
                 resp = session.call({"type": messages.RESTORE, "opts": opts}, notify)
         except swrk.CriuFailed as exc:

@@ -181,74 +181,6 @@ def _section(document: dict[str, Any], *keys: str) -> Any:
     return node
 
 
-# the systemd driver's placeholder processes (ocipy/cgroups/systemd.py): they hold the new scope until the init is in
-_PLACEHOLDERS: list[Any] = []
-
-
-def _make_cgroups(spec: Any, document: dict[str, Any], cid: str, args: argparse.Namespace) -> dict[str, Any] | None:
-    """Resolve cgroupsPath, make the cgroups and apply linux.resources; the record for the private state.
-
-    Rootless (not root) without resources: a cgroup that cannot be made is skipped, as runc does."""
-    from ocipy.cgroups import CgroupError, layout, manager, paths
-
-    linux = spec.linux
-    resources = dict(_section(document, "linux", "resources") or {})
-    try:
-        lay = layout.detect()
-        # pids last (apply_deferred_pids): the init still has to clone once inside the cgroup, and 0 is a valid limit
-        now = {k: v for k, v in resources.items() if k != "pids"}
-        if getattr(args, "systemd_cgroup", False):
-            # a transient scope unit (ocipy/cgroups/systemd.py); its placeholder leaves once the init is in
-            from ocipy.cgroups import systemd
-
-            record, holder = systemd.create(lay, linux.cgroups_path if linux else None, cid, now)
-            _PLACEHOLDERS.append(holder)
-        else:
-            target = paths.resolve(linux.cgroups_path if linux else None, cid, lay)
-            record = manager.create(lay, target, now)
-        record["resources"] = resources
-        return record
-    except CgroupError as exc:
-        if os.geteuid() != 0 and not resources and "permission denied" in exc.message:
-            errors.debug(f"rootless: no cgroup: {exc}")
-            return None
-        raise OcipyError(str(exc)) from None
-
-
-def _release_placeholders() -> None:
-    while _PLACEHOLDERS:
-        _PLACEHOLDERS.pop().release()
-
-
-def _remove_cgroups(record: dict[str, Any]) -> None:
-    _release_placeholders()
-    if record.get("systemd"):
-        from ocipy.cgroups import systemd
-
-        systemd.remove(record)
-    else:
-        from ocipy.cgroups import manager
-
-        manager.remove(record)
-
-
-def _apply_deferred_pids(record: dict[str, Any]) -> None:
-    from ocipy.cgroups import CgroupError, layout, manager
-
-    _release_placeholders()
-    pids = (record.get("resources") or {}).get("pids")
-    if pids:
-        try:
-            if record.get("systemd"):
-                from ocipy.cgroups import systemd
-
-                systemd.apply_deferred_pids(record)
-            else:
-                manager.apply(layout.detect(), record, {"pids": pids}, update=True)
-        except CgroupError as exc:
-            raise OcipyError(str(exc)) from None
-
-
 def create(args: argparse.Namespace) -> Created:
     from ocipy import bundle as bundle_mod
     from ocipy import plan as plan_mod
@@ -304,17 +236,23 @@ def create(args: argparse.Namespace) -> Created:
             except OSError:
                 raise OcipyError(f"--preserve-fds: fd {src} is not open") from None
 
-        # --- cgroups (ocipy/cgroups, docs/cgroups.md): made before the init exists, which joins them first ---
-        from ocipy.cgroups import manager as cg_manager
+        # --- cgroups (ocipy/cgroups/driver.py, docs/cgroups.md): made before the init exists, which joins them first
+        from ocipy.cgroups.driver import NO_CGROUP, apply_deferred, create_cgroups
 
-        cgroup_record = _make_cgroups(spec, document, cid, args)
-        if cgroup_record is not None:
-            undo.callback(_remove_cgroups, cgroup_record)
+        cgroup = create_cgroups(
+            cid,
+            spec.linux.cgroups_path if spec.linux else None,
+            dict(_section(document, "linux", "resources") or {}),
+            systemd=bool(getattr(args, "systemd_cgroup", False)),
+            rootless=os.geteuid() != 0,
+        )
+        if cgroup is not NO_CGROUP:
+            undo.callback(cgroup.remove)
             # if this process is killed before state.json exists, `delete` finds the cgroups here
             from ocipy import fastjson
             from ocipy.store import CGROUP_FILE
 
-            container.write_file(CGROUP_FILE, fastjson.dumps(cgroup_record).encode())
+            container.write_file(CGROUP_FILE, fastjson.dumps(cgroup.record).encode())
         # --- end cgroups ---
 
         plan = plan_mod.compile_create(
@@ -327,7 +265,7 @@ def create(args: argparse.Namespace) -> Created:
             no_pivot=bool(getattr(args, "no_pivot", False)),
             no_new_keyring=bool(getattr(args, "no_new_keyring", False)),
             env_extra=env_extra,
-            cgroup_procs=cg_manager.procs_files(cgroup_record) if cgroup_record is not None else (),
+            cgroup_procs=cgroup.procs_files(),
             seccomp_cache=store.seccomp_cache,
         )
         for pointer, message in getattr(plan, "warnings", ()):
@@ -392,8 +330,7 @@ def create(args: argparse.Namespace) -> Created:
         launch.close()
         if console is not None:
             console.close()
-        if cgroup_record is not None:  # cgroups: the pids limit, now that the init is set up
-            _apply_deferred_pids(cgroup_record)
+        apply_deferred(cgroup)  # cgroups: the pids limit, now that the init is set up
         state["status"] = "created"
         private = {
             "starttime": procfs.starttime(launch.pid),
@@ -402,8 +339,8 @@ def create(args: argparse.Namespace) -> Created:
             "rootless": os.geteuid() != 0,
             "terminal": terminal,
         }
-        if cgroup_record is not None:
-            private["cgroup"] = cgroup_record  # includes the applied "resources", the base of `update`
+        if cgroup is not NO_CGROUP:
+            private["cgroup"] = cgroup.record  # includes the applied "resources", the base of `update`
         record = {k: v for k, v in state.items() if k != "status"}
         record["ocipy"] = private
         # exec's defaults: the config as it was now, whatever happens to the bundle later

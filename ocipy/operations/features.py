@@ -100,14 +100,15 @@ def cgroup_features() -> dict[str, bool]:
 
 
 def checkpoint_enabled() -> bool:
-    # --- checkpoint/restore (owner: the criu issue): true once `checkpoint` and `restore` work ---
-    return False
+    # --- checkpoint/restore (owner: the criu issue): this build has them (ocipy/criu/); whether this host's CRIU
+    # and kernel can is `ocipy check`'s "checkpoint/restore" section ---
+    return True
 
 
 # Annotations whose value ocipy acts on (runtime-spec features.md: a caller must not pass them through from an
 # untrusted image). runc: "bundle", "org.systemd.property." (its systemd driver), "org.criu.config". ocipy reads
 # none yet; the systemd driver adds "org.systemd.property." when it reads them, criu "org.criu.config".
-UNSAFE_ANNOTATIONS: list[str] = []
+UNSAFE_ANNOTATIONS: list[str] = ["org.criu.config"]
 
 
 def features() -> dict[str, Any]:

@@ -24,7 +24,7 @@ def container_pids(args: Any) -> list[int]:
     c = Store.from_args(args).open(args.container_id)
     try:
         c.read_state()
-        pids = c.cgroup_pids()
+        pids = c.cgroup().pids()
         if pids is None:
             # no cgroup recorded: the init alone
             pids = [c.pid] if c.status() != STOPPED else []

@@ -110,8 +110,6 @@ def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(args: Any) -> int:
-    from ..cgroups import CgroupError, layout, manager
-
     change: dict[str, Any] = {}
     if getattr(args, "resources", None):
         change = _read_resources(args.resources)
@@ -120,26 +118,15 @@ def main(args: Any) -> int:
     try:
         if c.status() == STOPPED:
             raise OcipyError("container not running")
-        record = c.private.get("cgroup")
-        if not isinstance(record, dict):
-            raise OcipyError("container has no cgroup to update")
-        stored = record.get("resources")
+        cgroup = c.cgroup()
+        stored = cgroup.record.get("resources")
         old: dict[str, Any] = stored if isinstance(stored, dict) else {}
         merged = merge(old, change)
         # write again every group the update touches, with its merged values (memory+swap need each other)
-        touched = {k: merged[k] for k in change if k != "devices"}
-        try:
-            if record.get("systemd"):
-                from ..cgroups import systemd  # SetUnitProperties, then the files
-
-                systemd.update(record, touched)
-            else:
-                manager.apply(layout.detect(), record, touched, update=True)
-        except CgroupError as exc:
-            raise OcipyError(str(exc)) from None
+        cgroup.apply({k: merged[k] for k in change if k != "devices"}, update=True)
         st = dict(c.read_state())
         priv = dict(c.private)
-        priv["cgroup"] = {**record, "resources": merged}
+        priv["cgroup"] = {**cgroup.record, "resources": merged}
         st["ocipy"] = priv
         c.write_state(st)
     finally:
