@@ -181,6 +181,13 @@ def _section(document: dict[str, Any], *keys: str) -> Any:
     return node
 
 
+def _rootless(args: argparse.Namespace) -> bool:
+    """runc's --rootless (auto: not root, or root of a partial user namespace); see ocipy/rootless.py."""
+    from ocipy import rootless
+
+    return rootless.detect(getattr(args, "rootless", "auto"))
+
+
 def create(args: argparse.Namespace) -> Created:
     from ocipy import bundle as bundle_mod
     from ocipy import plan as plan_mod
@@ -221,6 +228,11 @@ def create(args: argparse.Namespace) -> Created:
         console = _console_fd(args, terminal)
         if console is not None:
             undo.callback(console.close)
+        from ocipy import pidfdsock
+
+        pidfd_sock = pidfdsock.connect(getattr(args, "pidfd_socket", None))
+        if pidfd_sock is not None:
+            undo.callback(pidfd_sock.close)
         listen = _listen_fds()
         preserve = max(0, int(getattr(args, "preserve_fds", 0) or 0))
         extra_fds = listen + preserve
@@ -244,7 +256,7 @@ def create(args: argparse.Namespace) -> Created:
             spec.linux.cgroups_path if spec.linux else None,
             dict(_section(document, "linux", "resources") or {}),
             systemd=bool(getattr(args, "systemd_cgroup", False)),
-            rootless=os.geteuid() != 0,
+            rootless=_rootless(args),
         )
         if cgroup is not NO_CGROUP:
             undo.callback(cgroup.remove)
@@ -330,13 +342,15 @@ def create(args: argparse.Namespace) -> Created:
         launch.close()
         if console is not None:
             console.close()
+        if pidfd_sock is not None:  # the container's init, as runc's "standard" init sends itself
+            pidfdsock.send(pidfd_sock, launch.pid, launch.pidfd, "standard")
         apply_deferred(cgroup)  # cgroups: the pids limit, now that the init is set up
         state["status"] = "created"
         private = {
             "starttime": procfs.starttime(launch.pid),
             "hooks": {k: v for k, v in hook_lists.items() if k in KEPT_HOOKS and v},
             "systemd": bool(getattr(args, "systemd_cgroup", False)),
-            "rootless": os.geteuid() != 0,
+            "rootless": _rootless(args),
             "terminal": terminal,
         }
         if cgroup is not NO_CGROUP:
