@@ -652,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
         args = Args(verb=verb, **g, **parse_verb(verb, rest[1:]))
         return dispatch(verb, args)
     except OcipyError as exc:
-        errors.error(exc.message)
+        errors.error(str(exc))  # str: a PlanError keeps its pointer apart from its message
         return exc.exit_code
     except SystemExit as exc:  # argparse's --help
         return exc.code if isinstance(exc.code, int) else 0

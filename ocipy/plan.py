@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocipy import caps, lsm
+from ocipy import caps, lsm, rootless
 from ocipy import mountopts as mo
 from ocipy.cgroups.layout import CgroupHierarchy, mounted_hierarchies
 from ocipy.errors import OcipyError
@@ -216,6 +216,51 @@ def _is_host_netns(path: str) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
+NS_GET_USERNS = 0xB701  # ioctl on a namespace fd: an fd of the user namespace that owns it
+ST_LOCKABLE = (
+    (os.ST_RDONLY, mo.MS_RDONLY),
+    (os.ST_NOSUID, mo.MS_NOSUID),
+    (os.ST_NODEV, mo.MS_NODEV),
+    (os.ST_NOEXEC, mo.MS_NOEXEC),
+)
+LOCKED_NAMES = {
+    mo.MS_RDONLY: ("rw", "ro"),
+    mo.MS_NOSUID: ("suid", "nosuid"),
+    mo.MS_NODEV: ("dev", "nodev"),
+    mo.MS_NOEXEC: ("exec", "noexec"),
+}
+
+
+def _netns_owned_by_own_userns(path: str) -> bool:
+    """Is the network namespace at `path` owned by this process's user namespace (then sysfs can be mounted)?"""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        owner = fcntl.ioctl(fd, NS_GET_USERNS)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    try:
+        a, b = os.fstat(owner), os.stat("/proc/self/ns/user")
+    finally:
+        os.close(owner)
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _locked_flags(path: str) -> int:
+    """The MS_ flags of the mount holding `path` that a user namespace cannot clear (ro, nosuid, nodev, noexec)."""
+    try:
+        f = os.statvfs(path).f_flag
+    except OSError:
+        return 0
+    return sum(ms for st, ms in ST_LOCKABLE if f & st)
+
+
 @dataclass(frozen=True)
 class HostFacts:
     """What the compiler needs to know about the host, looked up read-only (tests pass fixed values)."""
@@ -227,6 +272,11 @@ class HostFacts:
     is_host_netns: Callable[[str], bool] = _is_host_netns
     lsms: frozenset[str] = frozenset()  # active LSMs ocipy can drive ("apparmor", "selinux")
     apparmor_exec: str = "/proc/self/attr/apparmor/exec"  # where an AppArmor exec transition is written
+    # the runtime itself runs in a user namespace that does not map the host's ids (rootless Podman): mknod,
+    # sysfs of a network namespace it does not own and clearing locked mount flags are refused (docs/rootless.md)
+    in_userns: bool = False
+    netns_owned: Callable[[str], bool] = _netns_owned_by_own_userns
+    locked_flags: Callable[[str], int] = _locked_flags
 
     @classmethod
     def probe(cls) -> HostFacts:
@@ -236,6 +286,7 @@ class HostFacts:
             cgroups=mounted_hierarchies(),
             lsms=lsm.active(),
             apparmor_exec=lsm.apparmor_exec_path(),
+            in_userns=rootless.in_user_namespace(),
         )
 
 
@@ -405,6 +456,21 @@ class _Compiler:
     @property
     def in_userns(self) -> bool:
         return self.ns.has("user")
+
+    @property
+    def unprivileged_userns(self) -> bool:
+        """The container's mounts and devices are made in a user namespace that does not own the host: the
+        config's (new or joined), or the runtime's own (rootless Podman runs the runtime in one)."""
+        return self.ns.has("user") or self.host.in_userns
+
+    def sysfs_needs_bind(self) -> bool:
+        """sysfs can be mounted only in a network namespace owned by the mounting user namespace (runc's rule)."""
+        if not self.unprivileged_userns or "network" in self.ns.new:
+            return False
+        if "user" in self.ns.new:
+            return True  # the network namespace is older than the user namespace: never owned by it
+        joined = self.ns.joined.get("network")
+        return joined is None or not self.host.netns_owned(joined[1])
 
     # -- driver
 
@@ -585,7 +651,7 @@ class _Compiler:
         if fstype == "cgroup" and not bind:
             self.cgroup_mount(ptr, dest, opts)
             return
-        if fstype == "sysfs" and not bind and self.in_userns and "network" not in self.ns.new:
+        if fstype == "sysfs" and not bind and self.sysfs_needs_bind():
             # sysfs needs a network namespace owned by our user namespace: show the host's /sys instead, with the
             # asked flags applied to every mount beneath it
             rec = mount_attrs(opts.attr_set | mo.flags_to_attrs(mnt_flags), opts.attr_clr)
@@ -604,6 +670,8 @@ class _Compiler:
                 source = posixpath.join(self.bundle, source)
             flags = mo.MS_BIND | (opts.flags & mo.MS_REC)
             remount = mo.MS_REMOUNT | mo.MS_BIND | mnt_flags if mnt_flags else 0
+            if self.unprivileged_userns:
+                self.check_locked(ptr, source, opts)
             mntf = MNTF_MKDIR if self.host.is_dir(source) else MNTF_MKFILE
             if opts.idmap:
                 mntf |= MNTF_IDMAP | (MNTF_IDMAP_REC if opts.ridmap else 0)
@@ -633,6 +701,18 @@ class _Compiler:
             a=(flags, 0, opts.propagation, attrs, mntf),
             what=f"{fstype} on {dest}",
         )
+
+    def check_locked(self, ptr: str, source: str, opts: mo.MountOptions) -> None:
+        """In a user namespace the flags a bind's source mount carries (ro, nosuid, nodev, noexec) are locked: they
+        are kept (shim/init/mount.c re-applies them), and an option asking to clear one is an error, as runc's
+        "cannot clear locked flags"."""
+        locked = self.host.locked_flags(source)
+        for flag, (clear, keep) in LOCKED_NAMES.items():
+            if locked & flag and clear in opts.where:
+                raise PlanError(
+                    pointer("mounts", int(ptr.rsplit("/", 1)[1]), "options", opts.where[clear]),
+                    f"{clear}: {source} is mounted {keep} and a user namespace cannot clear that (locked flag)",
+                )
 
     def check_proc_dest(self, ptr: str, dest: str, fstype: str | None, source: str | None, bind: bool) -> None:
         """Nothing but procfs on /proc, and only a few files beneath it may be covered (CVE-2019-19921)."""
@@ -820,7 +900,7 @@ class _Compiler:
             self.op(OP_SYMLINK, "", s=(target, link), what=f"{link} -> {target}")
 
     def device(self, ptr: str, path: str, mode: int, major: int, minor: int, uid: int, gid: int, what: str) -> None:
-        if self.in_userns and not stat.S_ISFIFO(mode):
+        if self.unprivileged_userns and not stat.S_ISFIFO(mode):
             # mknod of devices is denied in a user namespace: bind the host's node (checked to be a device)
             self.op(OP_BIND_DEV, ptr, s=(path, path), what=what + " (bind from the host)")
             return

@@ -210,6 +210,13 @@ def _section(document: dict[str, Any], *keys: str) -> Any:
     return node
 
 
+def _rootless(args: argparse.Namespace) -> bool:
+    """runc's --rootless (auto: not root, or root of a partial user namespace); see ocipy/rootless.py."""
+    from ocipy import rootless
+
+    return rootless.detect(getattr(args, "rootless", "auto"))
+
+
 def create(args: argparse.Namespace) -> Created:
     from ocipy import bundle as bundle_mod
     from ocipy import plan as plan_mod
@@ -285,7 +292,7 @@ def create(args: argparse.Namespace) -> Created:
             spec.linux.cgroups_path if spec.linux else None,
             dict(_section(document, "linux", "resources") or {}),
             systemd=bool(getattr(args, "systemd_cgroup", False)),
-            rootless=os.geteuid() != 0,
+            rootless=_rootless(args),
         )
         errors.debug(f"cgroups: {'none' if cgroup is NO_CGROUP else ' '.join(cgroup.dirs())}")
         if cgroup is not NO_CGROUP:
@@ -386,7 +393,7 @@ def create(args: argparse.Namespace) -> Created:
             "starttime": procfs.starttime(launch.pid),
             "hooks": {k: v for k, v in hook_lists.items() if k in KEPT_HOOKS and v},
             "systemd": bool(getattr(args, "systemd_cgroup", False)),
-            "rootless": os.geteuid() != 0,
+            "rootless": _rootless(args),
             "terminal": terminal,
         }
         if cgroup is not NO_CGROUP:
