@@ -300,6 +300,7 @@ def create(args: argparse.Namespace) -> Created:
             env_extra=env_extra,
             cgroup_procs=cg_manager.procs_files(cgroup_record) if cgroup_record is not None else (),
             seccomp_cache=store.seccomp_cache,
+            log=errors.log_target(),
         )
         for pointer, message in getattr(plan, "warnings", ()):
             errors.quiet_warning(f"{pointer}: {message}")
