@@ -15,8 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocipy import caps, lsm
+from ocipy import caps, lsm, rootless
 from ocipy import mountopts as mo
+from ocipy.cgroups.layout import CgroupHierarchy, mounted_hierarchies
 from ocipy.errors import OcipyError
 from ocipy.planfmt import (
     MNTF_IDMAP,
@@ -185,25 +186,6 @@ IPC_SYSCTLS = frozenset(
 )
 UTS_SYSCTLS = frozenset({"kernel.hostname", "kernel.domainname"})
 
-CGROUP_CONTROLLERS = frozenset(
-    {
-        "blkio",
-        "cpu",
-        "cpuacct",
-        "cpuset",
-        "devices",
-        "freezer",
-        "hugetlb",
-        "memory",
-        "misc",
-        "net_cls",
-        "net_prio",
-        "perf_event",
-        "pids",
-        "rdma",
-    }
-)
-
 DEFAULT_UMASK = 0o022
 U64 = 1 << 64
 
@@ -228,47 +210,57 @@ class CreatePlan(Plan):
         self.warnings: list[tuple[str, str]] = []
 
 
-@dataclass(frozen=True)
-class CgroupHierarchy:
-    """One cgroup mount under /sys/fs/cgroup on the host."""
-
-    name: str  # directory under /sys/fs/cgroup ("cpu,cpuacct", "unified"); "" = mounted on /sys/fs/cgroup itself
-    fstype: str  # "cgroup" (v1) or "cgroup2"
-    options: str  # the v1 options naming the hierarchy ("cpu,cpuacct", "name=systemd"); "" for cgroup2
-
-
-def _probe_cgroups() -> tuple[CgroupHierarchy, ...]:
-    found = []
-    try:
-        with open("/proc/self/mountinfo") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return ()
-    for line in lines:
-        pre, _, post = line.partition(" - ")
-        parts, fs = pre.split(), post.split()
-        if len(parts) < 5 or len(fs) < 3 or fs[0] not in ("cgroup", "cgroup2"):
-            continue
-        mnt = parts[4].replace("\\040", " ")
-        if mnt == "/sys/fs/cgroup":
-            name = ""
-        elif mnt.startswith("/sys/fs/cgroup/") and "/" not in mnt[len("/sys/fs/cgroup/") :]:
-            name = mnt[len("/sys/fs/cgroup/") :]
-        else:
-            continue
-        opts = ""
-        if fs[0] == "cgroup":
-            opts = ",".join(o for o in fs[2].split(",") if o in CGROUP_CONTROLLERS or o.startswith("name="))
-        found.append(CgroupHierarchy(name, fs[0], opts))
-    return tuple(found)
-
-
 def _is_host_netns(path: str) -> bool:
     try:
         a, b = os.stat(path), os.stat("/proc/self/ns/net")
     except OSError:
         return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+NS_GET_USERNS = 0xB701  # ioctl on a namespace fd: an fd of the user namespace that owns it
+ST_LOCKABLE = (
+    (os.ST_RDONLY, mo.MS_RDONLY),
+    (os.ST_NOSUID, mo.MS_NOSUID),
+    (os.ST_NODEV, mo.MS_NODEV),
+    (os.ST_NOEXEC, mo.MS_NOEXEC),
+)
+LOCKED_NAMES = {
+    mo.MS_RDONLY: ("rw", "ro"),
+    mo.MS_NOSUID: ("suid", "nosuid"),
+    mo.MS_NODEV: ("dev", "nodev"),
+    mo.MS_NOEXEC: ("exec", "noexec"),
+}
+
+
+def _netns_owned_by_own_userns(path: str) -> bool:
+    """Is the network namespace at `path` owned by this process's user namespace (then sysfs can be mounted)?"""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        owner = fcntl.ioctl(fd, NS_GET_USERNS)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    try:
+        a, b = os.fstat(owner), os.stat("/proc/self/ns/user")
+    finally:
+        os.close(owner)
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _locked_flags(path: str) -> int:
+    """The MS_ flags of the mount holding `path` that a user namespace cannot clear (ro, nosuid, nodev, noexec)."""
+    try:
+        f = os.statvfs(path).f_flag
+    except OSError:
+        return 0
+    return sum(ms for st, ms in ST_LOCKABLE if f & st)
 
 
 @dataclass(frozen=True)
@@ -282,15 +274,21 @@ class HostFacts:
     is_host_netns: Callable[[str], bool] = _is_host_netns
     lsms: frozenset[str] = frozenset()  # active LSMs ocipy can drive ("apparmor", "selinux")
     apparmor_exec: str = "/proc/self/attr/apparmor/exec"  # where an AppArmor exec transition is written
+    # the runtime itself runs in a user namespace that does not map the host's ids (rootless Podman): mknod,
+    # sysfs of a network namespace it does not own and clearing locked mount flags are refused (docs/rootless.md)
+    in_userns: bool = False
+    netns_owned: Callable[[str], bool] = _netns_owned_by_own_userns
+    locked_flags: Callable[[str], int] = _locked_flags
 
     @classmethod
     def probe(cls) -> HostFacts:
         return cls(
             has_kcore=os.path.exists("/proc/kcore"),
             cap_last_cap=caps.host_last_cap(),
-            cgroups=_probe_cgroups(),
+            cgroups=mounted_hierarchies(),
             lsms=lsm.active(),
             apparmor_exec=lsm.apparmor_exec_path(),
+            in_userns=rootless.in_user_namespace(),
         )
 
 
@@ -466,6 +464,21 @@ class _Compiler:
     @property
     def in_userns(self) -> bool:
         return self.ns.has("user")
+
+    @property
+    def unprivileged_userns(self) -> bool:
+        """The container's mounts and devices are made in a user namespace that does not own the host: the
+        config's (new or joined), or the runtime's own (rootless Podman runs the runtime in one)."""
+        return self.ns.has("user") or self.host.in_userns
+
+    def sysfs_needs_bind(self) -> bool:
+        """sysfs can be mounted only in a network namespace owned by the mounting user namespace (runc's rule)."""
+        if not self.unprivileged_userns or "network" in self.ns.new:
+            return False
+        if "user" in self.ns.new:
+            return True  # the network namespace is older than the user namespace: never owned by it
+        joined = self.ns.joined.get("network")
+        return joined is None or not self.host.netns_owned(joined[1])
 
     # -- driver
 
@@ -667,7 +680,7 @@ class _Compiler:
         if fstype == "cgroup" and not bind:
             self.cgroup_mount(ptr, dest, opts)
             return
-        if fstype == "sysfs" and not bind and self.in_userns and "network" not in self.ns.new:
+        if fstype == "sysfs" and not bind and self.sysfs_needs_bind():
             # sysfs needs a network namespace owned by our user namespace: show the host's /sys instead, with the
             # asked flags applied to every mount beneath it
             rec = mount_attrs(opts.attr_set | mo.flags_to_attrs(mnt_flags), opts.attr_clr)
@@ -686,6 +699,8 @@ class _Compiler:
                 source = posixpath.join(self.bundle, source)
             flags = mo.MS_BIND | (opts.flags & mo.MS_REC)
             remount = mo.MS_REMOUNT | mo.MS_BIND | mnt_flags if mnt_flags else 0
+            if self.unprivileged_userns:
+                self.check_locked(ptr, source, opts)
             mntf = MNTF_MKDIR if self.host.is_dir(source) else MNTF_MKFILE
             if opts.idmap:
                 mntf |= MNTF_IDMAP | (MNTF_IDMAP_REC if opts.ridmap else 0)
@@ -715,6 +730,18 @@ class _Compiler:
             a=(flags, 0, opts.propagation, attrs, mntf),
             what=f"{fstype} on {dest}",
         )
+
+    def check_locked(self, ptr: str, source: str, opts: mo.MountOptions) -> None:
+        """In a user namespace the flags a bind's source mount carries (ro, nosuid, nodev, noexec) are locked: they
+        are kept (shim/init/mount.c re-applies them), and an option asking to clear one is an error, as runc's
+        "cannot clear locked flags"."""
+        locked = self.host.locked_flags(source)
+        for flag, (clear, keep) in LOCKED_NAMES.items():
+            if locked & flag and clear in opts.where:
+                raise PlanError(
+                    pointer("mounts", int(ptr.rsplit("/", 1)[1]), "options", opts.where[clear]),
+                    f"{clear}: {source} is mounted {keep} and a user namespace cannot clear that (locked flag)",
+                )
 
     def check_proc_dest(self, ptr: str, dest: str, fstype: str | None, source: str | None, bind: bool) -> None:
         """Nothing but procfs on /proc, and only a few files beneath it may be covered (CVE-2019-19921)."""
@@ -902,7 +929,7 @@ class _Compiler:
             self.op(OP_SYMLINK, "", s=(target, link), what=f"{link} -> {target}")
 
     def device(self, ptr: str, path: str, mode: int, major: int, minor: int, uid: int, gid: int, what: str) -> None:
-        if self.in_userns and not stat.S_ISFIFO(mode):
+        if self.unprivileged_userns and not stat.S_ISFIFO(mode):
             # mknod of devices is denied in a user namespace: bind the host's node (checked to be a device)
             self.op(OP_BIND_DEV, ptr, s=(path, path), what=what + " (bind from the host)")
             return
@@ -1025,7 +1052,8 @@ class _Compiler:
         proc = self.process
         if not _get(proc, "terminal"):
             # its own session and process group, as runc: kill(0, sig) or a job-control signal from the container
-            # must never reach the caller's group (with a terminal, OP_CONSOLE calls setsid)
+            # must never reach the caller's group, and CRIU cannot dump a pid namespace whose init's session leader
+            # is outside it (with a terminal, OP_CONSOLE calls setsid)
             self.op(OP_SETSID, "", what="new session")
         if not self.no_new_keyring:
             self.op(OP_NEW_KEYRING, "", what="new session keyring")

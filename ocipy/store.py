@@ -3,15 +3,13 @@
 Layout and rules are fixed by docs/contracts.md. Status is never stored: it is derived on every read from the init's
 /proc entry (pid + start time), the exec fifo and the freezer. Stdlib only.
 
-The private `ocipy.cgroup` record read here has this shape (either key may be absent):
-`{"v1": {"<controller>": "<abs dir>", ...}, "v2": "<abs dir>"}` -- v1 controller dirs, and the cgroup in the unified
-hierarchy (pure v2, or hybrid's /sys/fs/cgroup/unified).
+The private `ocipy.cgroup` record is kept here and interpreted only by its cgroup driver (`Container.cgroup()`,
+ocipy/cgroups/driver.py).
 """
 
 from __future__ import annotations
 
 import errno
-import time
 
 from . import posixlite as px
 from . import procfs
@@ -21,6 +19,8 @@ from .errors import OcipyError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Self
+
+    from .cgroups.driver import Driver
 
 OCI_VERSION = "1.3.0"
 STATE_FILE = "state.json"
@@ -34,76 +34,16 @@ CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
 
 
 def default_root() -> str:
-    """`/run/ocipy` for root; `$XDG_RUNTIME_DIR/ocipy` for others when it is set and non-empty."""
-    if px.geteuid() != 0:
-        xdg = px.getenv("XDG_RUNTIME_DIR", "")
-        if xdg:
-            return px.join(xdg, "ocipy")
-    # Podman calls with XDG_RUNTIME_DIR= and no PATH: the root must not depend on either for root
-    return "/run/ocipy"
+    """`/run/ocipy` for root; `$XDG_RUNTIME_DIR/ocipy` when rootless (ocipy/rootless.py, runc's rule)."""
+    from .rootless import default_root as rootless_default_root
+
+    return rootless_default_root()
 
 
 def validate_id(cid: str) -> None:
     """`^[A-Za-z0-9_+.-]+$`, not `.`/`..`, at most 1024 bytes; checked before the id is ever put in a path."""
     if not cid or cid in (".", "..") or len(cid) > ID_MAX or not _ID_CHARS.issuperset(cid):
         raise OcipyError("invalid container ID format")
-
-
-# cgroup files in binary: a text-mode open with encoding="ascii" imports the codec module (encodings.ascii), while
-# bytes.decode("ascii") is built in.
-def _read_text(path: str) -> str | None:
-    try:
-        with open(path, "rb", buffering=0) as f:
-            return f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-
-
-def _write_text(path: str, text: str) -> None:
-    with open(path, "wb", buffering=0) as f:
-        f.write(text.encode("ascii"))
-
-
-def _freezer(cgroup: Any) -> tuple[int, str] | None:
-    """(1, v1 freezer dir) or (2, unified cgroup dir) from the private cgroup record; None when there is none."""
-    if not isinstance(cgroup, dict):
-        return None
-    v1 = cgroup.get("v1")
-    if isinstance(v1, dict) and isinstance(v1.get("freezer"), str):
-        return 1, v1["freezer"]
-    if isinstance(cgroup.get("v2"), str):
-        return 2, cgroup["v2"]
-    return None
-
-
-def _cgroup_dirs(cgroup: Any) -> list[str]:
-    """Every cgroup dir the record names: v2 first, then v1 (freezer and pids first: they hold every process)."""
-    if not isinstance(cgroup, dict):
-        return []
-    dirs: list[str] = []
-    if isinstance(cgroup.get("v2"), str):
-        dirs.append(cgroup["v2"])
-    v1 = cgroup.get("v1")
-    if isinstance(v1, dict):
-        keys = sorted(v1, key=lambda k: (k not in ("freezer", "pids"), k))
-        dirs.extend(v1[k] for k in keys if isinstance(v1[k], str))
-    return dirs
-
-
-def _sub_cgroups(top: str) -> list[str]:
-    """The cgroup directories below `top`, parents before children."""
-    out: list[str] = []
-    todo = [top]
-    while todo:
-        cur = todo.pop()
-        try:
-            with px.scandir(cur) as it:
-                subs = [e.path for e in it if e.is_dir(follow_symlinks=False)]
-        except OSError:
-            continue
-        out.extend(subs)
-        todo.extend(subs)
-    return out
 
 
 class _Lock:
@@ -254,21 +194,12 @@ class Container:
             return False
         return True
 
-    def is_frozen(self) -> bool:
-        fz = _freezer(self.private.get("cgroup"))
-        if fz is None:
-            return False
-        version, path = fz
-        if version == 1:
-            return (_read_text(px.join(path, "freezer.state")) or "").strip() == "FROZEN"
-        return (_read_text(px.join(path, "cgroup.freeze")) or "").strip() == "1"
-
     def status(self) -> str:
         if not self.init_alive():
             return STOPPED
         if self.fifo_exists():
             return CREATED
-        if self.is_frozen():
+        if self.cgroup().is_frozen():
             return PAUSED
         return RUNNING
 
@@ -290,41 +221,7 @@ class Container:
         out["owner"] = st.get("owner", "")
         return out
 
-    # --- cgroup: freezer and member processes --------------------------------------------------------------------
-    def has_freezer(self) -> bool:
-        return _freezer(self.private.get("cgroup")) is not None
-
-    def set_frozen(self, frozen: bool, timeout: float = 2.0) -> None:
-        """Freeze or thaw the container's cgroup and wait until the kernel says it is done."""
-        fz = _freezer(self.private.get("cgroup"))
-        if fz is None:
-            raise OcipyError("container has no cgroup to freeze")
-        version, path = fz
-        deadline = time.monotonic() + timeout
-        try:
-            if version == 1:
-                want = "FROZEN" if frozen else "THAWED"
-                state_file = px.join(path, "freezer.state")
-                _write_text(state_file, want)
-                # v1 may sit in FREEZING while tasks are in uninterruptible sleep: write again until it settles
-                while (_read_text(state_file) or "").strip() != want:
-                    if time.monotonic() > deadline:
-                        if frozen:
-                            _write_text(state_file, "THAWED")
-                        raise OcipyError(f"{state_file}: did not reach {want}")
-                    time.sleep(0.001)
-                    _write_text(state_file, want)
-            else:
-                _write_text(px.join(path, "cgroup.freeze"), "1" if frozen else "0")
-                events = px.join(path, "cgroup.events")
-                want_line = "frozen 1" if frozen else "frozen 0"
-                while want_line not in (_read_text(events) or "").splitlines():
-                    if time.monotonic() > deadline:
-                        raise OcipyError(f"{events}: did not reach {want_line!r}")
-                    time.sleep(0.001)
-        except OSError as exc:
-            raise OcipyError(f"{'freeze' if frozen else 'thaw'} {path}: {exc.strerror or exc}") from None
-
+    # --- cgroups (owned by ocipy/cgroups/driver.py) -------------------------------------------------------------
     def cgroup_record(self) -> Any:
         """The container's cgroups: from the state, or, for a directory a killed create left before writing its
         state, from the record create writes as soon as it has made them (so `delete` can still remove them)."""
@@ -340,42 +237,14 @@ class Container:
         except ValueError:
             return None
 
-    def cgroup_pids(self) -> list[int] | None:
-        """Host pids in the container's cgroup; None when no cgroup is recorded (or none can be read)."""
-        for d in _cgroup_dirs(self.cgroup_record()):
-            text = _read_text(px.join(d, "cgroup.procs"))
-            if text is not None:
-                pids = [int(x) for x in text.split()]
-                # and the sub-cgroups the container made (deepest last; a pid appears once per hierarchy)
-                for sub in _sub_cgroups(d):
-                    pids.extend(int(x) for x in (_read_text(px.join(sub, "cgroup.procs")) or "").split())
-                return list(dict.fromkeys(pids))
-        return None
+    def cgroup(self) -> Driver:
+        """The driver of the container's cgroups (`NO_CGROUP` when it has none)."""
+        from .cgroups.driver import NO_CGROUP, NO_CGROUP_ROOTLESS, driver_for
 
-    def remove_cgroups(self) -> None:
-        """rmdir the recorded cgroup dirs and the sub-cgroups the container made in them, deepest first (only empty
-        ones can go: a busy one is retried briefly while exiting tasks drain, then left as it is)."""
-        for d in dict.fromkeys(_cgroup_dirs(self.cgroup_record())):
-            try:
-                px.rmdir(d)  # the common case: no sub-cgroups, no task left
-                continue
-            except FileNotFoundError:
-                continue
-            except OSError:
-                pass  # sub-cgroups, or tasks still draining: the walk below
-            deadline = time.monotonic() + 1.0
-            while True:
-                busy = False
-                for sub in [*reversed(_sub_cgroups(d)), d]:
-                    try:
-                        px.rmdir(sub)
-                    except FileNotFoundError:
-                        pass
-                    except OSError as exc:
-                        busy = busy or exc.errno == errno.EBUSY
-                if not busy or time.monotonic() > deadline:
-                    break
-                time.sleep(0.005)
+        drv = driver_for(self.cgroup_record())
+        if drv is NO_CGROUP and self.has_state() and self.private.get("rootless"):
+            return NO_CGROUP_ROOTLESS  # its errors say why: created rootless without a cgroup it could write
+        return drv
 
 
 def _os_error(path: str, exc: OSError) -> OcipyError:
@@ -403,6 +272,7 @@ def _clear_dir(dirfd: int) -> None:
 
 class Store:
     def __init__(self, root: str | None = None) -> None:
+        self.root_given = bool(root)
         self.root = px.abspath(root) if root else default_root()
 
     @classmethod
@@ -434,9 +304,18 @@ class Store:
             import os  # create only: the lifecycle verbs stay off `os` (ocipy/posixlite.py)
 
             os.makedirs(self.root, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            from .rootless import explain_root_error
+
+            raise OcipyError(explain_root_error(self.root, exc, self.root_given)) from None
+        try:
             px.mkdir(path, 0o700)
         except FileExistsError:
             raise OcipyError("container with given ID already exists") from None
+        except PermissionError as exc:
+            from .rootless import explain_root_error
+
+            raise OcipyError(explain_root_error(self.root, exc, self.root_given)) from None
         except OSError as exc:
             raise _os_error(path, exc) from None
         c = Container(self, cid, self._open_fd(cid))

@@ -248,18 +248,8 @@ def _schedulers() -> dict[str, str]:
 def _blkio_weight(lay: layout_mod.Layout) -> dict[str, Any]:
     """Whether blockIO.weight is accepted (the files cgroups/v1.py and v2.py write exist) and honoured (only the
     bfq scheduler — cfq before 5.0 — divides a disk's time by weight; others accept the file and ignore it)."""
-    if "blkio" in lay.v1:
-        d = lay.v1["blkio"].mountpoint
-        files = [f for f in ("blkio.weight", "blkio.bfq.weight") if os.path.exists(os.path.join(d, f))]
-    elif lay.v2 is not None and "io" in lay.v2_controllers:
-        d = lay.v2.mountpoint
-        # the root cgroup has no io.weight: look one level down where a container cgroup would be
-        files = []
-        for sub in [d, *(os.path.join(d, e) for e in _listdir(d))]:
-            files = [f for f in ("io.weight", "io.bfq.weight") if os.path.exists(os.path.join(sub, f))]
-            if files:
-                break
-    else:
+    files = layout_mod.weight_files(lay)
+    if files is None:
         return item(False, "no blkio/io controller", "blockIO weights cannot be set: create fails naming the field")
     sched = _schedulers()
     weighted = sorted(d for d, s in sched.items() if s in ("bfq", "cfq"))
@@ -280,13 +270,6 @@ def _blkio_weight(lay: layout_mod.Layout) -> dict[str, Any]:
     return item(True, detail, meaning)
 
 
-def _listdir(d: str) -> list[str]:
-    try:
-        return sorted(e for e in os.listdir(d) if os.path.isdir(os.path.join(d, e)))
-    except OSError:
-        return []
-
-
 def drivers() -> dict[str, Any]:
     """The cgroup drivers: cgroupfs (the default) and systemd (--systemd-cgroup)."""
     lay = _layout()
@@ -299,13 +282,16 @@ def drivers() -> dict[str, Any]:
             needed=True,
         ),
     }
-    # --- systemd driver (owner: the systemd issue; replace this line with its own probe) ---
-    running = os.path.isdir("/run/systemd/system")
+    # --- systemd driver (owner: the systemd issue): the driver's own probe, connecting only when systemd runs ---
+    from ..cgroups import systemd
+
+    sd_ok, why = systemd.usable()
     out["systemd"] = item(
-        False,
-        "systemd " + ("runs" if running else "is not running") + "; ocipy has no systemd driver yet",
-        "--systemd-cgroup (Podman's and Kubernetes' default on systemd hosts) is not honoured: "
-        'use cgroup_manager = "cgroupfs" / SystemdCgroup = false',
+        sd_ok,
+        why,
+        "--systemd-cgroup (Podman's and Kubernetes' default on systemd hosts) works here (docs/cgroups.md)"
+        if sd_ok
+        else "--systemd-cgroup fails here; the cgroupfs driver (default) works",
     )
     # --- end systemd driver ---
     return out
@@ -532,15 +518,10 @@ def rootless() -> dict[str, Any]:
 
 
 def checkpoint() -> dict[str, Any]:
-    """Checkpoint/restore tooling (the criu issue adds its details here)."""
-    path = shutil.which("criu", path=os.environ.get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin")
-    return {
-        "criu": item(
-            path is not None,
-            path or "criu not found on PATH",
-            "checkpoint/restore can use criu" if path else "checkpoint/restore cannot work (install criu)",
-        )
-    }
+    """Checkpoint/restore tooling: criu found, its version, `criu check`, pre-dump and lazy pages (ocipy/criu/probe.py)."""
+    from ..criu import probe
+
+    return {name: item(ok, detail, meaning) for name, (ok, detail, meaning) in probe.report().items()}
 
 
 SECTIONS: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [

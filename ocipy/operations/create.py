@@ -181,43 +181,11 @@ def _section(document: dict[str, Any], *keys: str) -> Any:
     return node
 
 
-def _make_cgroups(spec: Any, document: dict[str, Any], cid: str, args: argparse.Namespace) -> dict[str, Any] | None:
-    """Resolve cgroupsPath, make the cgroups and apply linux.resources; the record for the private state.
+def _rootless(args: argparse.Namespace) -> bool:
+    """runc's --rootless (auto: not root, or root of a partial user namespace); see ocipy/rootless.py."""
+    from ocipy import rootless
 
-    Rootless (not root) without resources: a cgroup that cannot be made is skipped, as runc does."""
-    from ocipy.cgroups import CgroupError, layout, manager, paths
-
-    linux = spec.linux
-    resources = dict(_section(document, "linux", "resources") or {})
-    try:
-        lay = layout.detect()
-        target = paths.resolve(
-            linux.cgroups_path if linux else None,
-            cid,
-            lay,
-            systemd=bool(getattr(args, "systemd_cgroup", False)),
-        )
-        # pids last (apply_deferred_pids): the init still has to clone once inside the cgroup, and 0 is a valid limit
-        now = {k: v for k, v in resources.items() if k != "pids"}
-        record = manager.create(lay, target, now)
-        record["resources"] = resources
-        return record
-    except CgroupError as exc:
-        if os.geteuid() != 0 and not resources and "permission denied" in exc.message:
-            errors.debug(f"rootless: no cgroup: {exc}")
-            return None
-        raise OcipyError(str(exc)) from None
-
-
-def _apply_deferred_pids(record: dict[str, Any]) -> None:
-    from ocipy.cgroups import CgroupError, layout, manager
-
-    pids = (record.get("resources") or {}).get("pids")
-    if pids:
-        try:
-            manager.apply(layout.detect(), record, {"pids": pids}, update=True)
-        except CgroupError as exc:
-            raise OcipyError(str(exc)) from None
+    return rootless.detect(getattr(args, "rootless", "auto"))
 
 
 def create(args: argparse.Namespace) -> Created:
@@ -260,6 +228,11 @@ def create(args: argparse.Namespace) -> Created:
         console = _console_fd(args, terminal)
         if console is not None:
             undo.callback(console.close)
+        from ocipy import pidfdsock
+
+        pidfd_sock = pidfdsock.connect(getattr(args, "pidfd_socket", None))
+        if pidfd_sock is not None:
+            undo.callback(pidfd_sock.close)
         listen = _listen_fds()
         preserve = max(0, int(getattr(args, "preserve_fds", 0) or 0))
         extra_fds = listen + preserve
@@ -275,17 +248,23 @@ def create(args: argparse.Namespace) -> Created:
             except OSError:
                 raise OcipyError(f"--preserve-fds: fd {src} is not open") from None
 
-        # --- cgroups (ocipy/cgroups, docs/cgroups.md): made before the init exists, which joins them first ---
-        from ocipy.cgroups import manager as cg_manager
+        # --- cgroups (ocipy/cgroups/driver.py, docs/cgroups.md): made before the init exists, which joins them first
+        from ocipy.cgroups.driver import NO_CGROUP, apply_deferred, create_cgroups
 
-        cgroup_record = _make_cgroups(spec, document, cid, args)
-        if cgroup_record is not None:
-            undo.callback(cg_manager.remove, cgroup_record)
+        cgroup = create_cgroups(
+            cid,
+            spec.linux.cgroups_path if spec.linux else None,
+            dict(_section(document, "linux", "resources") or {}),
+            systemd=bool(getattr(args, "systemd_cgroup", False)),
+            rootless=_rootless(args),
+        )
+        if cgroup is not NO_CGROUP:
+            undo.callback(cgroup.remove)
             # if this process is killed before state.json exists, `delete` finds the cgroups here
             from ocipy import fastjson
             from ocipy.store import CGROUP_FILE
 
-            container.write_file(CGROUP_FILE, fastjson.dumps(cgroup_record).encode())
+            container.write_file(CGROUP_FILE, fastjson.dumps(cgroup.record).encode())
         # --- end cgroups ---
 
         plan = plan_mod.compile_create(
@@ -298,7 +277,7 @@ def create(args: argparse.Namespace) -> Created:
             no_pivot=bool(getattr(args, "no_pivot", False)),
             no_new_keyring=bool(getattr(args, "no_new_keyring", False)),
             env_extra=env_extra,
-            cgroup_procs=cg_manager.procs_files(cgroup_record) if cgroup_record is not None else (),
+            cgroup_procs=cgroup.procs_files(),
             seccomp_cache=store.seccomp_cache,
             log=errors.log_target(),
         )
@@ -364,18 +343,19 @@ def create(args: argparse.Namespace) -> Created:
         launch.close()
         if console is not None:
             console.close()
-        if cgroup_record is not None:  # cgroups: the pids limit, now that the init is set up
-            _apply_deferred_pids(cgroup_record)
+        if pidfd_sock is not None:  # the container's init, as runc's "standard" init sends itself
+            pidfdsock.send(pidfd_sock, launch.pid, launch.pidfd, "standard")
+        apply_deferred(cgroup)  # cgroups: the pids limit, now that the init is set up
         state["status"] = "created"
         private = {
             "starttime": procfs.starttime(launch.pid),
             "hooks": {k: v for k, v in hook_lists.items() if k in KEPT_HOOKS and v},
             "systemd": bool(getattr(args, "systemd_cgroup", False)),
-            "rootless": os.geteuid() != 0,
+            "rootless": _rootless(args),
             "terminal": terminal,
         }
-        if cgroup_record is not None:
-            private["cgroup"] = cgroup_record  # includes the applied "resources", the base of `update`
+        if cgroup is not NO_CGROUP:
+            private["cgroup"] = cgroup.record  # includes the applied "resources", the base of `update`
         record = {k: v for k, v in state.items() if k != "status"}
         record["ocipy"] = private
         # exec's defaults: the config as it was now, whatever happens to the bundle later

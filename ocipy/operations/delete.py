@@ -19,21 +19,22 @@ KILL_TIMEOUT = 10.0  # seconds to wait for a SIGKILLed init to exit
 
 def _wait_cgroup_empty(c: Container, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while c.cgroup_pids() and time.monotonic() < deadline:
+    while c.cgroup().pids() and time.monotonic() < deadline:
         time.sleep(0.002)
 
 
 def kill_and_wait(c: Container) -> None:
     """SIGKILL the init and the rest of its cgroup, thaw so the kill lands, and wait until the init is gone."""
-    from .kill import signal_all, signal_init
+    from .kill import signal_init
 
-    was_frozen = c.is_frozen()
+    cgroup = c.cgroup()
+    was_frozen = cgroup.is_frozen()
     signal_init(c, SIGKILL)
     # with a cgroup recorded, also processes outside the init's pid namespace (or left behind) go
-    signal_all(c, SIGKILL)
+    cgroup.kill(SIGKILL)
     if was_frozen:
         # v1 freezer holds even SIGKILLed tasks: thaw after the signal is queued so they die at once
-        c.set_frozen(False)
+        cgroup.freeze(False)
     if not procfs.wait_gone(c.pid, c.starttime, KILL_TIMEOUT):
         raise OcipyError(f"container init (pid {c.pid}) did not exit after SIGKILL")
 
@@ -58,12 +59,10 @@ def main(args: Any) -> int:
         c.lock()
         if not c.has_state():
             # a directory a killed create left behind: whatever it started in its cgroups goes, then the cgroups
-            if c.cgroup_pids():
-                from .kill import signal_all
-
-                signal_all(c, SIGKILL)
+            if c.cgroup().pids():
+                c.cgroup().kill(SIGKILL)
                 _wait_cgroup_empty(c, 2.0)
-            c.remove_cgroups()
+            c.cgroup().remove()
             c.remove()
             return 0
         status = c.status()
@@ -72,13 +71,11 @@ def main(args: Any) -> int:
         if status != STOPPED:
             kill_and_wait(c)
             _wait_cgroup_empty(c, 2.0)
-        elif c.cgroup_pids():
+        elif c.cgroup().pids():
             # the init is gone but something it left in the cgroup is not: it must go for the cgroup to go
-            from .kill import signal_all
-
-            signal_all(c, SIGKILL)
+            c.cgroup().kill(SIGKILL)
             _wait_cgroup_empty(c, 2.0)
-        c.remove_cgroups()
+        c.cgroup().remove()
         try:
             _run_poststop(c)
         except Exception as exc:  # noqa: BLE001 -- runtime.md: a failing poststop hook is a warning, delete goes on

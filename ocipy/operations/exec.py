@@ -168,44 +168,6 @@ def _process_from_flags(document: dict[str, Any], args: argparse.Namespace) -> d
     return proc
 
 
-# --- cgroups -------------------------------------------------------------------------------------------------------
-def _cgroup_procs(record: Any, sub: list[str]) -> list[str]:
-    """The cgroup.procs files to join: the container's cgroups, or the `--cgroup` sub-cgroups of them."""
-    if not isinstance(record, dict):
-        if sub:
-            raise OcipyError("--cgroup: the container has no cgroup")
-        return []
-    from ocipy.cgroups import manager
-
-    if not sub:
-        return manager.procs_files(record)
-    v1 = record.get("v1") if isinstance(record.get("v1"), dict) else {}
-    v2 = record.get("v2") if isinstance(record.get("v2"), str) else None
-    chosen: dict[str, str] = {}  # cgroup dir -> sub path
-    for item in sub:
-        ctrls, sep, path = item.partition(":") if ":" in item else ("", "", item)
-        if not path or path.startswith("/") or ".." in path.split("/"):
-            raise OcipyError(f"--cgroup {item}: the sub-cgroup must be a relative path beneath the container's")
-        if not sep:
-            if len(sub) != 1:
-                raise OcipyError(f"--cgroup {item}: missing <controller>: prefix")
-            for d in manager.dirs_of(record):
-                chosen[d] = path
-            continue
-        for ctrl in ctrls.split(","):
-            cdir: Any = v2 if ctrl in ("", "unified") and v2 else v1.get(ctrl) if v1 else None
-            if not isinstance(cdir, str):
-                raise OcipyError(f"--cgroup {item}: the container has no {ctrl or 'unified'} cgroup")
-            chosen[cdir] = path
-    out = []
-    for d in manager.dirs_of(record):
-        target = os.path.join(d, chosen[d]) if d in chosen else d
-        if not os.path.isdir(target):
-            raise OcipyError(f"--cgroup: {target}: no such cgroup")
-        out.append(os.path.join(target, "cgroup.procs"))
-    return out
-
-
 # --- the exec ------------------------------------------------------------------------------------------------------
 def _check_status(c: Container, ignore_paused: bool) -> bool:
     """Refuse a stopped container, and a paused one unless asked; True when it is paused."""
@@ -236,6 +198,11 @@ def _exec(args: argparse.Namespace) -> int:
         if console_path and not terminal:
             raise OcipyError("--console-socket given but no terminal was asked for (--tty, or terminal in --process)")
 
+        from ocipy import pidfdsock
+
+        pidfd_sock = pidfdsock.connect(getattr(args, "pidfd_socket", None))
+        if pidfd_sock is not None:
+            undo.callback(pidfd_sock.close)
         preserve = max(0, int(getattr(args, "preserve_fds", 0) or 0))
         fdmap = [(0, 0), (1, 1), (2, 2)] + [(fd, fd) for fd in range(3, 3 + preserve)]
         for src, _ in fdmap:
@@ -259,7 +226,7 @@ def _exec(args: argparse.Namespace) -> int:
             spec,
             process,
             init_pid=c.pid,
-            cgroup_procs=_cgroup_procs(c.private.get("cgroup"), list(getattr(args, "cgroup", None) or [])),
+            cgroup_procs=c.cgroup().join_files(list(getattr(args, "cgroup", None) or [])),
             console_fd=3 + preserve if terminal else None,
             extra_fds=preserve,
             host_uid=os.geteuid(),
@@ -294,6 +261,8 @@ def _exec(args: argparse.Namespace) -> int:
                 launch.ack()
         if launch.pid <= 0:
             raise OcipyError("ocipy-init exited before the process was started")
+        if pidfd_sock is not None:  # the exec'd process, as runc's "setns" init sends itself
+            pidfdsock.send(pidfd_sock, launch.pid, launch.pidfd, "setns")
         _flush_pending(launch)
         launch.close()
         master = _receive_master(proxy) if proxy is not None else -1

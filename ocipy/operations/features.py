@@ -94,19 +94,21 @@ def capabilities() -> list[str]:
 
 def cgroup_features() -> dict[str, bool]:
     # ocipy/cgroups: v1, v2 and hybrid layouts, rdma.max on either (docs/cgroups.md)
-    # --- systemd driver (owner: the systemd issue): set systemd/systemdUser true when the driver lands ---
-    return {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True}
+    # --- systemd driver (owner: the systemd issue): --systemd-cgroup with the system instance; no user instance
+    # (rootless systemd) yet ---
+    return {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True}
 
 
 def checkpoint_enabled() -> bool:
-    # --- checkpoint/restore (owner: the criu issue): true once `checkpoint` and `restore` work ---
-    return False
+    # --- checkpoint/restore (owner: the criu issue): this build has them (ocipy/criu/); whether this host's CRIU
+    # and kernel can is `ocipy check`'s "checkpoint/restore" section ---
+    return True
 
 
 # Annotations whose value ocipy acts on (runtime-spec features.md: a caller must not pass them through from an
 # untrusted image). runc: "bundle", "org.systemd.property." (its systemd driver), "org.criu.config". ocipy reads
 # none yet; the systemd driver adds "org.systemd.property." when it reads them, criu "org.criu.config".
-UNSAFE_ANNOTATIONS: list[str] = []
+UNSAFE_ANNOTATIONS: list[str] = ["org.criu.config"]
 
 
 def features() -> dict[str, Any]:

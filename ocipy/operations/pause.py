@@ -17,7 +17,7 @@ def main(args: Any) -> int:
         # only a running container: a frozen created one would still read `created` (the fifo wins)
         if c.status() != RUNNING:
             raise OcipyError("container not running")
-        c.set_frozen(True)
+        c.cgroup().freeze(True)
     finally:
         c.close()
     return 0

@@ -16,7 +16,7 @@ def main(args: Any) -> int:
     try:
         if c.status() != PAUSED:
             raise OcipyError("container not paused")
-        c.set_frozen(False)
+        c.cgroup().freeze(False)
     finally:
         c.close()
     return 0

@@ -72,6 +72,8 @@ def from_flags(args: Any) -> dict[str, Any]:
     for flag, dest, key, minimum in (
         ("cpu-period", "cpu_period", "period", 0),
         ("cpu-quota", "cpu_quota", "quota", None),
+        ("cpu-burst", "cpu_burst", "burst", 0),
+        ("cpu-idle", "cpu_idle", "idle", None),
         ("cpu-share", "cpu_share", "shares", 0),
         ("cpu-rt-period", "cpu_rt_period", "realtimePeriod", 0),
         ("cpu-rt-runtime", "cpu_rt_runtime", "realtimeRuntime", None),
@@ -110,8 +112,6 @@ def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(args: Any) -> int:
-    from ..cgroups import CgroupError, layout, manager
-
     change: dict[str, Any] = {}
     if getattr(args, "resources", None):
         change = _read_resources(args.resources)
@@ -120,21 +120,15 @@ def main(args: Any) -> int:
     try:
         if c.status() == STOPPED:
             raise OcipyError("container not running")
-        record = c.private.get("cgroup")
-        if not isinstance(record, dict):
-            raise OcipyError("container has no cgroup to update")
-        stored = record.get("resources")
+        cgroup = c.cgroup()
+        stored = cgroup.record.get("resources")
         old: dict[str, Any] = stored if isinstance(stored, dict) else {}
         merged = merge(old, change)
         # write again every group the update touches, with its merged values (memory+swap need each other)
-        touched = {k: merged[k] for k in change if k != "devices"}
-        try:
-            manager.apply(layout.detect(), record, touched, update=True)
-        except CgroupError as exc:
-            raise OcipyError(str(exc)) from None
+        cgroup.apply({k: merged[k] for k in change if k != "devices"}, update=True)
         st = dict(c.read_state())
         priv = dict(c.private)
-        priv["cgroup"] = {**record, "resources": merged}
+        priv["cgroup"] = {**cgroup.record, "resources": merged}
         st["ocipy"] = priv
         c.write_state(st)
     finally:

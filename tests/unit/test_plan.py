@@ -16,6 +16,7 @@ import pytest
 
 from ocipy import mountopts as mo
 from ocipy import planfmt
+from ocipy.cgroups.layout import CgroupHierarchy
 from ocipy.plan import (
     CLONE_NEWCGROUP,
     CLONE_NEWIPC,
@@ -25,7 +26,6 @@ from ocipy.plan import (
     CLONE_NEWTIME,
     CLONE_NEWUSER,
     CLONE_NEWUTS,
-    CgroupHierarchy,
     CreatePlan,
     HostFacts,
     PlanError,

@@ -198,10 +198,10 @@ def test_status_paused_from_v1_and_v2_freezer_files(tmp_path: Path, sleeper: sub
     st = Store(str(tmp_path / "root"))
     c = make(st, "one", sleeper.pid, cgroup={"v1": {"freezer": str(v1)}})
     assert c.status() == "running"
-    c.set_frozen(True)  # a plain file reads back what was written
+    c.cgroup().freeze(True)  # a plain file reads back what was written
     assert c.status() == "paused"
-    assert c.cgroup_pids() == [sleeper.pid]
-    c.set_frozen(False)
+    assert c.cgroup().pids() == [sleeper.pid]
+    c.cgroup().freeze(False)
     assert c.status() == "running"
 
     v2 = tmp_path / "unified"
@@ -217,9 +217,9 @@ def test_status_paused_from_v1_and_v2_freezer_files(tmp_path: Path, sleeper: sub
 
 def test_no_cgroup_record(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
     c = make(Store(str(tmp_path)), "a", sleeper.pid)
-    assert not c.has_freezer() and c.cgroup_pids() is None
+    assert not c.cgroup().has_freezer() and c.cgroup().pids() is None
     with pytest.raises(OcipyError, match="^container has no cgroup to freeze$"):
-        c.set_frozen(True)
+        c.cgroup().freeze(True)
     c.close()
 
 
