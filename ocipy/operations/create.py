@@ -316,6 +316,7 @@ def create(args: argparse.Namespace) -> Created:
             env_extra=env_extra,
             cgroup_procs=cgroup.procs_files(),
             seccomp_cache=store.seccomp_cache,
+            log=errors.log_target(),
         )
         for pointer, message in getattr(plan, "warnings", ()):
             errors.quiet_warning(f"{pointer}: {message}")
