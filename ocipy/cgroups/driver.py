@@ -38,6 +38,7 @@ CGROUPFS = "cgroupfs"
 # driver name -> (module, class): the selection point. The systemd driver adds its row here.
 DRIVERS: dict[str, tuple[str, str]] = {
     CGROUPFS: ("ocipy.cgroups.driver", "Cgroupfs"),
+    "systemd": ("ocipy.cgroups.systemd", "Systemd"),  # --systemd-cgroup: a transient scope unit (systemd.py)
 }
 
 
@@ -175,7 +176,9 @@ class Driver:
         raise NotImplementedError
 
     @classmethod
-    def create(cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool) -> Driver:
+    def create(
+        cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool, rootless: bool = False
+    ) -> Driver:
         """Make the cgroups of a new container and apply `resources` but `pids` (CgroupError naming the field)."""
         raise NotImplementedError
 
