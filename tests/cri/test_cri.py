@@ -450,6 +450,20 @@ def test_kill_all_when_main_exits_in_shared_pid_namespace(cri: Any, rig: Any, po
     )
     cri.remove(cid)
 
+    # StopContainer of such a container: the shim signals the main process only; what it started must go too
+    cid = cri.run(pod, "stopped", ["sh", "-c", "sleep 1000 & " + LOOP], security=_sc_pid_pod())
+    cgroup = json.loads(cri.status(cid, verbose=True).info["info"])["runtimeSpec"]["linux"]["cgroupsPath"]
+    deadline = time.monotonic() + 10
+    while len(_cgroup_procs(cgroup)) < 2:
+        assert time.monotonic() < deadline, "the background sleep never started"
+        time.sleep(0.1)
+    cri.stop(cid, timeout=2)
+    assert cri.status(cid).status.state == EXITED
+    deadline = time.monotonic() + 10
+    while _cgroup_procs(cgroup):
+        assert time.monotonic() < deadline, f"StopContainer left processes: {_cgroup_procs(cgroup)}"
+        time.sleep(0.1)
+
 
 def _sc_pid_pod() -> Any:
     return pb.LinuxContainerSecurityContext(
