@@ -48,6 +48,7 @@ from ocipy.planfmt import (
     OP_NO_NEW_PRIVS,
     OP_OPEN_DEVNULL,
     OP_OPEN_FIFO,
+    OP_OPEN_ROOT,
     OP_PERSONALITY,
     OP_PIVOT_ROOT,
     OP_READONLY_PATH,
@@ -187,6 +188,7 @@ IPC_SYSCTLS = frozenset(
 UTS_SYSCTLS = frozenset({"kernel.hostname", "kernel.domainname"})
 
 DEFAULT_UMASK = 0o022
+CHROOT_ONLY = 1  # OP_CHROOT a0: chroot without moving the rootfs onto / (no mount namespace of the container's own)
 U64 = 1 << 64
 
 
@@ -531,9 +533,6 @@ class _Compiler:
                 self.ns.joined[kind] = (i, path)
             else:
                 self.ns.new[kind] = i
-        if not self.ns.has("mount"):
-            # without one every mount below would land in the caller's mount namespace
-            raise PlanError("/linux/namespaces", "a mount namespace (new or joined) is required")
 
     def check_config(self) -> None:
         linux, user = self.linux, _get(self.process, "user")
@@ -640,7 +639,13 @@ class _Compiler:
                 first = mo.MS_PRIVATE | mo.MS_REC
             field = "/linux/rootfsPropagation" if prop_name else ""
             self.op(OP_MOUNT_PROPAGATION, field, s=("/",), a=(first,), what="stop propagation to the host")
-        self.op(OP_BIND_ROOT, "/root/path", s=(self.rootfs,), what="rootfs")
+        if self.ns.has("mount") or _get(_get(self.spec, "root"), "readonly"):
+            self.op(OP_BIND_ROOT, "/root/path", s=(self.rootfs,), what="rootfs")
+        else:
+            # No mount namespace (the spec allows inheriting every one; runc runs it): whatever is mounted lands in
+            # the caller's mount namespace and stays there, so nothing the config did not ask for is mounted, not
+            # even the rootfs on itself (a read-only root needs that bind, above). The root switch is a chroot.
+            self.op(OP_OPEN_ROOT, "/root/path", s=(self.rootfs,), what="rootfs (no mount namespace: not bound)")
         self.op(OP_OPEN_DEVNULL, "", what="host /dev/null for masking")
         for i, m in enumerate(_get(self.spec, "mounts") or ()):
             self.mount(i, m)
@@ -649,7 +654,10 @@ class _Compiler:
         wanted = [n for n in ("prestart", "create_runtime", "create_container") if _get(hooks, n)]
         if wanted:
             self.op(OP_SYNC_HOOKS, "/hooks", what="run " + ", ".join(wanted) + " hooks")
-        if self.no_pivot:
+        if not self.ns.has("mount"):
+            # pivot_root or moving the rootfs onto / would change the caller's own root
+            self.op(OP_CHROOT, "/root/path", a=(CHROOT_ONLY,), what="chroot into the rootfs (no mount namespace)")
+        elif self.no_pivot:
             self.op(OP_CHROOT, "/root/path", what="move the rootfs to / and chroot")
         else:
             self.op(OP_PIVOT_ROOT, "/root/path", what="pivot_root into the rootfs")

@@ -96,7 +96,8 @@ enum plan_code {
 	                           for reading needs no writer) and keep the fd for OP_WAIT_START. While this process
 	                           holds it, `start` can open the fifo for writing; once it is gone `start` gets ENXIO. */
 	OP_PIVOT_ROOT = 20,     /* pivot_root into the root fd, detach the old root, chdir("/"). */
-	OP_CHROOT = 21,         /* --no-pivot: MS_MOVE the root onto "/", chroot("."), chdir("/"). */
+	OP_CHROOT = 21,         /* --no-pivot: MS_MOVE the root onto "/", chroot("."), chdir("/"). a0 = 1: no MS_MOVE
+	                           (a container without a mount namespace of its own: only chroot). */
 
 	/* --- after the root switch: paths are container paths, resolved beneath "/" --- */
 	OP_MASK_PATH = 30,      /* s1 = path: a directory gets a read-only empty tmpfs, anything else the verified

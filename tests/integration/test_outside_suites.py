@@ -4,6 +4,7 @@ meets it (issue 11). Every test here failed before its fix."""
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import ocipy_it_helpers as h  # loaded by conftest.py
@@ -95,3 +96,36 @@ def test_late_failure_leaves_the_container_stopped_not_hanging(rt, bundle):
     rt.start(cid).ok()
     assert rt.wait_status(cid, "stopped", timeout=5), time.monotonic() - t0
     rt.delete(cid).ok()
+
+
+# -- a container with no namespace of its own --------------------------------------------------------------------
+
+
+def test_container_without_a_mount_namespace_runs_in_the_callers(rt, bundle, tmp_path):
+    """config-linux.md: a namespace type that is absent is inherited from the runtime; runc runs a config with no
+    namespaces at all (runtime-tools linux_ns_itype). Nothing is left mounted on the host."""
+    before = h.host_mounts()
+    bundle.config["mounts"] = []
+    bundle.linux["namespaces"] = []
+    bundle.linux["maskedPaths"] = []
+    bundle.linux["readonlyPaths"] = []
+    bundle.config.pop("hostname", None)
+    bundle.sh("ls /")
+    out = rt.run(bundle).ok().out.split()
+    assert "bin" in out and "etc" in out, out  # the busybox rootfs is its root (a chroot)
+    assert h.host_mounts() == before
+
+
+def test_container_without_a_mount_namespace_shares_the_callers(rt, bundle, tmp_path):
+    bundle.config["mounts"] = []
+    bundle.linux["namespaces"] = []
+    bundle.linux["maskedPaths"] = []
+    bundle.linux["readonlyPaths"] = []
+    bundle.config.pop("hostname", None)
+    bundle.args("sleep", "30")
+    cid, _ = rt.create_ok(bundle)
+    pid = rt.pid(cid)
+    for ns in ("mnt", "pid", "net", "uts", "ipc"):
+        assert os.readlink(f"/proc/{pid}/ns/{ns}") == os.readlink(f"/proc/self/ns/{ns}"), ns
+    assert os.readlink(f"/proc/{pid}/root") == str(bundle.rootfs)
+    rt.delete(cid, "--force").ok()
