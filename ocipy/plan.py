@@ -39,6 +39,7 @@ from ocipy.planfmt import (
     OP_FIND_EXEC,
     OP_IOPRIO,
     OP_JOIN_CGROUP,
+    OP_LOOPBACK_UP,
     OP_MASK_PATH,
     OP_MKDIR,
     OP_MKNOD,
@@ -611,6 +612,9 @@ class _Compiler:
     # -- stage 1: the container init, before the root switch
 
     def stage1_rootfs(self) -> None:
+        if "network" in self.ns.new:
+            # a new network namespace has only lo, and it is down: bring it up as runc does
+            self.op(OP_LOOPBACK_UP, pointer("linux", "namespaces", self.ns.new["network"]), what="loopback up")
         oom = _get(self.process, "oom_score_adj")
         if oom is not None:
             # Early, through the caller's /proc: the container may mount no /proc of its own.
@@ -965,7 +969,7 @@ class _Compiler:
             self.op(OP_SETDOMAINNAME, "/domainname", s=(self.spec.domainname,), what="domainname")
         for key, value in sorted(_items(_get(linux, "sysctl"))):
             ptr = pointer("linux", "sysctl", key)
-            self.check_sysctl(ptr, key)
+            self.check_sysctl(ptr, key, value)
             self.op(OP_SYSCTL, ptr, s=(key, str(value)), what=f"sysctl {key}")
         # read-only paths before masks, as runc: a read-only bind of a parent must not cover a mask made before
         for i, path in enumerate(_get(linux, "readonly_paths") or ()):
@@ -991,7 +995,7 @@ class _Compiler:
             raise PlanError(ptr, f"{path!r} must be an absolute path")
         self.op(code, ptr, s=(None, _clean(path)), what=f"{what} {path}")
 
-    def check_sysctl(self, ptr: str, key: str) -> None:
+    def check_sysctl(self, ptr: str, key: str, value: Any = None) -> None:
         """Only sysctls of a namespace the container owns (runc's rule): never write the host's."""
         name = key.replace("/", ".")
         if name in IPC_SYSCTLS or name.startswith("fs.mqueue."):
@@ -1000,8 +1004,12 @@ class _Compiler:
         elif name in UTS_SYSCTLS:
             if not self.ns.has("uts"):
                 raise PlanError(ptr, "needs a uts namespace")
-            if _get(self.spec, name.split(".")[1]):
-                raise PlanError(ptr, f"conflicts with /{name.split('.')[1]}")
+            if name == "kernel.hostname":
+                # as runc and crun: the dedicated field says it, and the two could disagree
+                raise PlanError(ptr, "not allowed: it conflicts with the /hostname field (set /hostname instead)")
+            domainname = _get(self.spec, "domainname")
+            if domainname and str(value) != domainname:
+                raise PlanError(ptr, f"value {value!r} conflicts with /domainname {domainname!r}")
         elif name.startswith("net."):
             if "network" in self.ns.new:
                 return

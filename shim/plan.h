@@ -166,6 +166,7 @@ enum plan_code {
 	                           s1 = strv of a2 texts "FIELD (WHAT)" for the ops a1, a1+1, ... The init then writes
 	                           one line "ocipy: exec failed: FIELD (WHAT): DETAIL: REASON" on its stderr (the
 	                           container's, where the caller reads it) and one error line in the log. */
+	OP_LOOPBACK_UP = 66,    /* bring "lo" up (SIOCSIFFLAGS IFF_UP) in the network namespace the init is in */
 };
 
 /* OP_MOUNT a4 bits */
