@@ -39,6 +39,7 @@ from ocipy.planfmt import (
     OP_FIND_EXEC,
     OP_IOPRIO,
     OP_JOIN_CGROUP,
+    OP_LOOPBACK_UP,
     OP_MASK_PATH,
     OP_MKDIR,
     OP_MKNOD,
@@ -48,6 +49,7 @@ from ocipy.planfmt import (
     OP_NO_NEW_PRIVS,
     OP_OPEN_DEVNULL,
     OP_OPEN_FIFO,
+    OP_OPEN_ROOT,
     OP_PERSONALITY,
     OP_PIVOT_ROOT,
     OP_READONLY_PATH,
@@ -187,6 +189,7 @@ IPC_SYSCTLS = frozenset(
 UTS_SYSCTLS = frozenset({"kernel.hostname", "kernel.domainname"})
 
 DEFAULT_UMASK = 0o022
+CHROOT_ONLY = 1  # OP_CHROOT a0: chroot without moving the rootfs onto / (no mount namespace of the container's own)
 U64 = 1 << 64
 
 
@@ -531,9 +534,6 @@ class _Compiler:
                 self.ns.joined[kind] = (i, path)
             else:
                 self.ns.new[kind] = i
-        if not self.ns.has("mount"):
-            # without one every mount below would land in the caller's mount namespace
-            raise PlanError("/linux/namespaces", "a mount namespace (new or joined) is required")
 
     def check_config(self) -> None:
         linux, user = self.linux, _get(self.process, "user")
@@ -612,6 +612,9 @@ class _Compiler:
     # -- stage 1: the container init, before the root switch
 
     def stage1_rootfs(self) -> None:
+        if "network" in self.ns.new:
+            # a new network namespace has only lo, and it is down: bring it up as runc does
+            self.op(OP_LOOPBACK_UP, pointer("linux", "namespaces", self.ns.new["network"]), what="loopback up")
         oom = _get(self.process, "oom_score_adj")
         if oom is not None:
             # Early, through the caller's /proc: the container may mount no /proc of its own.
@@ -640,7 +643,13 @@ class _Compiler:
                 first = mo.MS_PRIVATE | mo.MS_REC
             field = "/linux/rootfsPropagation" if prop_name else ""
             self.op(OP_MOUNT_PROPAGATION, field, s=("/",), a=(first,), what="stop propagation to the host")
-        self.op(OP_BIND_ROOT, "/root/path", s=(self.rootfs,), what="rootfs")
+        if self.ns.has("mount") or _get(_get(self.spec, "root"), "readonly"):
+            self.op(OP_BIND_ROOT, "/root/path", s=(self.rootfs,), what="rootfs")
+        else:
+            # No mount namespace (the spec allows inheriting every one; runc runs it): whatever is mounted lands in
+            # the caller's mount namespace and stays there, so nothing the config did not ask for is mounted, not
+            # even the rootfs on itself (a read-only root needs that bind, above). The root switch is a chroot.
+            self.op(OP_OPEN_ROOT, "/root/path", s=(self.rootfs,), what="rootfs (no mount namespace: not bound)")
         self.op(OP_OPEN_DEVNULL, "", what="host /dev/null for masking")
         for i, m in enumerate(_get(self.spec, "mounts") or ()):
             self.mount(i, m)
@@ -649,7 +658,10 @@ class _Compiler:
         wanted = [n for n in ("prestart", "create_runtime", "create_container") if _get(hooks, n)]
         if wanted:
             self.op(OP_SYNC_HOOKS, "/hooks", what="run " + ", ".join(wanted) + " hooks")
-        if self.no_pivot:
+        if not self.ns.has("mount"):
+            # pivot_root or moving the rootfs onto / would change the caller's own root
+            self.op(OP_CHROOT, "/root/path", a=(CHROOT_ONLY,), what="chroot into the rootfs (no mount namespace)")
+        elif self.no_pivot:
             self.op(OP_CHROOT, "/root/path", what="move the rootfs to / and chroot")
         else:
             self.op(OP_PIVOT_ROOT, "/root/path", what="pivot_root into the rootfs")
@@ -957,7 +969,7 @@ class _Compiler:
             self.op(OP_SETDOMAINNAME, "/domainname", s=(self.spec.domainname,), what="domainname")
         for key, value in sorted(_items(_get(linux, "sysctl"))):
             ptr = pointer("linux", "sysctl", key)
-            self.check_sysctl(ptr, key)
+            self.check_sysctl(ptr, key, value)
             self.op(OP_SYSCTL, ptr, s=(key, str(value)), what=f"sysctl {key}")
         # read-only paths before masks, as runc: a read-only bind of a parent must not cover a mask made before
         for i, path in enumerate(_get(linux, "readonly_paths") or ()):
@@ -983,7 +995,7 @@ class _Compiler:
             raise PlanError(ptr, f"{path!r} must be an absolute path")
         self.op(code, ptr, s=(None, _clean(path)), what=f"{what} {path}")
 
-    def check_sysctl(self, ptr: str, key: str) -> None:
+    def check_sysctl(self, ptr: str, key: str, value: Any = None) -> None:
         """Only sysctls of a namespace the container owns (runc's rule): never write the host's."""
         name = key.replace("/", ".")
         if name in IPC_SYSCTLS or name.startswith("fs.mqueue."):
@@ -992,8 +1004,12 @@ class _Compiler:
         elif name in UTS_SYSCTLS:
             if not self.ns.has("uts"):
                 raise PlanError(ptr, "needs a uts namespace")
-            if _get(self.spec, name.split(".")[1]):
-                raise PlanError(ptr, f"conflicts with /{name.split('.')[1]}")
+            if name == "kernel.hostname":
+                # as runc and crun: the dedicated field says it, and the two could disagree
+                raise PlanError(ptr, "not allowed: it conflicts with the /hostname field (set /hostname instead)")
+            domainname = _get(self.spec, "domainname")
+            if domainname and str(value) != domainname:
+                raise PlanError(ptr, f"value {value!r} conflicts with /domainname {domainname!r}")
         elif name.startswith("net."):
             if "network" in self.ns.new:
                 return

@@ -96,7 +96,8 @@ enum plan_code {
 	                           for reading needs no writer) and keep the fd for OP_WAIT_START. While this process
 	                           holds it, `start` can open the fifo for writing; once it is gone `start` gets ENXIO. */
 	OP_PIVOT_ROOT = 20,     /* pivot_root into the root fd, detach the old root, chdir("/"). */
-	OP_CHROOT = 21,         /* --no-pivot: MS_MOVE the root onto "/", chroot("."), chdir("/"). */
+	OP_CHROOT = 21,         /* --no-pivot: MS_MOVE the root onto "/", chroot("."), chdir("/"). a0 = 1: no MS_MOVE
+	                           (a container without a mount namespace of its own: only chroot). */
 
 	/* --- after the root switch: paths are container paths, resolved beneath "/" --- */
 	OP_MASK_PATH = 30,      /* s1 = path: a directory gets a read-only empty tmpfs, anything else the verified
@@ -165,6 +166,7 @@ enum plan_code {
 	                           s1 = strv of a2 texts "FIELD (WHAT)" for the ops a1, a1+1, ... The init then writes
 	                           one line "ocipy: exec failed: FIELD (WHAT): DETAIL: REASON" on its stderr (the
 	                           container's, where the caller reads it) and one error line in the log. */
+	OP_LOOPBACK_UP = 66,    /* bring "lo" up (SIOCSIFFLAGS IFF_UP) in the network namespace the init is in */
 };
 
 /* OP_MOUNT a4 bits */

@@ -493,9 +493,7 @@ class Systemd(Cgroupfs):
     _holder: Placeholder | None = None
 
     @classmethod
-    def create(
-        cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool, rootless: bool = False
-    ) -> Driver:
+    def create(cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool) -> Driver:
         from . import layout
 
         now = {k: v for k, v in resources.items() if k != "pids"}  # pids once the init is set up (apply_deferred)

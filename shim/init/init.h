@@ -126,6 +126,9 @@ int op_setdomainname(struct ctx *c, const struct plan_op *op);
 int op_report(struct ctx *c, const struct plan_op *op);
 void late_report(struct ctx *c, int index, int err);
 
+/* net.c */
+int op_loopback_up(struct ctx *c, const struct plan_op *op);
+
 /* console.c */
 int op_console(struct ctx *c, const struct plan_op *op);
 

@@ -4,6 +4,7 @@ meets it (issue 11). Every test here failed before its fix."""
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import ocipy_it_helpers as h  # loaded by conftest.py
@@ -95,3 +96,117 @@ def test_late_failure_leaves_the_container_stopped_not_hanging(rt, bundle):
     rt.start(cid).ok()
     assert rt.wait_status(cid, "stopped", timeout=5), time.monotonic() - t0
     rt.delete(cid).ok()
+
+
+# -- a container with no namespace of its own --------------------------------------------------------------------
+
+
+def test_container_without_a_mount_namespace_runs_in_the_callers(rt, bundle, tmp_path):
+    """config-linux.md: a namespace type that is absent is inherited from the runtime; runc runs a config with no
+    namespaces at all (runtime-tools linux_ns_itype). Nothing is left mounted on the host."""
+    before = h.host_mounts()
+    bundle.config["mounts"] = []
+    bundle.linux["namespaces"] = []
+    bundle.linux["maskedPaths"] = []
+    bundle.linux["readonlyPaths"] = []
+    bundle.config.pop("hostname", None)
+    bundle.sh("ls /")
+    out = rt.run(bundle).ok().out.split()
+    assert "bin" in out and "etc" in out, out  # the busybox rootfs is its root (a chroot)
+    assert h.host_mounts() == before
+
+
+def test_container_without_a_mount_namespace_shares_the_callers(rt, bundle, tmp_path):
+    bundle.config["mounts"] = []
+    bundle.linux["namespaces"] = []
+    bundle.linux["maskedPaths"] = []
+    bundle.linux["readonlyPaths"] = []
+    bundle.config.pop("hostname", None)
+    bundle.args("sleep", "30")
+    cid, _ = rt.create_ok(bundle)
+    pid = rt.pid(cid)
+    for ns in ("mnt", "pid", "net", "uts", "ipc"):
+        assert os.readlink(f"/proc/{pid}/ns/{ns}") == os.readlink(f"/proc/self/ns/{ns}"), ns
+    assert os.readlink(f"/proc/{pid}/root") == str(bundle.rootfs)
+    rt.delete(cid, "--force").ok()
+
+
+# -- the loopback device of a new network namespace ------------------------------------------------------------------
+
+
+def test_loopback_is_up_in_a_new_network_namespace(rt, bundle):
+    out = rt.probe(bundle, "cat /sys/class/net/lo/flags")
+    assert int(out.strip(), 16) & 0x1, f"lo is down: flags {out.strip()}"  # IFF_UP
+
+
+def test_loopback_is_up_for_exec_too(rt, bundle):
+    bundle.args("sleep", "30")
+    cid, _ = rt.create_ok(bundle)
+    rt.start(cid).ok()
+    out = rt.call("exec", cid, "cat", "/sys/class/net/lo/flags").ok().out
+    assert int(out.strip(), 16) & 0x1, out
+
+
+# -- hooks --------------------------------------------------------------------------------------------------------
+
+
+def test_failing_poststart_hook_destroys_the_container(rt, bundle, tmp_path):
+    """runtime.md lifecycle step 9: stop the container and continue at step 12 (destroy), then 13 (poststop)."""
+    marker = tmp_path / "poststop-ran"
+    bundle.config["hooks"] = {
+        "poststart": [{"path": "/bin/false"}],
+        "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", f"touch {marker}"]}],
+    }
+    bundle.args("sleep", "30")
+    cid, _ = rt.create_ok(bundle)
+    pid = rt.pid(cid)
+    assert h.cgroup_dirs_named(cid), "create made no cgroup: the test would prove nothing"
+    rt.start(cid).fails("poststart")
+    assert h.wait_until(lambda: not h.pid_alive(pid), 5), "the container must be stopped"
+    rt.call("state", cid).fails("does not exist")
+    assert rt.state_dirs() == []
+    assert marker.exists(), "the poststop hooks must run"
+    assert h.cgroup_dirs_named(cid) == []
+
+
+def test_hooks_without_env_get_the_runtime_environment(rt, bundle, tmp_path):
+    """runc runs a hook that has no `env` with its own environment (config.md leaves it open; callers rely on it:
+    nvidia-container-toolkit and Podman's hooks read PATH)."""
+    out = tmp_path / "hook-env"
+    bundle.config["hooks"] = {
+        "prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"env > {out}"]}],
+        "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", f"env > {out}.poststop"], "env": ["ONLY=this"]}],
+    }
+    bundle.args("true")
+    rt.run(bundle, env={"IT_RUNTIME_ENV": "from-the-caller"}).ok()
+    seen = out.read_text().splitlines()
+    assert "IT_RUNTIME_ENV=from-the-caller" in seen, seen
+    assert any(ln.startswith("PATH=") for ln in seen), seen
+    # a hook with `env` gets exactly that
+    exact = (tmp_path / "hook-env.poststop").read_text().split()
+    assert "ONLY=this" in exact and not [e for e in exact if e.startswith("IT_RUNTIME_ENV")], exact
+
+
+# -- sysctl policy ------------------------------------------------------------------------------------------------
+
+
+def test_sysctl_kernel_hostname_is_refused_naming_the_field(rt, bundle):
+    bundle.linux["sysctl"] = {"kernel.hostname": "other"}
+    bundle.args("true")
+    _cid, res = rt.create(bundle)
+    res.fails("/linux/sysctl/kernel.hostname", "/hostname")
+    assert rt.state_dirs() == []
+
+
+def test_sysctl_kernel_domainname_equal_to_domainname_is_accepted(rt, bundle):
+    bundle.config["domainname"] = "example.test"
+    bundle.linux["sysctl"] = {"kernel.domainname": "example.test"}
+    assert rt.probe(bundle, "cat /proc/sys/kernel/domainname") == "example.test\n"
+
+
+def test_sysctl_kernel_domainname_conflicting_names_both_fields(rt, bundle):
+    bundle.config["domainname"] = "example.test"
+    bundle.linux["sysctl"] = {"kernel.domainname": "other.test"}
+    bundle.args("true")
+    _cid, res = rt.create(bundle)
+    res.fails("/linux/sysctl/kernel.domainname", "/domainname")

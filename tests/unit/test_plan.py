@@ -654,6 +654,18 @@ def test_hooks_sync_only_for_create_time_hooks() -> None:
         assert fields(plan, planfmt.OP_SYNC_HOOKS) == ["/hooks"]
 
 
+def test_no_mount_namespace_is_a_chroot_without_binding_the_rootfs() -> None:
+    """config-linux.md lets a container inherit every namespace (runc runs it): nothing is moved onto the caller's
+    "/" and the rootfs is not even bound on itself (it would stay mounted in the caller's namespace)."""
+    plan = compile_cfg(minimal(linux={"namespaces": []}))
+    names = codes(plan)
+    assert "OP_PIVOT_ROOT" not in names and "OP_BIND_ROOT" not in names and "OP_MOUNT_PROPAGATION" not in names
+    assert names.index("OP_OPEN_ROOT") < names.index("OP_CHROOT")
+    assert plan.ops[names.index("OP_CHROOT")][3][0] == 1  # chroot only, no MS_MOVE
+    ro = compile_cfg(minimal(linux={"namespaces": []}, root={"path": "rootfs", "readonly": True}))
+    assert "OP_BIND_ROOT" in codes(ro) and "OP_REMOUNT_ROOT_RO" in codes(ro)
+
+
 def test_cgroup_procs_are_joined_first() -> None:
     plan = GOLDENS["cgroup_join"]()
     assert codes(plan)[:3] == ["OP_REPORT", "OP_OPEN_FIFO", "OP_JOIN_CGROUP"]
@@ -692,7 +704,6 @@ ERRORS: list[tuple[str, Any, str]] = [
         minimal(linux={"namespaces": [{"type": "mount"}, {"type": "mount", "path": "/proc/1/ns/mnt"}]}),
         "/linux/namespaces/1: duplicate mount namespace",
     ),
-    ("no mount namespace", minimal(linux={"namespaces": [{"type": "pid"}]}), "/linux/namespaces: a mount namespace"),
     (
         "mappings without user namespace",
         minimal(linux={"uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
