@@ -234,6 +234,11 @@ def _exec(args: argparse.Namespace) -> int:
         )
         for pointer, message in plan.warnings:
             errors.quiet_warning(f"{pointer}: {message}")
+        if errors.debug_enabled():
+            from ocipy.operations.create import _debug_plan
+
+            errors.debug(f"exec in {args.container_id} (init pid {c.pid})")
+            _debug_plan(plan)
         launch = Launch(plan, extra=fdmap)
         undo.callback(launch.abort)
         if not detach:
@@ -248,6 +253,10 @@ def _exec(args: argparse.Namespace) -> int:
         if console is not None:
             console.close()
         for msg in launch.messages():
+            if errors.debug_enabled():
+                from ocipy.operations.create import planfmt_message
+
+                errors.debug(f"init: {planfmt_message(msg)}")
             if msg.type == planfmt.MSG_ERROR:
                 raise OcipyError(launch.describe_error(msg))
             if msg.type == planfmt.MSG_SYNC and msg.fds:  # OP_SECCOMP with a listener

@@ -45,6 +45,34 @@ def _check_created(status: str) -> None:
         raise OcipyError(_RUNNING_MSG)
 
 
+def _destroy(c: Container) -> None:
+    """Stop and destroy a container whose poststart hook failed: kill its processes, remove its cgroups, run the
+    poststop hooks (a failure there is a warning), remove its state. The container then no longer exists."""
+    import time
+
+    from .. import procfs
+
+    signal_init(c, SIGKILL)
+    cgroup = c.cgroup()
+    cgroup.kill(SIGKILL)
+    if cgroup.is_frozen():
+        cgroup.freeze(False)
+    procfs.wait_gone(c.pid, c.starttime, 10.0)
+    for _ in range(1000):  # the cgroup empties a moment after the init is gone
+        if not cgroup.pids():
+            break
+        time.sleep(0.002)
+    try:
+        cgroup.remove()
+    except OcipyError as exc:
+        errors.warning(f"poststart failed: removing the cgroups: {exc}")
+    try:
+        run_recorded_hooks(c, "poststop")
+    except Exception as exc:  # noqa: BLE001 -- runtime.md: a failing poststop hook is a warning
+        errors.warning(f"poststop hooks: {exc}")
+    c.remove()
+
+
 def main(args: Any) -> int:
     c = Store.from_args(args).open_locked(args.container_id)
     try:
@@ -63,6 +91,7 @@ def main(args: Any) -> int:
             if exc.errno == errno.ENOENT:  # someone else started it meanwhile
                 _check_created(c.status())
             raise OcipyError(f"open {c.fifo_path}: {exc.strerror}") from None
+        errors.debug(f"start {c.id}: writing the exec fifo {c.fifo_path}: the init execs the process")
         try:
             px.write(fd, b"0")
         except OSError as exc:
@@ -75,11 +104,13 @@ def main(args: Any) -> int:
             px.unlink(c.fifo_path)
         except FileNotFoundError:
             pass
+        errors.debug(f"started {c.id} (pid {c.pid})")
         try:
             run_recorded_hooks(c, "poststart")
         except OcipyError:
-            # runtime.md lifecycle step 9: a failing poststart hook is an error and stops the container
-            signal_init(c, SIGKILL)
+            # runtime.md lifecycle step 9: a failing poststart hook is an error; the container is stopped and the
+            # lifecycle continues at step 12: destroyed (what create made goes), then the poststop hooks (13)
+            _destroy(c)
             raise
     finally:
         c.close()

@@ -307,12 +307,12 @@ err:
 
 int op_chroot(struct ctx *c, const struct plan_op *op)
 {
-	(void)op;
 	if (c->root_fd < 0)
 		return fail(c, EBADF, "no root opened");
 	if (fchdir(c->root_fd) < 0)
 		return fail(c, errno, "fchdir root");
-	if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+	/* a0 = 1: no mount namespace of the container's own, so no move onto the caller's "/" */
+	if (op->a[0] != 1 && mount(".", "/", NULL, MS_MOVE, NULL) < 0)
 		return fail(c, errno, "move root");
 	if (chroot(".") < 0)
 		return fail(c, errno, "chroot");
