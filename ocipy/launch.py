@@ -11,10 +11,10 @@ import os
 import select
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from ocipy import _shim, planfmt
+from ocipy import _shim, errors, planfmt
 from ocipy.errors import OcipyError
 
 
@@ -26,6 +26,41 @@ class Message:
     pid: int
     detail: str
     fds: list[int] = field(default_factory=list)  # passed with the message (SCM_RIGHTS); the receiver owns them
+
+
+def debug_plan(plan: planfmt.Plan) -> None:
+    """--debug: the plan the init executes, op by op, each with the config field it comes from."""
+    lines = plan.describe()
+    errors.debug(f"plan: {len(lines)} ops for ocipy-init")
+    for i, line in enumerate(lines):
+        errors.debug(f"plan op {i}: {line}")
+
+
+_MSG_WORDS = {
+    planfmt.MSG_ERROR: "error",
+    planfmt.MSG_USERMAP: "user namespace made: id maps wanted",
+    planfmt.MSG_PID: "container process exists",
+    planfmt.MSG_HOOKS: "namespaces and mounts set up: create hooks may run",
+    planfmt.MSG_CREATED: "set up: waiting on the exec fifo for start",
+    planfmt.MSG_SYNC: "sync",
+}
+
+
+def describe_message(msg: Message) -> str:
+    """One message of the init, in words (for --debug)."""
+    words = _MSG_WORDS.get(msg.type, f"message {msg.type}")
+    parts = [words, f"after op {msg.op}" if msg.op >= 0 else "", f"pid {msg.pid}" if msg.pid > 0 else ""]
+    if msg.fds:
+        parts.append(f"{len(msg.fds)} fd(s)")
+    if msg.detail:
+        parts.append(msg.detail)
+    return ", ".join(p for p in parts if p)
+
+
+# the messages after which the init waits for MSG_ACK (shim/plan.h)
+_AWAITS_ACK = frozenset({planfmt.MSG_USERMAP, planfmt.MSG_HOOKS, planfmt.MSG_SYNC})
+# a handler of one message: the fds to send back with its MSG_ACK (or None)
+Handler = Callable[[Message], "list[int] | None"]
 
 
 @dataclass
@@ -96,6 +131,34 @@ class Launch:
             socket.send_fds(self._sock, [data], fds)
         else:
             self._sock.send(data)
+
+    def drive(self, handlers: Mapping[int, Handler] | None = None, until: int = -1) -> bool:
+        """The one loop over the init's messages (create, exec, hooks). MSG_ERROR is raised as the one line
+        `describe_error` makes; any other message goes to its handler, if any; a message the init waits on (USERMAP,
+        HOOKS, SYNC) is answered with MSG_ACK after its handler, carrying the fds the handler returns (closed once
+        sent). Fds that came with a message are closed after its handler. True once `until` arrived, False at EOF."""
+        for msg in self.messages():
+            if errors.debug_enabled():
+                errors.debug(f"init: {describe_message(msg)}")
+            if msg.type == planfmt.MSG_ERROR:
+                for fd in msg.fds:
+                    os.close(fd)
+                raise OcipyError(self.describe_error(msg))
+            handler = (handlers or {}).get(msg.type)
+            try:
+                reply = handler(msg) if handler is not None else None
+            finally:
+                for fd in msg.fds:
+                    os.close(fd)
+            if msg.type in _AWAITS_ACK:
+                try:
+                    self.ack(fds=reply)
+                finally:
+                    for fd in reply or ():
+                        os.close(fd)
+            if msg.type == until:
+                return True
+        return False
 
     def describe_error(self, msg: Message) -> str:
         """One line naming the config field: `/mounts/3 (proc on /proc): mount: operation not permitted`."""

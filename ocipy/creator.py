@@ -1,0 +1,333 @@
+"""Create a container: runtime.md's lifecycle steps 1-5, from a validated bundle to an init waiting, fully set up,
+for `start`. `ocipy create` and `ocipy run` call `create`.
+
+The steps, in order (`_Create.run`): load and check the bundle; make the state directory (locked) and the exec
+fifo; connect the console and pidfd sockets and lay out the fds the init inherits; make the cgroups (the driver in
+ocipy/cgroups/driver.py); compile the plan (ocipy/plan.py); start ocipy-init and answer its messages (id maps and
+idmapped trees, the pid, the create hooks, a seccomp listener) until it is set up; record the state.
+
+Every step that changes the host registers its undo on an ExitStack, so a failed create leaves no process, state
+directory or fifo behind (mounts live in the container's own mount namespace and vanish with its processes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ocipy import errors, handoff, planfmt, procfs
+from ocipy.errors import OcipyError
+from ocipy.launch import Launch, Message, debug_plan, write_id_maps
+from ocipy.state import CREATING, STOPPED, State
+from ocipy.store import CGROUP_FILE, CONFIG_FILE, Container, Store
+
+if TYPE_CHECKING:
+    import argparse  # annotations only: importing argparse costs ~7 ms
+
+    from ocipy.cgroups.driver import Driver
+
+CREATE_HOOKS = ("prestart", "createRuntime", "createContainer")
+KEPT_HOOKS = ("startContainer", "poststart", "poststop")
+HOOK_KINDS = CREATE_HOOKS + KEPT_HOOKS
+
+
+@dataclass
+class Created:
+    container: Container
+    launch: Launch
+    state: State
+
+
+def create(args: argparse.Namespace) -> Created:
+    """The container `args.container_id` from the bundle `args.bundle`, its init waiting for `start`."""
+    return _Create(args).run()
+
+
+def _id_map_text(mappings: Any) -> str:
+    return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings or [])
+
+
+def _console(args: argparse.Namespace, terminal: bool) -> socket.socket | None:
+    path = getattr(args, "console_socket", None)
+    if terminal and not path:
+        raise OcipyError("/process/terminal: terminal is true but no --console-socket was given")
+    if path and not terminal:
+        raise OcipyError("--console-socket given but /process/terminal is not true")
+    return handoff.connect_console(path) if path else None
+
+
+def _idmapped_trees(plan: planfmt.Plan, pid: int) -> list[int]:
+    """For each idmapped bind in plan order, a detached copy of its source idmapped with the container's user
+    namespace (that of `pid`, its maps just written). The init attaches them: inside its new user namespace it no
+    longer holds the privilege over the host mounts this needs."""
+    from ocipy import _shim
+    from ocipy.mountopts import MS_REC
+
+    wanted = [(i, op) for i, op in enumerate(plan.ops) if op[0] == planfmt.OP_MOUNT and op[3][4] & planfmt.MNTF_IDMAP]
+    if not wanted:
+        return []
+    trees: list[int] = []
+    userns = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        for i, op in wanted:
+            source = plan.string_at(op[2][0])
+            try:
+                rbind, ridmap = bool(op[3][0] & MS_REC), bool(op[3][4] & planfmt.MNTF_IDMAP_REC)
+                trees.append(_shim.idmapped_tree(source, userns, rbind, ridmap))
+            except OSError as exc:
+                for fd in trees:
+                    os.close(fd)
+                raise OcipyError(
+                    f"{plan.field_of(i)} (idmapped {source}): {(exc.strerror or str(exc)).lower()}"
+                ) from None
+    finally:
+        os.close(userns)
+    return trees
+
+
+def _check_intel_rdt(spec: Any) -> None:
+    """config-linux.md: intelRdt without a mounted resctrl filesystem MUST be an error; with one, ocipy cannot
+    place the process yet, which must not pass silently either."""
+    if spec.linux is None or getattr(spec.linux, "intel_rdt", None) is None:
+        return
+    with open("/proc/self/mountinfo") as f:
+        mounted = any(" - resctrl " in line for line in f)
+    if not mounted:
+        raise OcipyError("/linux/intelRdt: no resctrl filesystem is mounted on this host")
+    raise OcipyError("/linux/intelRdt: resctrl placement is not supported by ocipy yet")
+
+
+def _check_memory_policy(spec: Any) -> None:
+    """linux.memoryPolicy (set_mempolicy) is not applied by the init: refused rather than ignored, and `features`
+    reports no mode and no flag."""
+    if spec.linux is not None and getattr(spec.linux, "memory_policy", None) is not None:
+        raise OcipyError("/linux/memoryPolicy: memory policies are not supported by ocipy yet")
+
+
+def _run_poststop(hooks: list[dict[str, Any]], state: State) -> None:
+    if hooks:
+        from ocipy import hooks as hooks_mod
+
+        hooks_mod.run_hooks("poststop", hooks, state.oci(STOPPED))
+
+
+def _section(document: dict[str, Any], *keys: str) -> Any:
+    """document[k1][k2]... as config.json has it (validated), or None."""
+    node: Any = document
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _rootless(args: argparse.Namespace) -> bool:
+    """runc's --rootless (auto: not root, or root of a partial user namespace); see ocipy/rootless.py."""
+    from ocipy import rootless
+
+    return rootless.detect(getattr(args, "rootless", "auto"))
+
+
+class _Create:
+    """One create: the parsed bundle, and what each step made (the undo stack holds how to take it back)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.cid: str = args.container_id
+        self.store = Store.from_args(args)
+        self.store.check_id(self.cid)
+        self.bundle_dir = os.path.abspath(args.bundle or ".")
+        self.undo = contextlib.ExitStack()
+        self.poststop_on_failure: list[dict[str, Any]] = []
+        self.console: socket.socket | None = None
+        self.pidfd_sock: socket.socket | None = None
+        self.fdmap: list[tuple[int, int]] = []
+
+    def run(self) -> Created:
+        self.load()
+        with self.undo:
+            self.undo.callback(_run_poststop, self.poststop_on_failure, self.state)  # registered first: runs last
+            lock = self.make_dir()
+            self.connect_fds()
+            cgroup = self.make_cgroups()
+            launch = self.start_init(cgroup)
+            self.finish(launch, cgroup)
+            self.undo.pop_all()
+            lock.__exit__(None, None, None)
+            errors.debug(f"created {self.cid} with init pid {launch.pid}")
+            return Created(self.container, launch, self.state)
+        raise AssertionError("unreachable")
+
+    def load(self) -> None:
+        """Step 1: the bundle, validated; what ocipy refuses rather than ignores."""
+        from ocipy import bundle as bundle_mod
+
+        errors.debug(f"create {self.cid}: bundle {self.bundle_dir}, state root {self.store.root}")
+        self.spec, self.rootfs, self.document = bundle_mod.load_bundle(self.bundle_dir)
+        errors.debug(f"config.json valid (ociVersion {self.spec.oci_version}), rootfs {self.rootfs}")
+        if self.spec.process is None:
+            raise OcipyError("/process: create needs a process")
+        self.terminal = bool(self.spec.process.terminal)
+        _check_intel_rdt(self.spec)
+        _check_memory_policy(self.spec)
+        self.state = State(
+            self.cid,
+            oci_version=self.spec.oci_version,
+            bundle=self.bundle_dir,
+            rootfs=self.rootfs,
+            created=errors.rfc3339_nano(),
+            annotations=dict(self.spec.annotations) if self.spec.annotations else None,
+        )
+        hooks = _section(self.document, "hooks") or {}
+        self.hook_lists = {kind: list(hooks.get(kind) or []) for kind in HOOK_KINDS}
+
+    def make_dir(self) -> contextlib.AbstractContextManager[None]:
+        """The state directory, locked until create returns, and the exec fifo (present = `created`)."""
+        self.container = self.store.create_dir(self.cid)
+        self.undo.callback(self.container.remove)
+        lock = self.container.lock()
+        self.undo.enter_context(lock)
+        os.mkfifo(self.container.fifo_path, 0o600)
+        errors.debug(f"state dir {self.store.root}/{self.cid} made and locked, exec fifo {self.container.fifo_path}")
+        return lock  # type: ignore[return-value]
+
+    def connect_fds(self) -> None:
+        """The console and pidfd sockets, and the fd map of the init: stdio, LISTEN_FDS, preserved fds, console."""
+        from ocipy import pidfdsock
+
+        args = self.args
+        self.console = _console(args, self.terminal)
+        if self.console is not None:
+            self.undo.callback(self.console.close)
+            errors.debug(f"console socket {args.console_socket} connected: the pty master goes there")
+        self.pidfd_sock = pidfdsock.connect(getattr(args, "pidfd_socket", None))
+        if self.pidfd_sock is not None:
+            self.undo.callback(self.pidfd_sock.close)
+            errors.debug(f"pidfd socket {args.pidfd_socket} connected")
+        listen = handoff.listen_fds()
+        self.extra_fds = listen + max(0, int(getattr(args, "preserve_fds", 0) or 0))
+        self.env_extra = [f"LISTEN_FDS={listen}", "LISTEN_PID=1"] if listen else []
+        self.fdmap = [(0, 0), (1, 1), (2, 2)] + [(fd, fd) for fd in range(3, 3 + self.extra_fds)]
+        self.console_child = 3 + self.extra_fds if self.console is not None else None
+        if self.console is not None and self.console_child is not None:
+            self.fdmap.append((self.console.fileno(), self.console_child))
+        handoff.check_fds(self.fdmap)
+
+    def make_cgroups(self) -> Driver:
+        """Made before the init exists, which joins them first (ocipy/cgroups/driver.py, docs/cgroups.md)."""
+        from ocipy import fastjson
+        from ocipy.cgroups.driver import NO_CGROUP, create_cgroups
+
+        linux = self.spec.linux
+        cgroup = create_cgroups(
+            self.cid,
+            linux.cgroups_path if linux else None,
+            dict(_section(self.document, "linux", "resources") or {}),
+            systemd=bool(getattr(self.args, "systemd_cgroup", False)),
+            rootless=_rootless(self.args),
+        )
+        errors.debug(f"cgroups: {'none' if cgroup is NO_CGROUP else ' '.join(cgroup.dirs())}")
+        if cgroup is not NO_CGROUP:
+            self.undo.callback(cgroup.remove)
+            # if this process is killed before state.json exists, `delete` finds the cgroups here
+            self.container.write_file(CGROUP_FILE, fastjson.dumps(cgroup.record).encode())
+        return cgroup
+
+    def compile(self, cgroup: Driver) -> planfmt.Plan:
+        from ocipy import plan as plan_mod
+
+        plan = plan_mod.compile_create(
+            self.spec,
+            rootfs=self.rootfs,
+            bundle=self.bundle_dir,
+            fifo=self.container.fifo_path,
+            console_fd=self.console_child,
+            extra_fds=self.extra_fds,
+            no_pivot=bool(getattr(self.args, "no_pivot", False)),
+            no_new_keyring=bool(getattr(self.args, "no_new_keyring", False)),
+            env_extra=self.env_extra,
+            cgroup_procs=cgroup.procs_files(),
+            seccomp_cache=self.store.seccomp_cache,
+            log=errors.log_target(),
+        )
+        for pointer, message in getattr(plan, "warnings", ()):
+            errors.quiet_warning(f"{pointer}: {message}")
+        if errors.debug_enabled():
+            debug_plan(plan)
+        return plan
+
+    def start_init(self, cgroup: Driver) -> Launch:
+        """Steps 3-5: run ocipy-init with the plan and answer it until it says it is set up."""
+        self.plan = self.compile(cgroup)
+        # Launch numbers the init's sync and plan fds after every fd in this map, so nothing collides.
+        self.launch = launch = Launch(self.plan, extra=self.fdmap)
+        self.undo.callback(launch.abort)
+        launch.start()
+        errors.debug(f"ocipy-init started from its sealed memfd: pid {launch.pid0}")
+        handlers = {
+            planfmt.MSG_USERMAP: self.on_usermap,
+            planfmt.MSG_PID: self.on_pid,
+            planfmt.MSG_HOOKS: self.on_hooks,
+            planfmt.MSG_SYNC: self.on_sync,
+        }
+        if not launch.drive(handlers, until=planfmt.MSG_CREATED):
+            raise OcipyError("container init exited before it was set up")
+        launch.close()
+        return launch
+
+    def on_usermap(self, msg: Message) -> list[int]:
+        linux = self.spec.linux
+        write_id_maps(msg.pid, _id_map_text(linux and linux.uid_mappings), _id_map_text(linux and linux.gid_mappings))
+        return _idmapped_trees(self.plan, msg.pid)
+
+    def on_pid(self, msg: Message) -> None:
+        self.state.pid = msg.pid
+        linux = self.spec.linux
+        if linux is not None and linux.net_devices:
+            from ocipy import netdev  # pyroute2: only for configs that have netDevices
+
+            netdev.move({k: v.name for k, v in linux.net_devices.items()}, msg.pid)
+
+    def on_hooks(self, msg: Message) -> None:
+        from ocipy import hooks as hooks_mod
+
+        try:
+            for kind in CREATE_HOOKS:
+                if self.hook_lists.get(kind):
+                    errors.debug(f"running {len(self.hook_lists[kind])} {kind} hook(s)")
+                    hooks_mod.run_hooks(kind, self.hook_lists[kind], self.state.oci(CREATING), pid=self.launch.pid)
+        except OcipyError:
+            # runtime.md lifecycle steps 3-5: stop the container, destroy it (the undo stack), then the poststop
+            # hooks still run (step 13)
+            self.poststop_on_failure.extend(self.hook_lists.get("poststop") or [])
+            raise
+
+    def on_sync(self, msg: Message) -> None:
+        if msg.fds:  # OP_SECCOMP with a listener
+            handoff.send_seccomp_listener(self.spec, self.state.oci(CREATING), self.launch.pid, msg.fds[0])
+
+    def finish(self, launch: Launch, cgroup: Driver) -> None:
+        """The pids limit, the state (and the config exec takes its defaults from), the pid file."""
+        from ocipy import fastjson, pidfdsock
+        from ocipy.cgroups.driver import NO_CGROUP, apply_deferred
+
+        if self.console is not None:
+            self.console.close()
+        if self.pidfd_sock is not None:  # the container's init, as runc's "standard" init sends itself
+            pidfdsock.send(self.pidfd_sock, launch.pid, launch.pidfd, "standard")
+        apply_deferred(cgroup)  # cgroups: the pids limit, now that the init is set up
+        self.state.private = {
+            "starttime": procfs.starttime(launch.pid),
+            "hooks": {k: v for k, v in self.hook_lists.items() if k in KEPT_HOOKS and v},
+            "rootless": _rootless(self.args),
+        }
+        if cgroup is not NO_CGROUP:
+            self.state.cgroup = cgroup.record  # includes the applied "resources", the base of `update`
+        # exec's defaults: the config as it was now, whatever happens to the bundle later
+        self.container.write_file(CONFIG_FILE, fastjson.dumps(self.document).encode())
+        self.container.write_state(self.state)
+        errors.debug(f"state.json written: status created, pid {launch.pid}")
+        if getattr(self.args, "pid_file", None):
+            handoff.write_pid_file(self.args.pid_file, launch.pid)
+            errors.debug(f"pid file {self.args.pid_file} written")
