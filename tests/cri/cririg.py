@@ -422,15 +422,24 @@ class CriContainerd:
 
 
 def make_rig(work: Path) -> CriContainerd:
-    """Build the images, start containerd with CRI and import them (the caller stops it)."""
-    ocipy = engine_runtime(work)
-    images = work / "images"
-    images.mkdir()
-    pause = build_pause(images)
-    busybox = build_busybox(images)
-    rig = CriContainerd(work, ocipy)
-    rig.start()
-    rig.import_images(pause, busybox)
+    """Build the images, start containerd with CRI and import them (the caller stops it). On failure nothing stays:
+    containerd, shims, netns, cgroups and `work` are removed before the error propagates."""
+    rig: CriContainerd | None = None
+    try:
+        ocipy = engine_runtime(work)
+        images = work / "images"
+        images.mkdir()
+        pause = build_pause(images)
+        busybox = build_busybox(images)
+        rig = CriContainerd(work, ocipy)
+        rig.start()
+        rig.import_images(pause, busybox)
+    except BaseException:
+        if rig is not None:
+            rig.stop()
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     return rig
 
 
