@@ -70,6 +70,11 @@ _BUNDLE = _s(
     "path to the root of the bundle directory (default: the current directory)",
 )
 _CONSOLE = _s(("--console-socket",), "console_socket", "AF_UNIX socket to receive the pty master")
+_PIDFD = _s(
+    ("--pidfd-socket",),
+    "pidfd_socket",
+    "path to an AF_UNIX socket which will receive a file descriptor referencing the container's process",
+)
 _PIDFILE = _s(("--pid-file",), "pid_file", "write the process id to this file")
 _NOPIVOT = _b(
     ("--no-pivot",),
@@ -149,7 +154,7 @@ VERBS: dict[str, Verb] = {
     ),
     "create": Verb(
         "create a container",
-        (_BUNDLE, _CONSOLE, _PIDFILE, _NOPIVOT, _NOKEYRING, _PRESERVE),
+        (_BUNDLE, _CONSOLE, _PIDFD, _PIDFILE, _NOPIVOT, _NOKEYRING, _PRESERVE),
         (_ID,),
     ),
     "delete": Verb(
@@ -175,6 +180,7 @@ VERBS: dict[str, Verb] = {
         "execute new process inside the container",
         (
             _CONSOLE,
+            _PIDFD,
             _s(("--cwd",), "cwd", "current working directory in the container"),
             Opt(("--env", "-e"), "env", "list", None, "set environment variables"),
             _b(("--tty", "-t"), "tty", "allocate a pseudo-TTY"),
@@ -275,6 +281,7 @@ VERBS: dict[str, Verb] = {
         (
             _BUNDLE,
             _CONSOLE,
+            _PIDFD,
             _DETACH,
             _b(("--keep",), "keep", "do not delete the container after it exits"),
             _PIDFILE,
@@ -314,6 +321,8 @@ VERBS: dict[str, Verb] = {
             ),
             _s(("--cpu-period",), "cpu_period", "CPU CFS period in usecs"),
             _s(("--cpu-quota",), "cpu_quota", "CPU CFS hardcap limit in usecs"),
+            _s(("--cpu-burst",), "cpu_burst", "CPU CFS hardcap burst limit in usecs"),
+            _s(("--cpu-idle",), "cpu_idle", "set cgroup SCHED_IDLE or not, 0: default behavior, 1: SCHED_IDLE"),
             _s(("--cpu-share",), "cpu_share", "CPU shares (relative weight)"),
             _s(("--cpu-rt-period",), "cpu_rt_period", "CPU realtime period in usecs"),
             _s(
@@ -643,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
         args = Args(verb=verb, **g, **parse_verb(verb, rest[1:]))
         return dispatch(verb, args)
     except OcipyError as exc:
-        errors.error(exc.message)
+        errors.error(str(exc))  # str: a PlanError keeps its pointer apart from its message
         return exc.exit_code
     except SystemExit as exc:  # argparse's --help
         return exc.code if isinstance(exc.code, int) else 0

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocipy import caps, lsm
+from ocipy import caps, lsm, rootless
 from ocipy import mountopts as mo
 from ocipy.cgroups.layout import CgroupHierarchy, mounted_hierarchies
 from ocipy.errors import OcipyError
@@ -25,6 +25,7 @@ from ocipy.planfmt import (
     MNTF_MKDIR,
     MNTF_MKFILE,
     MNTF_PROC,
+    NOSTR,
     OP_BIND_DEV,
     OP_BIND_ROOT,
     OP_CAP_BOUNDING,
@@ -51,6 +52,7 @@ from ocipy.planfmt import (
     OP_PIVOT_ROOT,
     OP_READONLY_PATH,
     OP_REMOUNT_ROOT_RO,
+    OP_REPORT,
     OP_SCHEDULER,
     OP_SECCOMP,
     OP_SETDOMAINNAME,
@@ -216,6 +218,51 @@ def _is_host_netns(path: str) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
+NS_GET_USERNS = 0xB701  # ioctl on a namespace fd: an fd of the user namespace that owns it
+ST_LOCKABLE = (
+    (os.ST_RDONLY, mo.MS_RDONLY),
+    (os.ST_NOSUID, mo.MS_NOSUID),
+    (os.ST_NODEV, mo.MS_NODEV),
+    (os.ST_NOEXEC, mo.MS_NOEXEC),
+)
+LOCKED_NAMES = {
+    mo.MS_RDONLY: ("rw", "ro"),
+    mo.MS_NOSUID: ("suid", "nosuid"),
+    mo.MS_NODEV: ("dev", "nodev"),
+    mo.MS_NOEXEC: ("exec", "noexec"),
+}
+
+
+def _netns_owned_by_own_userns(path: str) -> bool:
+    """Is the network namespace at `path` owned by this process's user namespace (then sysfs can be mounted)?"""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        owner = fcntl.ioctl(fd, NS_GET_USERNS)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    try:
+        a, b = os.fstat(owner), os.stat("/proc/self/ns/user")
+    finally:
+        os.close(owner)
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _locked_flags(path: str) -> int:
+    """The MS_ flags of the mount holding `path` that a user namespace cannot clear (ro, nosuid, nodev, noexec)."""
+    try:
+        f = os.statvfs(path).f_flag
+    except OSError:
+        return 0
+    return sum(ms for st, ms in ST_LOCKABLE if f & st)
+
+
 @dataclass(frozen=True)
 class HostFacts:
     """What the compiler needs to know about the host, looked up read-only (tests pass fixed values)."""
@@ -227,6 +274,11 @@ class HostFacts:
     is_host_netns: Callable[[str], bool] = _is_host_netns
     lsms: frozenset[str] = frozenset()  # active LSMs ocipy can drive ("apparmor", "selinux")
     apparmor_exec: str = "/proc/self/attr/apparmor/exec"  # where an AppArmor exec transition is written
+    # the runtime itself runs in a user namespace that does not map the host's ids (rootless Podman): mknod,
+    # sysfs of a network namespace it does not own and clearing locked mount flags are refused (docs/rootless.md)
+    in_userns: bool = False
+    netns_owned: Callable[[str], bool] = _netns_owned_by_own_userns
+    locked_flags: Callable[[str], int] = _locked_flags
 
     @classmethod
     def probe(cls) -> HostFacts:
@@ -236,6 +288,7 @@ class HostFacts:
             cgroups=mounted_hierarchies(),
             lsms=lsm.active(),
             apparmor_exec=lsm.apparmor_exec_path(),
+            in_userns=rootless.in_user_namespace(),
         )
 
 
@@ -318,12 +371,15 @@ def compile_create(
     cgroup_procs: Sequence[str] = (),
     host: HostFacts | None = None,
     seccomp_cache: str | None = None,
+    log: tuple[str | None, str] = (None, "text"),
 ) -> CreatePlan:
     """The plan that turns the config into a created container waiting for `start`.
 
     `cgroup_procs`: host cgroup.procs files the init joins first (before any namespace: a new cgroup namespace is
     rooted at the cgroup the process is in when it unshares). Empty when the caller places the process itself.
     `seccomp_cache`: a directory of compiled seccomp programs (`ocipy.seccomp.compile_cached`); None: no cache.
+    `log`: the --log path (None: none) and format ("text" or "json"), where the init reports a failure that happens
+    after `create` has returned (OP_REPORT), beside the container's stderr.
     """
     compiler = _Compiler(
         spec,
@@ -340,10 +396,13 @@ def compile_create(
         host=host or HostFacts.probe(),
     )
     compiler.seccomp_cache = seccomp_cache
+    compiler.log = log
     return compiler.run()
 
 
 class _Compiler:
+    log: tuple[str | None, str] = (None, "text")  # compile_create's `log`
+
     def __init__(
         self,
         spec: Any,
@@ -406,6 +465,21 @@ class _Compiler:
     def in_userns(self) -> bool:
         return self.ns.has("user")
 
+    @property
+    def unprivileged_userns(self) -> bool:
+        """The container's mounts and devices are made in a user namespace that does not own the host: the
+        config's (new or joined), or the runtime's own (rootless Podman runs the runtime in one)."""
+        return self.ns.has("user") or self.host.in_userns
+
+    def sysfs_needs_bind(self) -> bool:
+        """sysfs can be mounted only in a network namespace owned by the mounting user namespace (runc's rule)."""
+        if not self.unprivileged_userns or "network" in self.ns.new:
+            return False
+        if "user" in self.ns.new:
+            return True  # the network namespace is older than the user namespace: never owned by it
+        joined = self.ns.joined.get("network")
+        return joined is None or not self.host.netns_owned(joined[1])
+
     # -- driver
 
     def run(self) -> CreatePlan:
@@ -416,11 +490,32 @@ class _Compiler:
         self.read_namespaces()
         self.check_config()
         self.check_lsm()
+        report = self.op(OP_REPORT, "", what="how to report a failure after create")
         self.stage0()
         self.stage1_rootfs()
         self.stage1_after_root_switch()
         self.process_ops()
+        self.fill_report(report)
         return self.plan
+
+    def fill_report(self, index: int) -> None:
+        """OP_REPORT: the log, and "FIELD (WHAT)" for every op after `created` (the init names them itself)."""
+        plan = self.plan
+        created = next((i for i, op in enumerate(plan.ops) if op[0] == OP_SIGNAL_CREATED), None)
+        path, fmt = self.log
+        first = len(plan.ops) if created is None else created + 1
+        texts = []
+        for i in range(first, len(plan.ops)):
+            field, what = plan.field_of(i) or "runtime", plan.what[i]
+            texts.append(f"{field} ({what})" if what else field)
+        code, fidx, _offs, _ints = plan.ops[index]
+        offs = (
+            plan._str(os.path.abspath(path)) if path else NOSTR,
+            self.strv("/process/args", texts) if texts else NOSTR,
+            NOSTR,
+            NOSTR,
+        )
+        plan.ops[index] = (code, fidx, offs, (1 if fmt == "json" else 0, first, len(texts), 0, 0))
 
     # -- validation that needs the whole config
 
@@ -585,7 +680,7 @@ class _Compiler:
         if fstype == "cgroup" and not bind:
             self.cgroup_mount(ptr, dest, opts)
             return
-        if fstype == "sysfs" and not bind and self.in_userns and "network" not in self.ns.new:
+        if fstype == "sysfs" and not bind and self.sysfs_needs_bind():
             # sysfs needs a network namespace owned by our user namespace: show the host's /sys instead, with the
             # asked flags applied to every mount beneath it
             rec = mount_attrs(opts.attr_set | mo.flags_to_attrs(mnt_flags), opts.attr_clr)
@@ -604,6 +699,8 @@ class _Compiler:
                 source = posixpath.join(self.bundle, source)
             flags = mo.MS_BIND | (opts.flags & mo.MS_REC)
             remount = mo.MS_REMOUNT | mo.MS_BIND | mnt_flags if mnt_flags else 0
+            if self.unprivileged_userns:
+                self.check_locked(ptr, source, opts)
             mntf = MNTF_MKDIR if self.host.is_dir(source) else MNTF_MKFILE
             if opts.idmap:
                 mntf |= MNTF_IDMAP | (MNTF_IDMAP_REC if opts.ridmap else 0)
@@ -633,6 +730,18 @@ class _Compiler:
             a=(flags, 0, opts.propagation, attrs, mntf),
             what=f"{fstype} on {dest}",
         )
+
+    def check_locked(self, ptr: str, source: str, opts: mo.MountOptions) -> None:
+        """In a user namespace the flags a bind's source mount carries (ro, nosuid, nodev, noexec) are locked: they
+        are kept (shim/init/mount.c re-applies them), and an option asking to clear one is an error, as runc's
+        "cannot clear locked flags"."""
+        locked = self.host.locked_flags(source)
+        for flag, (clear, keep) in LOCKED_NAMES.items():
+            if locked & flag and clear in opts.where:
+                raise PlanError(
+                    pointer("mounts", int(ptr.rsplit("/", 1)[1]), "options", opts.where[clear]),
+                    f"{clear}: {source} is mounted {keep} and a user namespace cannot clear that (locked flag)",
+                )
 
     def check_proc_dest(self, ptr: str, dest: str, fstype: str | None, source: str | None, bind: bool) -> None:
         """Nothing but procfs on /proc, and only a few files beneath it may be covered (CVE-2019-19921)."""
@@ -820,7 +929,7 @@ class _Compiler:
             self.op(OP_SYMLINK, "", s=(target, link), what=f"{link} -> {target}")
 
     def device(self, ptr: str, path: str, mode: int, major: int, minor: int, uid: int, gid: int, what: str) -> None:
-        if self.in_userns and not stat.S_ISFIFO(mode):
+        if self.unprivileged_userns and not stat.S_ISFIFO(mode):
             # mknod of devices is denied in a user namespace: bind the host's node (checked to be a device)
             self.op(OP_BIND_DEV, ptr, s=(path, path), what=what + " (bind from the host)")
             return
@@ -910,17 +1019,24 @@ class _Compiler:
 
     seccomp_cache: str | None = None  # a directory of compiled programs (compile_create's `seccomp_cache`)
 
-    def seccomp(self) -> None:
+    def seccomp_program(self) -> Any:
+        """The compiled linux.seccomp program (ocipy.seccomp.Program), None without one."""
         cfg = _get(self.linux, "seccomp")
         if cfg is None:
-            return
+            return None
         # loads cffi and libseccomp only for configs that ask for seccomp, and then not when the cache has it
         from ocipy import seccomp as sc
 
         try:
-            prog = sc.compile_cached(cfg, "/linux/seccomp", self.seccomp_cache)
+            return sc.compile_cached(cfg, "/linux/seccomp", self.seccomp_cache)
         except sc.SeccompError as exc:
             raise PlanError(exc.pointer, exc.message) from None
+
+    def seccomp(self, prog: Any) -> None:
+        if prog is None:
+            return
+        from ocipy import seccomp as sc
+
         insns = len(prog.bpf) // sc.SOCK_FILTER_SIZE
         self.op(
             OP_SECCOMP,
@@ -935,8 +1051,9 @@ class _Compiler:
     def process_ops(self) -> None:
         proc = self.process
         if not _get(proc, "terminal"):
-            # its own session, as runc's init and exec'd processes have (the console op makes one with a terminal):
-            # CRIU cannot dump a pid namespace whose init's session leader is outside it
+            # its own session and process group, as runc: kill(0, sig) or a job-control signal from the container
+            # must never reach the caller's group, and CRIU cannot dump a pid namespace whose init's session leader
+            # is outside it (with a terminal, OP_CONSOLE calls setsid)
             self.op(OP_SETSID, "", what="new session")
         if not self.no_new_keyring:
             self.op(OP_NEW_KEYRING, "", what="new session keyring")
@@ -1045,10 +1162,13 @@ class _Compiler:
             )
             masks["ambient"] = raisable
         self.op(OP_CAP_BOUNDING, "/process/capabilities/bounding", a=(masks["bounding"],), what="bounding set")
+        # Before any seccomp filter: a profile need not allow close_range (or fcntl) for ocipy's sake.
+        self.op(OP_CLOSE_FDS, "", a=(self.extra_fds,), what=f"keep {self.extra_fds} extra fds")
         nnp = bool(_get(proc, "no_new_privileges"))
+        prog = self.seccomp_program()
         if not nnp:
             # without no_new_privs installing a filter needs CAP_SYS_ADMIN: before the ids and capabilities change
-            self.seccomp()
+            self.seccomp(prog)
         user = _get(proc, "user")
         uid, gid = int(_get(user, "uid") or 0), int(_get(user, "gid") or 0)
         groups = [str(int(g)) for g in _get(user, "additional_gids") or ()]
@@ -1081,13 +1201,16 @@ class _Compiler:
             a=(masks["effective"], masks["permitted"], masks["inheritable"], masks["ambient"]),
             what="capabilities",
         )
-        if _get(proc, "no_new_privileges"):
+        listener = prog is not None and prog.listener
+        if nnp:
             self.op(OP_NO_NEW_PRIVS, "/process/noNewPrivileges", what="no_new_privs")
-            # as late as possible (fewer setup syscalls the profile must allow) but before `created`, while the
-            # runtime still listens on the sync socket for the listener fd (runc's order)
-            self.seccomp()
+            if listener:
+                # before `created`, while the runtime still listens on the sync socket for the listener fd
+                self.seccomp(prog)
         self.before_exec()
-        self.op(OP_CLOSE_FDS, "", a=(self.extra_fds,), what=f"keep {self.extra_fds} extra fds")
+        if nnp and not listener:
+            # last: after the filter only execve follows (a profile need not allow poll, read or close)
+            self.seccomp(prog)
         env += self.env_extra
         self.op(
             OP_EXEC,

@@ -34,13 +34,10 @@ CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
 
 
 def default_root() -> str:
-    """`/run/ocipy` for root; `$XDG_RUNTIME_DIR/ocipy` for others when it is set and non-empty."""
-    if px.geteuid() != 0:
-        xdg = px.getenv("XDG_RUNTIME_DIR", "")
-        if xdg:
-            return px.join(xdg, "ocipy")
-    # Podman calls with XDG_RUNTIME_DIR= and no PATH: the root must not depend on either for root
-    return "/run/ocipy"
+    """`/run/ocipy` for root; `$XDG_RUNTIME_DIR/ocipy` when rootless (ocipy/rootless.py, runc's rule)."""
+    from .rootless import default_root as rootless_default_root
+
+    return rootless_default_root()
 
 
 def validate_id(cid: str) -> None:
@@ -242,9 +239,12 @@ class Container:
 
     def cgroup(self) -> Driver:
         """The driver of the container's cgroups (`NO_CGROUP` when it has none)."""
-        from .cgroups.driver import driver_for
+        from .cgroups.driver import NO_CGROUP, NO_CGROUP_ROOTLESS, driver_for
 
-        return driver_for(self.cgroup_record())
+        drv = driver_for(self.cgroup_record())
+        if drv is NO_CGROUP and self.has_state() and self.private.get("rootless"):
+            return NO_CGROUP_ROOTLESS  # its errors say why: created rootless without a cgroup it could write
+        return drv
 
 
 def _os_error(path: str, exc: OSError) -> OcipyError:
@@ -272,6 +272,7 @@ def _clear_dir(dirfd: int) -> None:
 
 class Store:
     def __init__(self, root: str | None = None) -> None:
+        self.root_given = bool(root)
         self.root = px.abspath(root) if root else default_root()
 
     @classmethod
@@ -303,9 +304,18 @@ class Store:
             import os  # create only: the lifecycle verbs stay off `os` (ocipy/posixlite.py)
 
             os.makedirs(self.root, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            from .rootless import explain_root_error
+
+            raise OcipyError(explain_root_error(self.root, exc, self.root_given)) from None
+        try:
             px.mkdir(path, 0o700)
         except FileExistsError:
             raise OcipyError("container with given ID already exists") from None
+        except PermissionError as exc:
+            from .rootless import explain_root_error
+
+            raise OcipyError(explain_root_error(self.root, exc, self.root_given)) from None
         except OSError as exc:
             raise _os_error(path, exc) from None
         c = Container(self, cid, self._open_fd(cid))

@@ -38,6 +38,7 @@ CGROUPFS = "cgroupfs"
 # driver name -> (module, class): the selection point. The systemd driver adds its row here.
 DRIVERS: dict[str, tuple[str, str]] = {
     CGROUPFS: ("ocipy.cgroups.driver", "Cgroupfs"),
+    "systemd": ("ocipy.cgroups.systemd", "Systemd"),  # --systemd-cgroup: a transient scope unit (systemd.py)
 }
 
 
@@ -181,7 +182,17 @@ class Driver:
 
 
 class _NoCgroup(Driver):
-    """A container without cgroups (rootless without a delegated cgroup, or a record that could not be read)."""
+    """A container without cgroups (rootless without a delegated cgroup, or a record that could not be read).
+    `rootless`: it was created rootless, which is why (the messages say so: ocipy/rootless.py)."""
+
+    def __init__(self, record: dict[str, Any], rootless: bool = False) -> None:
+        super().__init__(record)
+        self.rootless = rootless
+
+    def _none(self, what: str) -> OcipyError:
+        from ..rootless import no_cgroup_message
+
+        return OcipyError(no_cgroup_message(what, {"rootless": self.rootless}))
 
     def dirs(self) -> list[str]:
         return []
@@ -199,7 +210,7 @@ class _NoCgroup(Driver):
         return False
 
     def freeze(self, frozen: bool, timeout: float = 2.0) -> None:
-        raise OcipyError("container has no cgroup to freeze")
+        raise self._none("freeze")
 
     def kill(self, sig: int) -> bool:
         return False
@@ -208,16 +219,17 @@ class _NoCgroup(Driver):
         pass
 
     def apply(self, resources: dict[str, Any], update: bool = False) -> None:
-        raise OcipyError("container has no cgroup to update")
+        raise self._none("update")
 
     def stats(self) -> dict[str, Any]:
-        raise OcipyError("container has no cgroup to read statistics from")
+        raise self._none("read statistics from")
 
     def oom_kills(self) -> int:
         return 0
 
 
 NO_CGROUP: Driver = _NoCgroup({})
+NO_CGROUP_ROOTLESS: Driver = _NoCgroup({}, rootless=True)  # what a container created rootless without one has
 
 
 class Cgroupfs(Driver):
@@ -391,12 +403,21 @@ class Cgroupfs(Driver):
         return stats.oom_kills(self.record)
 
     @classmethod
-    def create(cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool) -> Driver:
-        """Resolve cgroupsPath, make the cgroups and apply `resources` but `pids` (see `create_cgroups`)."""
+    def create(
+        cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool, rootless: bool = False
+    ) -> Driver:
+        """Resolve cgroupsPath, make the cgroups and apply `resources` but `pids` (see `create_cgroups`).
+        Rootless: only the hierarchies this user may write (ocipy/cgroups/rootless.py); none: NO_CGROUP."""
         from . import layout, manager, paths
 
         lay = layout.detect()
         target = paths.resolve(cgroups_path, cid, lay, systemd=systemd)
+        if rootless:
+            from . import rootless as rootless_cg
+
+            target, resources = rootless_cg.restrict(lay, target, resources)
+            if not target.dirs():
+                return NO_CGROUP
         # pids last (apply_deferred): the init still has to clone once inside the cgroup, and 0 is a valid limit
         now = {k: v for k, v in resources.items() if k != "pids"}
         record = manager.create(lay, target, now)
@@ -434,7 +455,10 @@ def create_cgroups(
 
     cls = driver_class(driver_name(systemd))
     try:
-        drv = cls.create(cid, cgroups_path, resources, systemd)
+        if rootless and cls.name == CGROUPFS:
+            drv = Cgroupfs.create(cid, cgroups_path, resources, systemd, rootless=True)
+        else:
+            drv = cls.create(cid, cgroups_path, resources, systemd)
     except CgroupError as exc:
         if rootless and not resources and "permission denied" in exc.message:
             from .. import errors
@@ -442,7 +466,7 @@ def create_cgroups(
             errors.debug(f"rootless: no cgroup: {exc}")
             return NO_CGROUP
         raise OcipyError(str(exc)) from None
-    if cls.name != CGROUPFS:
+    if cls.name != CGROUPFS and drv.record:
         drv.record["driver"] = cls.name
     return drv
 

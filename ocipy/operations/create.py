@@ -124,6 +124,35 @@ def _check_intel_rdt(spec: Any) -> None:
     raise OcipyError("/linux/intelRdt: resctrl placement is not supported by ocipy yet")
 
 
+def _debug_plan(plan: Any) -> None:
+    """--debug: the plan the init executes, op by op, each with the config field it comes from."""
+    lines = plan.describe()
+    errors.debug(f"plan: {len(lines)} ops for ocipy-init")
+    for i, line in enumerate(lines):
+        errors.debug(f"plan op {i}: {line}")
+
+
+_MSG_WORDS = {
+    planfmt.MSG_ERROR: "error",
+    planfmt.MSG_USERMAP: "user namespace made: id maps wanted",
+    planfmt.MSG_PID: "container process exists",
+    planfmt.MSG_HOOKS: "namespaces and mounts set up: create hooks may run",
+    planfmt.MSG_CREATED: "set up: waiting on the exec fifo for start",
+    planfmt.MSG_SYNC: "sync",
+}
+
+
+def planfmt_message(msg: Any) -> str:
+    """One message of the init, in words (for --debug)."""
+    words = _MSG_WORDS.get(msg.type, f"message {msg.type}")
+    parts = [words, f"after op {msg.op}" if msg.op >= 0 else "", f"pid {msg.pid}" if msg.pid > 0 else ""]
+    if msg.fds:
+        parts.append(f"{len(msg.fds)} fd(s)")
+    if msg.detail:
+        parts.append(msg.detail)
+    return ", ".join(p for p in parts if p)
+
+
 def _check_memory_policy(spec: Any) -> None:
     """linux.memoryPolicy (set_mempolicy) is not applied by the init: refused rather than ignored, and `features`
     reports no mode and no flag."""
@@ -181,6 +210,13 @@ def _section(document: dict[str, Any], *keys: str) -> Any:
     return node
 
 
+def _rootless(args: argparse.Namespace) -> bool:
+    """runc's --rootless (auto: not root, or root of a partial user namespace); see ocipy/rootless.py."""
+    from ocipy import rootless
+
+    return rootless.detect(getattr(args, "rootless", "auto"))
+
+
 def create(args: argparse.Namespace) -> Created:
     from ocipy import bundle as bundle_mod
     from ocipy import plan as plan_mod
@@ -189,7 +225,9 @@ def create(args: argparse.Namespace) -> Created:
     store = Store.from_args(args)
     store.check_id(cid)
     bundle_dir = os.path.abspath(args.bundle or ".")
+    errors.debug(f"create {cid}: bundle {bundle_dir}, state root {store.root}")
     spec, rootfs, document = bundle_mod.load_bundle(bundle_dir)
+    errors.debug(f"config.json valid (ociVersion {spec.oci_version}), rootfs {rootfs}")
     process = spec.process
     if process is None:
         raise OcipyError("/process: create needs a process")
@@ -217,10 +255,20 @@ def create(args: argparse.Namespace) -> Created:
         lock = container.lock()
         undo.enter_context(lock)
         os.mkfifo(container.fifo_path, 0o600)
+        errors.debug(f"state dir {store.root}/{cid} made and locked, exec fifo {container.fifo_path}")
 
         console = _console_fd(args, terminal)
         if console is not None:
             undo.callback(console.close)
+        from ocipy import pidfdsock
+
+        pidfd_sock = pidfdsock.connect(getattr(args, "pidfd_socket", None))
+        if pidfd_sock is not None:
+            undo.callback(pidfd_sock.close)
+        if console is not None:
+            errors.debug(f"console socket {args.console_socket} connected: the pty master goes there")
+        if pidfd_sock is not None:
+            errors.debug(f"pidfd socket {args.pidfd_socket} connected")
         listen = _listen_fds()
         preserve = max(0, int(getattr(args, "preserve_fds", 0) or 0))
         extra_fds = listen + preserve
@@ -244,8 +292,9 @@ def create(args: argparse.Namespace) -> Created:
             spec.linux.cgroups_path if spec.linux else None,
             dict(_section(document, "linux", "resources") or {}),
             systemd=bool(getattr(args, "systemd_cgroup", False)),
-            rootless=os.geteuid() != 0,
+            rootless=_rootless(args),
         )
+        errors.debug(f"cgroups: {'none' if cgroup is NO_CGROUP else ' '.join(cgroup.dirs())}")
         if cgroup is not NO_CGROUP:
             undo.callback(cgroup.remove)
             # if this process is killed before state.json exists, `delete` finds the cgroups here
@@ -267,9 +316,12 @@ def create(args: argparse.Namespace) -> Created:
             env_extra=env_extra,
             cgroup_procs=cgroup.procs_files(),
             seccomp_cache=store.seccomp_cache,
+            log=errors.log_target(),
         )
         for pointer, message in getattr(plan, "warnings", ()):
             errors.quiet_warning(f"{pointer}: {message}")
+        if errors.debug_enabled():
+            _debug_plan(plan)
         # Launch numbers the init's sync and plan fds after every fd in this map, so nothing collides.
         launch = Launch(plan, extra=fdmap)
         undo.callback(launch.abort)
@@ -279,7 +331,10 @@ def create(args: argparse.Namespace) -> Created:
         linux = spec.linux
 
         launch.start()
+        errors.debug(f"ocipy-init started from its sealed memfd: pid {launch.pid0}")
         for msg in launch.messages():
+            if errors.debug_enabled():
+                errors.debug(f"init: {planfmt_message(msg)}")
             if msg.type == planfmt.MSG_ERROR:
                 raise OcipyError(launch.describe_error(msg))
             if msg.type == planfmt.MSG_USERMAP:
@@ -306,6 +361,7 @@ def create(args: argparse.Namespace) -> Created:
                 try:
                     for kind in CREATE_HOOKS:
                         if hook_lists.get(kind):
+                            errors.debug(f"running {len(hook_lists[kind])} {kind} hook(s)")
                             hooks_mod.run_hooks(kind, hook_lists[kind], state, pid=launch.pid)
                 except OcipyError:
                     # runtime.md lifecycle steps 3-5: stop the container, destroy it (the undo stack), then the
@@ -330,13 +386,15 @@ def create(args: argparse.Namespace) -> Created:
         launch.close()
         if console is not None:
             console.close()
+        if pidfd_sock is not None:  # the container's init, as runc's "standard" init sends itself
+            pidfdsock.send(pidfd_sock, launch.pid, launch.pidfd, "standard")
         apply_deferred(cgroup)  # cgroups: the pids limit, now that the init is set up
         state["status"] = "created"
         private = {
             "starttime": procfs.starttime(launch.pid),
             "hooks": {k: v for k, v in hook_lists.items() if k in KEPT_HOOKS and v},
             "systemd": bool(getattr(args, "systemd_cgroup", False)),
-            "rootless": os.geteuid() != 0,
+            "rootless": _rootless(args),
             "terminal": terminal,
         }
         if cgroup is not NO_CGROUP:
@@ -348,8 +406,10 @@ def create(args: argparse.Namespace) -> Created:
 
         container.write_file(CONFIG_FILE, fastjson.dumps(document).encode())
         container.write_state(record)
+        errors.debug(f"state.json written: status created, pid {launch.pid}")
         if getattr(args, "pid_file", None):
             _write_pid_file(args.pid_file, launch.pid)
+            errors.debug(f"pid file {args.pid_file} written")
         undo.pop_all()
         lock.__exit__(None, None, None)
         errors.debug(f"created {cid} with init pid {launch.pid}")

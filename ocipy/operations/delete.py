@@ -68,7 +68,9 @@ def main(args: Any) -> int:
         status = c.status()
         if status not in (STOPPED, CREATED) and not getattr(args, "force", False):
             raise OcipyError(f"cannot delete container {cid} that is not stopped: {status}")
+        errors.debug(f"delete {cid}: status {status}")
         if status != STOPPED:
+            errors.debug(f"killing pid {c.pid} and its cgroup (SIGKILL), waiting for it")
             kill_and_wait(c)
             _wait_cgroup_empty(c, 2.0)
         elif c.cgroup().pids():
@@ -76,11 +78,13 @@ def main(args: Any) -> int:
             c.cgroup().kill(SIGKILL)
             _wait_cgroup_empty(c, 2.0)
         c.cgroup().remove()
+        errors.debug("cgroups removed")
         try:
             _run_poststop(c)
         except Exception as exc:  # noqa: BLE001 -- runtime.md: a failing poststop hook is a warning, delete goes on
             errors.warning(f"poststop hooks: {exc}")
         c.remove()
+        errors.debug(f"state dir of {cid} removed")
     finally:
         c.close()
     return 0

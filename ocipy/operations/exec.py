@@ -198,6 +198,11 @@ def _exec(args: argparse.Namespace) -> int:
         if console_path and not terminal:
             raise OcipyError("--console-socket given but no terminal was asked for (--tty, or terminal in --process)")
 
+        from ocipy import pidfdsock
+
+        pidfd_sock = pidfdsock.connect(getattr(args, "pidfd_socket", None))
+        if pidfd_sock is not None:
+            undo.callback(pidfd_sock.close)
         preserve = max(0, int(getattr(args, "preserve_fds", 0) or 0))
         fdmap = [(0, 0), (1, 1), (2, 2)] + [(fd, fd) for fd in range(3, 3 + preserve)]
         for src, _ in fdmap:
@@ -229,6 +234,11 @@ def _exec(args: argparse.Namespace) -> int:
         )
         for pointer, message in plan.warnings:
             errors.quiet_warning(f"{pointer}: {message}")
+        if errors.debug_enabled():
+            from ocipy.operations.create import _debug_plan
+
+            errors.debug(f"exec in {args.container_id} (init pid {c.pid})")
+            _debug_plan(plan)
         launch = Launch(plan, extra=fdmap)
         undo.callback(launch.abort)
         if not detach:
@@ -243,6 +253,10 @@ def _exec(args: argparse.Namespace) -> int:
         if console is not None:
             console.close()
         for msg in launch.messages():
+            if errors.debug_enabled():
+                from ocipy.operations.create import planfmt_message
+
+                errors.debug(f"init: {planfmt_message(msg)}")
             if msg.type == planfmt.MSG_ERROR:
                 raise OcipyError(launch.describe_error(msg))
             if msg.type == planfmt.MSG_SYNC and msg.fds:  # OP_SECCOMP with a listener
@@ -256,6 +270,8 @@ def _exec(args: argparse.Namespace) -> int:
                 launch.ack()
         if launch.pid <= 0:
             raise OcipyError("ocipy-init exited before the process was started")
+        if pidfd_sock is not None:  # the exec'd process, as runc's "setns" init sends itself
+            pidfdsock.send(pidfd_sock, launch.pid, launch.pidfd, "setns")
         _flush_pending(launch)
         launch.close()
         master = _receive_master(proxy) if proxy is not None else -1

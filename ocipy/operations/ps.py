@@ -26,8 +26,12 @@ def container_pids(args: Any) -> list[int]:
         c.read_state()
         pids = c.cgroup().pids()
         if pids is None:
-            # no cgroup recorded: the init alone
+            # no cgroup recorded: the init alone, and a warning saying why its children cannot be listed
             pids = [c.pid] if c.status() != STOPPED else []
+            from ocipy import errors
+            from ocipy.rootless import no_cgroup_message
+
+            errors.warning(no_cgroup_message("list processes from", c.private) + ": the init process only")
         return pids
     finally:
         c.close()

@@ -63,6 +63,7 @@ def main(args: Any) -> int:
             if exc.errno == errno.ENOENT:  # someone else started it meanwhile
                 _check_created(c.status())
             raise OcipyError(f"open {c.fifo_path}: {exc.strerror}") from None
+        errors.debug(f"start {c.id}: writing the exec fifo {c.fifo_path}: the init execs the process")
         try:
             px.write(fd, b"0")
         except OSError as exc:
@@ -75,6 +76,7 @@ def main(args: Any) -> int:
             px.unlink(c.fifo_path)
         except FileNotFoundError:
             pass
+        errors.debug(f"started {c.id} (pid {c.pid})")
         try:
             run_recorded_hooks(c, "poststart")
         except OcipyError:

@@ -72,6 +72,8 @@ def from_flags(args: Any) -> dict[str, Any]:
     for flag, dest, key, minimum in (
         ("cpu-period", "cpu_period", "period", 0),
         ("cpu-quota", "cpu_quota", "quota", None),
+        ("cpu-burst", "cpu_burst", "burst", 0),
+        ("cpu-idle", "cpu_idle", "idle", None),
         ("cpu-share", "cpu_share", "shares", 0),
         ("cpu-rt-period", "cpu_rt_period", "realtimePeriod", 0),
         ("cpu-rt-runtime", "cpu_rt_runtime", "realtimeRuntime", None),

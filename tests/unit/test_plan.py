@@ -335,10 +335,11 @@ def test_stage0_order_user_first_mount_last() -> None:
 def test_new_user_namespace_then_usermap_then_the_rest() -> None:
     plan = compile_cfg(rootless_config(), console_fd=7, host_uid=1000)
     # the fifo is opened first, while the init is still the host root that owns the state directory
-    assert codes(plan)[:5] == ["OP_OPEN_FIFO", "OP_UNSHARE", "OP_SYNC_USERMAP", "OP_UNSHARE", "OP_CLONE"]
-    assert plan.ops[1][3][0] == CLONE_NEWUSER
-    assert plan.ops[3][3][0] & CLONE_NEWUSER == 0
-    assert plan.ops[3][3][0] == CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
+    # (after OP_REPORT, which only opens the --log file, also as the host root)
+    assert codes(plan)[:6] == ["OP_REPORT", "OP_OPEN_FIFO", "OP_UNSHARE", "OP_SYNC_USERMAP", "OP_UNSHARE", "OP_CLONE"]
+    assert plan.ops[2][3][0] == CLONE_NEWUSER
+    assert plan.ops[4][3][0] & CLONE_NEWUSER == 0
+    assert plan.ops[4][3][0] == CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
 
 
 def test_time_namespace_offsets_before_clone() -> None:
@@ -365,6 +366,7 @@ def test_canonical_stage1_order() -> None:
     assert first("OP_SYSCTL") < first("OP_READONLY_PATH") < first("OP_MASK_PATH") < first("OP_REMOUNT_ROOT_RO")
     assert first("OP_REMOUNT_ROOT_RO") < first("OP_NEW_KEYRING") < first("OP_SETRLIMIT") < first("OP_CAP_BOUNDING")
     assert names[-12:] == [
+        "OP_CLOSE_FDS",
         "OP_SETGROUPS",
         "OP_SETGID",
         "OP_SETUID",
@@ -375,7 +377,6 @@ def test_canonical_stage1_order() -> None:
         "OP_NO_NEW_PRIVS",
         "OP_SIGNAL_CREATED",
         "OP_WAIT_START",
-        "OP_CLOSE_FDS",
         "OP_EXEC",
     ]
 
@@ -655,7 +656,7 @@ def test_hooks_sync_only_for_create_time_hooks() -> None:
 
 def test_cgroup_procs_are_joined_first() -> None:
     plan = GOLDENS["cgroup_join"]()
-    assert codes(plan)[:2] == ["OP_OPEN_FIFO", "OP_JOIN_CGROUP"]
+    assert codes(plan)[:3] == ["OP_REPORT", "OP_OPEN_FIFO", "OP_JOIN_CGROUP"]
 
 
 def test_stand_in_namespace_objects_work() -> None:
