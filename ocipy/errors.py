@@ -61,6 +61,11 @@ def setup(log_path: str | None, log_format: str = "text", debug: bool = False) -
     _log_path = path
 
 
+def log_target() -> tuple[str | None, str]:
+    """The --log path (None: none) and format, for the init to report a failure once `create` has returned."""
+    return _log_path, _log_format
+
+
 def debug_enabled() -> bool:
     return _debug
 

@@ -282,13 +282,16 @@ def drivers() -> dict[str, Any]:
             needed=True,
         ),
     }
-    # --- systemd driver (owner: the systemd issue; replace this line with its own probe) ---
-    running = os.path.isdir("/run/systemd/system")
+    # --- systemd driver (owner: the systemd issue): the driver's own probe, connecting only when systemd runs ---
+    from ..cgroups import systemd
+
+    sd_ok, why = systemd.usable()
     out["systemd"] = item(
-        False,
-        "systemd " + ("runs" if running else "is not running") + "; ocipy has no systemd driver yet",
-        "--systemd-cgroup (Podman's and Kubernetes' default on systemd hosts) is not honoured: "
-        'use cgroup_manager = "cgroupfs" / SystemdCgroup = false',
+        sd_ok,
+        why,
+        "--systemd-cgroup (Podman's and Kubernetes' default on systemd hosts) works here (docs/cgroups.md)"
+        if sd_ok
+        else "--systemd-cgroup fails here; the cgroupfs driver (default) works",
     )
     # --- end systemd driver ---
     return out

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ocipy import errors, planfmt, procfs
 from ocipy.errors import OcipyError
 from ocipy.launch import Launch, write_id_maps
+from ocipy.state import CREATING, STOPPED, State
 from ocipy.store import CONFIG_FILE, Container, Store
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ HOOK_KINDS = CREATE_HOOKS + KEPT_HOOKS
 class Created:
     container: Container
     launch: Launch
-    state: dict[str, Any]
+    state: State
 
 
 def main(args: argparse.Namespace) -> int:
@@ -124,6 +125,35 @@ def _check_intel_rdt(spec: Any) -> None:
     raise OcipyError("/linux/intelRdt: resctrl placement is not supported by ocipy yet")
 
 
+def _debug_plan(plan: Any) -> None:
+    """--debug: the plan the init executes, op by op, each with the config field it comes from."""
+    lines = plan.describe()
+    errors.debug(f"plan: {len(lines)} ops for ocipy-init")
+    for i, line in enumerate(lines):
+        errors.debug(f"plan op {i}: {line}")
+
+
+_MSG_WORDS = {
+    planfmt.MSG_ERROR: "error",
+    planfmt.MSG_USERMAP: "user namespace made: id maps wanted",
+    planfmt.MSG_PID: "container process exists",
+    planfmt.MSG_HOOKS: "namespaces and mounts set up: create hooks may run",
+    planfmt.MSG_CREATED: "set up: waiting on the exec fifo for start",
+    planfmt.MSG_SYNC: "sync",
+}
+
+
+def planfmt_message(msg: Any) -> str:
+    """One message of the init, in words (for --debug)."""
+    words = _MSG_WORDS.get(msg.type, f"message {msg.type}")
+    parts = [words, f"after op {msg.op}" if msg.op >= 0 else "", f"pid {msg.pid}" if msg.pid > 0 else ""]
+    if msg.fds:
+        parts.append(f"{len(msg.fds)} fd(s)")
+    if msg.detail:
+        parts.append(msg.detail)
+    return ", ".join(p for p in parts if p)
+
+
 def _check_memory_policy(spec: Any) -> None:
     """linux.memoryPolicy (set_mempolicy) is not applied by the init: refused rather than ignored, and `features`
     reports no mode and no flag."""
@@ -131,11 +161,11 @@ def _check_memory_policy(spec: Any) -> None:
         raise OcipyError("/linux/memoryPolicy: memory policies are not supported by ocipy yet")
 
 
-def _run_poststop(hooks: list[dict[str, Any]], state: dict[str, Any]) -> None:
+def _run_poststop(hooks: list[dict[str, Any]], state: State) -> None:
     if hooks:
         from ocipy import hooks as hooks_mod
 
-        hooks_mod.run_hooks("poststop", hooks, {**state, "status": "stopped", "pid": 0})
+        hooks_mod.run_hooks("poststop", hooks, state.oci(STOPPED))
 
 
 # --- seccomp listener (owner: the seccomp issue) ---
@@ -196,7 +226,9 @@ def create(args: argparse.Namespace) -> Created:
     store = Store.from_args(args)
     store.check_id(cid)
     bundle_dir = os.path.abspath(args.bundle or ".")
+    errors.debug(f"create {cid}: bundle {bundle_dir}, state root {store.root}")
     spec, rootfs, document = bundle_mod.load_bundle(bundle_dir)
+    errors.debug(f"config.json valid (ociVersion {spec.oci_version}), rootfs {rootfs}")
     process = spec.process
     if process is None:
         raise OcipyError("/process: create needs a process")
@@ -204,18 +236,14 @@ def create(args: argparse.Namespace) -> Created:
     _check_intel_rdt(spec)
     _check_memory_policy(spec)
 
-    state: dict[str, Any] = {
-        "ociVersion": spec.oci_version,
-        "id": cid,
-        "pid": 0,
-        "status": "creating",
-        "bundle": bundle_dir,
-        "rootfs": rootfs,
-        "created": errors.rfc3339_nano(),
-        "owner": "",
-    }
-    if spec.annotations:
-        state["annotations"] = dict(spec.annotations)
+    state = State(
+        cid,
+        oci_version=spec.oci_version,
+        bundle=bundle_dir,
+        rootfs=rootfs,
+        created=errors.rfc3339_nano(),
+        annotations=dict(spec.annotations) if spec.annotations else None,
+    )
     poststop_on_failure: list[dict[str, Any]] = []
     with contextlib.ExitStack() as undo:
         undo.callback(_run_poststop, poststop_on_failure, state)  # registered first, so it runs last
@@ -224,6 +252,7 @@ def create(args: argparse.Namespace) -> Created:
         lock = container.lock()
         undo.enter_context(lock)
         os.mkfifo(container.fifo_path, 0o600)
+        errors.debug(f"state dir {store.root}/{cid} made and locked, exec fifo {container.fifo_path}")
 
         console = _console_fd(args, terminal)
         if console is not None:
@@ -233,6 +262,10 @@ def create(args: argparse.Namespace) -> Created:
         pidfd_sock = pidfdsock.connect(getattr(args, "pidfd_socket", None))
         if pidfd_sock is not None:
             undo.callback(pidfd_sock.close)
+        if console is not None:
+            errors.debug(f"console socket {args.console_socket} connected: the pty master goes there")
+        if pidfd_sock is not None:
+            errors.debug(f"pidfd socket {args.pidfd_socket} connected")
         listen = _listen_fds()
         preserve = max(0, int(getattr(args, "preserve_fds", 0) or 0))
         extra_fds = listen + preserve
@@ -258,6 +291,7 @@ def create(args: argparse.Namespace) -> Created:
             systemd=bool(getattr(args, "systemd_cgroup", False)),
             rootless=_rootless(args),
         )
+        errors.debug(f"cgroups: {'none' if cgroup is NO_CGROUP else ' '.join(cgroup.dirs())}")
         if cgroup is not NO_CGROUP:
             undo.callback(cgroup.remove)
             # if this process is killed before state.json exists, `delete` finds the cgroups here
@@ -279,9 +313,12 @@ def create(args: argparse.Namespace) -> Created:
             env_extra=env_extra,
             cgroup_procs=cgroup.procs_files(),
             seccomp_cache=store.seccomp_cache,
+            log=errors.log_target(),
         )
         for pointer, message in getattr(plan, "warnings", ()):
             errors.quiet_warning(f"{pointer}: {message}")
+        if errors.debug_enabled():
+            _debug_plan(plan)
         # Launch numbers the init's sync and plan fds after every fd in this map, so nothing collides.
         launch = Launch(plan, extra=fdmap)
         undo.callback(launch.abort)
@@ -291,7 +328,10 @@ def create(args: argparse.Namespace) -> Created:
         linux = spec.linux
 
         launch.start()
+        errors.debug(f"ocipy-init started from its sealed memfd: pid {launch.pid0}")
         for msg in launch.messages():
+            if errors.debug_enabled():
+                errors.debug(f"init: {planfmt_message(msg)}")
             if msg.type == planfmt.MSG_ERROR:
                 raise OcipyError(launch.describe_error(msg))
             if msg.type == planfmt.MSG_USERMAP:
@@ -307,7 +347,7 @@ def create(args: argparse.Namespace) -> Created:
                     for fd in trees:
                         os.close(fd)
             elif msg.type == planfmt.MSG_PID:
-                state["pid"] = msg.pid
+                state.pid = msg.pid
                 if linux is not None and linux.net_devices:
                     from ocipy import netdev  # pyroute2: only for configs that have netDevices
 
@@ -318,7 +358,8 @@ def create(args: argparse.Namespace) -> Created:
                 try:
                     for kind in CREATE_HOOKS:
                         if hook_lists.get(kind):
-                            hooks_mod.run_hooks(kind, hook_lists[kind], state, pid=launch.pid)
+                            errors.debug(f"running {len(hook_lists[kind])} {kind} hook(s)")
+                            hooks_mod.run_hooks(kind, hook_lists[kind], state.oci(CREATING), pid=launch.pid)
                 except OcipyError:
                     # runtime.md lifecycle steps 3-5: stop the container, destroy it (the undo stack), then the
                     # poststop hooks still run (step 13)
@@ -328,7 +369,7 @@ def create(args: argparse.Namespace) -> Created:
             # --- seccomp listener (owner: the seccomp issue) ---
             elif msg.type == planfmt.MSG_SYNC and msg.fds:
                 try:
-                    _send_seccomp_listener(spec, state, launch.pid, msg.fds[0])
+                    _send_seccomp_listener(spec, state.oci(CREATING), launch.pid, msg.fds[0])
                 finally:
                     for fd in msg.fds:
                         os.close(fd)
@@ -345,25 +386,22 @@ def create(args: argparse.Namespace) -> Created:
         if pidfd_sock is not None:  # the container's init, as runc's "standard" init sends itself
             pidfdsock.send(pidfd_sock, launch.pid, launch.pidfd, "standard")
         apply_deferred(cgroup)  # cgroups: the pids limit, now that the init is set up
-        state["status"] = "created"
-        private = {
+        state.private = {
             "starttime": procfs.starttime(launch.pid),
             "hooks": {k: v for k, v in hook_lists.items() if k in KEPT_HOOKS and v},
-            "systemd": bool(getattr(args, "systemd_cgroup", False)),
             "rootless": _rootless(args),
-            "terminal": terminal,
         }
         if cgroup is not NO_CGROUP:
-            private["cgroup"] = cgroup.record  # includes the applied "resources", the base of `update`
-        record = {k: v for k, v in state.items() if k != "status"}
-        record["ocipy"] = private
+            state.cgroup = cgroup.record  # includes the applied "resources", the base of `update`
         # exec's defaults: the config as it was now, whatever happens to the bundle later
         from ocipy import fastjson
 
         container.write_file(CONFIG_FILE, fastjson.dumps(document).encode())
-        container.write_state(record)
+        container.write_state(state)
+        errors.debug(f"state.json written: status created, pid {launch.pid}")
         if getattr(args, "pid_file", None):
             _write_pid_file(args.pid_file, launch.pid)
+            errors.debug(f"pid file {args.pid_file} written")
         undo.pop_all()
         lock.__exit__(None, None, None)
         errors.debug(f"created {cid} with init pid {launch.pid}")

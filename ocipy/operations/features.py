@@ -94,8 +94,9 @@ def capabilities() -> list[str]:
 
 def cgroup_features() -> dict[str, bool]:
     # ocipy/cgroups: v1, v2 and hybrid layouts, rdma.max on either (docs/cgroups.md)
-    # --- systemd driver (owner: the systemd issue): set systemd/systemdUser true when the driver lands ---
-    return {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True}
+    # --- systemd driver (owner: the systemd issue): --systemd-cgroup with the system instance; no user instance
+    # (rootless systemd) yet ---
+    return {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True}
 
 
 def checkpoint_enabled() -> bool:
