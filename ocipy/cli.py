@@ -566,11 +566,40 @@ def verb_parser(verb: str) -> argparse.ArgumentParser:
     return p
 
 
+def go_style_long_flags(verb: str, argv: list[str]) -> list[str]:
+    """`-flag` for `--flag`, as Go's flag package (runc) takes it: go-runc passes `restore -no-subreaper`. Only before
+    the positionals a verb takes verbatim (exec's command), and only names that are the verb's long flags."""
+    spec = VERBS[verb]
+    by_flag = {f: o for o in spec.opts for f in o.flags}
+    fixed = len([p for p in spec.pos if p.nargs != "..."])
+    has_rest = fixed != len(spec.pos)
+    out: list[str] = []
+    positionals = 0
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--" or (has_rest and positionals >= fixed):
+            return out + argv[i:]
+        if len(tok) > 2 and tok[0] == "-" and tok[1] != "-" and "--" + tok[1:].partition("=")[0] in by_flag:
+            tok = "-" + tok
+        out.append(tok)
+        name, eq, _ = tok.partition("=")
+        opt = by_flag.get(name) if tok.startswith("-") else None
+        if opt is not None and opt.kind != "bool" and not eq and i + 1 < len(argv):
+            out.append(argv[i + 1])
+            i += 1
+        elif not tok.startswith("-"):
+            positionals += 1
+        i += 1
+    return out
+
+
 def parse_verb(verb: str, argv: list[str]) -> dict[str, Any]:
     if verb in FAST_VERBS:
         fast = fast_parse(verb, argv)
         if fast is not None:
             return fast
+    argv = go_style_long_flags(verb, argv)
     ns = verb_parser(verb).parse_args(argv, namespace=Args())
     return dict(vars(ns))
 

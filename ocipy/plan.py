@@ -15,16 +15,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocipy import caps, lsm, rootless
+from ocipy import caps, inroot, lsm, rootless
 from ocipy import mountopts as mo
 from ocipy.cgroups.layout import CgroupHierarchy, mounted_hierarchies
 from ocipy.errors import OcipyError
 from ocipy.planfmt import (
+    MNTF_COPYUP,
     MNTF_IDMAP,
     MNTF_IDMAP_REC,
     MNTF_MKDIR,
     MNTF_MKFILE,
     MNTF_PROC,
+    MNTF_TMPFS_MODE,
     NOSTR,
     OP_BIND_DEV,
     OP_BIND_ROOT,
@@ -39,6 +41,7 @@ from ocipy.planfmt import (
     OP_FIND_EXEC,
     OP_IOPRIO,
     OP_JOIN_CGROUP,
+    OP_LOOPBACK_UP,
     OP_MASK_PATH,
     OP_MKDIR,
     OP_MKNOD,
@@ -48,6 +51,7 @@ from ocipy.planfmt import (
     OP_NO_NEW_PRIVS,
     OP_OPEN_DEVNULL,
     OP_OPEN_FIFO,
+    OP_OPEN_ROOT,
     OP_PERSONALITY,
     OP_PIVOT_ROOT,
     OP_READONLY_PATH,
@@ -187,6 +191,7 @@ IPC_SYSCTLS = frozenset(
 UTS_SYSCTLS = frozenset({"kernel.hostname", "kernel.domainname"})
 
 DEFAULT_UMASK = 0o022
+CHROOT_ONLY = 1  # OP_CHROOT a0: chroot without moving the rootfs onto / (no mount namespace of the container's own)
 U64 = 1 << 64
 
 
@@ -274,6 +279,7 @@ class HostFacts:
     is_host_netns: Callable[[str], bool] = _is_host_netns
     lsms: frozenset[str] = frozenset()  # active LSMs ocipy can drive ("apparmor", "selinux")
     apparmor_exec: str = "/proc/self/attr/apparmor/exec"  # where an AppArmor exec transition is written
+    read_in_root: Callable[[str, str], bytes | None] = inroot.read_in_root  # a container file, read safely
     # the runtime itself runs in a user namespace that does not map the host's ids (rootless Podman): mknod,
     # sysfs of a network namespace it does not own and clearing locked mount flags are refused (docs/rootless.md)
     in_userns: bool = False
@@ -531,9 +537,6 @@ class _Compiler:
                 self.ns.joined[kind] = (i, path)
             else:
                 self.ns.new[kind] = i
-        if not self.ns.has("mount"):
-            # without one every mount below would land in the caller's mount namespace
-            raise PlanError("/linux/namespaces", "a mount namespace (new or joined) is required")
 
     def check_config(self) -> None:
         linux, user = self.linux, _get(self.process, "user")
@@ -612,6 +615,9 @@ class _Compiler:
     # -- stage 1: the container init, before the root switch
 
     def stage1_rootfs(self) -> None:
+        if "network" in self.ns.new:
+            # a new network namespace has only lo, and it is down: bring it up as runc does
+            self.op(OP_LOOPBACK_UP, pointer("linux", "namespaces", self.ns.new["network"]), what="loopback up")
         oom = _get(self.process, "oom_score_adj")
         if oom is not None:
             # Early, through the caller's /proc: the container may mount no /proc of its own.
@@ -640,7 +646,13 @@ class _Compiler:
                 first = mo.MS_PRIVATE | mo.MS_REC
             field = "/linux/rootfsPropagation" if prop_name else ""
             self.op(OP_MOUNT_PROPAGATION, field, s=("/",), a=(first,), what="stop propagation to the host")
-        self.op(OP_BIND_ROOT, "/root/path", s=(self.rootfs,), what="rootfs")
+        if self.ns.has("mount") or _get(_get(self.spec, "root"), "readonly"):
+            self.op(OP_BIND_ROOT, "/root/path", s=(self.rootfs,), what="rootfs")
+        else:
+            # No mount namespace (the spec allows inheriting every one; runc runs it): whatever is mounted lands in
+            # the caller's mount namespace and stays there, so nothing the config did not ask for is mounted, not
+            # even the rootfs on itself (a read-only root needs that bind, above). The root switch is a chroot.
+            self.op(OP_OPEN_ROOT, "/root/path", s=(self.rootfs,), what="rootfs (no mount namespace: not bound)")
         self.op(OP_OPEN_DEVNULL, "", what="host /dev/null for masking")
         for i, m in enumerate(_get(self.spec, "mounts") or ()):
             self.mount(i, m)
@@ -649,7 +661,10 @@ class _Compiler:
         wanted = [n for n in ("prestart", "create_runtime", "create_container") if _get(hooks, n)]
         if wanted:
             self.op(OP_SYNC_HOOKS, "/hooks", what="run " + ", ".join(wanted) + " hooks")
-        if self.no_pivot:
+        if not self.ns.has("mount"):
+            # pivot_root or moving the rootfs onto / would change the caller's own root
+            self.op(OP_CHROOT, "/root/path", a=(CHROOT_ONLY,), what="chroot into the rootfs (no mount namespace)")
+        elif self.no_pivot:
             self.op(OP_CHROOT, "/root/path", what="move the rootfs to / and chroot")
         else:
             self.op(OP_PIVOT_ROOT, "/root/path", what="pivot_root into the rootfs")
@@ -668,8 +683,12 @@ class _Compiler:
         source = _get(m, "source")
         opts = mo.parse(_get(m, "options"))
         bind = opts.bind or fstype == "bind"
-        if opts.tmpcopyup:
-            self.warn(pointer("mounts", i, "options", opts.where["tmpcopyup"]), "tmpcopyup is not supported: ignored")
+        if opts.tmpcopyup and (fstype != "tmpfs" or bind):
+            raise PlanError(pointer("mounts", i, "options", opts.where["tmpcopyup"]), "tmpcopyup is for tmpfs mounts")
+        if bind and opts.data:
+            # the kernel ignores filesystem data on a bind mount: an option ocipy does not know would be dropped
+            k = opts.data_where[0]
+            raise PlanError(pointer("mounts", i, "options", k), f"unknown option {opts.data[0]!r} for a bind mount")
         self.check_proc_dest(ptr, dest, fstype, source, bind)
         self.mount_dests.add(dest)
         if opts.idmap or _get(m, "uid_mappings") or _get(m, "gid_mappings"):
@@ -723,6 +742,11 @@ class _Compiler:
             flags &= ~mo.MS_RDONLY
             self.dev_ro.append(ptr)
         mntf = MNTF_MKDIR | (MNTF_PROC if fstype in ("proc", "sysfs") else 0)
+        if fstype == "tmpfs":
+            if not any(d.startswith("mode=") for d in opts.data):
+                mntf |= MNTF_TMPFS_MODE  # an existing mount point keeps its mode (runc)
+            if opts.tmpcopyup:
+                mntf |= MNTF_COPYUP
         self.op(
             OP_MOUNT,
             ptr,
@@ -957,7 +981,7 @@ class _Compiler:
             self.op(OP_SETDOMAINNAME, "/domainname", s=(self.spec.domainname,), what="domainname")
         for key, value in sorted(_items(_get(linux, "sysctl"))):
             ptr = pointer("linux", "sysctl", key)
-            self.check_sysctl(ptr, key)
+            self.check_sysctl(ptr, key, value)
             self.op(OP_SYSCTL, ptr, s=(key, str(value)), what=f"sysctl {key}")
         # read-only paths before masks, as runc: a read-only bind of a parent must not cover a mask made before
         for i, path in enumerate(_get(linux, "readonly_paths") or ()):
@@ -983,7 +1007,7 @@ class _Compiler:
             raise PlanError(ptr, f"{path!r} must be an absolute path")
         self.op(code, ptr, s=(None, _clean(path)), what=f"{what} {path}")
 
-    def check_sysctl(self, ptr: str, key: str) -> None:
+    def check_sysctl(self, ptr: str, key: str, value: Any = None) -> None:
         """Only sysctls of a namespace the container owns (runc's rule): never write the host's."""
         name = key.replace("/", ".")
         if name in IPC_SYSCTLS or name.startswith("fs.mqueue."):
@@ -992,8 +1016,12 @@ class _Compiler:
         elif name in UTS_SYSCTLS:
             if not self.ns.has("uts"):
                 raise PlanError(ptr, "needs a uts namespace")
-            if _get(self.spec, name.split(".")[1]):
-                raise PlanError(ptr, f"conflicts with /{name.split('.')[1]}")
+            if name == "kernel.hostname":
+                # as runc and crun: the dedicated field says it, and the two could disagree
+                raise PlanError(ptr, "not allowed: it conflicts with the /hostname field (set /hostname instead)")
+            domainname = _get(self.spec, "domainname")
+            if domainname and str(value) != domainname:
+                raise PlanError(ptr, f"value {value!r} conflicts with /domainname {domainname!r}")
         elif name.startswith("net."):
             if "network" in self.ns.new:
                 return
@@ -1075,6 +1103,24 @@ class _Compiler:
         self.scheduler()
         self.ioprio()
         self.capabilities_and_ids()
+
+    def container_root(self) -> str:
+        """The container's root as a host path, for reading its files (exec: the running init's root)."""
+        return self.rootfs
+
+    def home_of(self, uid: int) -> str:
+        """HOME for a process env that lacks it, as runc: the uid's entry in the container's /etc/passwd (a file
+        bind-mounted there, as Podman does, is read at its source), else "/"."""
+        text = None
+        for m in _get(self.spec, "mounts") or ():
+            if _clean(_get(m, "destination") or "/") == "/etc/passwd" and _get(m, "source"):
+                src = _get(m, "source")
+                if not src.startswith("/"):
+                    src = posixpath.join(self.bundle, src)
+                text = self.host.read_in_root("/", src)
+        if text is None:
+            text = self.host.read_in_root(self.container_root(), "/etc/passwd")
+        return inroot.passwd_home(text, uid) or "/"
 
     def before_exec(self) -> None:
         """The last step before the fds are closed and the program runs: create reports `created` and waits for
@@ -1193,6 +1239,8 @@ class _Compiler:
         if not args or not args[0]:
             raise PlanError("/process/args", "at least one argument (the program) is required")
         env = list(_get(proc, "env") or ())
+        if not any(e.startswith("HOME=") for e in env):
+            env.append("HOME=" + self.home_of(uid))
         path = next((e[5:] for e in env if e.startswith("PATH=")), None)
         self.op(OP_FIND_EXEC, "/process/args/0", s=(args[0], path), what=f"find {args[0]}")
         self.op(

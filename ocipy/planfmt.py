@@ -77,6 +77,7 @@ OP_SETSID = 62
 OP_SET_PDEATHSIG = 63
 OP_JOIN_CGROUP = 64
 OP_REPORT = 65
+OP_LOOPBACK_UP = 66
 
 # OP_MOUNT a4 bits
 MNTF_MKDIR = 0x1
@@ -86,6 +87,8 @@ MNTF_IDMAP = 0x8
 MNTF_REPLACE = 0x10
 MNTF_SRC_IN_ROOT = 0x20
 MNTF_IDMAP_REC = 0x40
+MNTF_TMPFS_MODE = 0x80
+MNTF_COPYUP = 0x100
 
 
 def mount_attrs(attr_set: int, attr_clr: int) -> int:

@@ -1,6 +1,7 @@
 """The state store: `<root>/<id>/state.json` + `exec.fifo`, a per-container lock, and the derived status.
 
-Layout and rules are fixed by docs/contracts.md. Status is never stored: it is derived on every read from the init's
+Layout and rules are fixed by docs/contracts.md. The record is an `ocipy.state.State` (its fields and the lifecycle
+rules live in ocipy/state.py); this module alone reads and writes it. Status is never stored: it is derived on every read from the init's
 /proc entry (pid + start time), the exec fifo and the freezer. Stdlib only.
 
 The private `ocipy.cgroup` record is kept here and interpreted only by its cgroup driver (`Container.cgroup()`,
@@ -14,6 +15,7 @@ import errno
 from . import posixlite as px
 from . import procfs
 from .errors import OcipyError
+from .state import CREATED, OCI_VERSION, PAUSED, RUNNING, STOPPED, State, Status
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
 TYPE_CHECKING = False
@@ -22,15 +24,14 @@ if TYPE_CHECKING:
 
     from .cgroups.driver import Driver
 
-OCI_VERSION = "1.3.0"
+__all__ = ["CREATED", "OCI_VERSION", "PAUSED", "RUNNING", "STOPPED", "Container", "State", "Status", "Store"]
+
 STATE_FILE = "state.json"
 CGROUP_FILE = "cgroup.json"  # create's record of the cgroups it made, until state.json exists
 FIFO_FILE = "exec.fifo"
 CONFIG_FILE = "config.json"  # the validated config as create saw it: exec's defaults, whatever the bundle does later
 ID_MAX = 1024
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
-
-CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
 
 
 def default_root() -> str:
@@ -70,7 +71,7 @@ class Container:
         self.id = cid
         self.dir = px.join(store.root, cid)
         self.fd = dirfd
-        self._state: dict[str, Any] | None = None
+        self._state: State | None = None
 
     # --- files -------------------------------------------------------------------------------------------------
     @property
@@ -103,7 +104,7 @@ class Container:
             return False
         return True
 
-    def read_state(self) -> dict[str, Any]:
+    def read_state(self) -> State:
         """The stored state; a directory without a readable state.json is no container (`container does not exist`)."""
         if self._state is None:
             from . import fastjson as json
@@ -124,14 +125,14 @@ class Container:
                 raise OcipyError(f"{self.state_path}: invalid state: {exc}") from None
             if not isinstance(data, dict):
                 raise OcipyError(f"{self.state_path}: invalid state: not an object")
-            self._state = data
+            self._state = State.from_json(self.id, data)
         return self._state
 
-    def write_state(self, state: dict[str, Any]) -> None:
+    def write_state(self, state: State) -> None:
         """Atomic replace of state.json (see write_file)."""
         from . import fastjson as json
 
-        self.write_file(STATE_FILE, json.dumps(state).encode())
+        self.write_file(STATE_FILE, json.dumps(state.to_json()).encode())
         self._state = state
 
     def write_file(self, name: str, data: bytes) -> None:
@@ -170,19 +171,12 @@ class Container:
 
     # --- derived facts -------------------------------------------------------------------------------------------
     @property
-    def private(self) -> dict[str, Any]:
-        priv = self.read_state().get("ocipy")
-        return priv if isinstance(priv, dict) else {}
-
-    @property
     def pid(self) -> int:
-        pid = self.read_state().get("pid")
-        return pid if isinstance(pid, int) and not isinstance(pid, bool) else 0
+        return self.read_state().pid
 
     @property
     def starttime(self) -> int | None:
-        st = self.private.get("starttime")
-        return st if isinstance(st, int) else None
+        return self.read_state().starttime
 
     def init_alive(self) -> bool:
         return self.pid > 0 and procfs.is_alive(self.pid, self.starttime)
@@ -194,7 +188,7 @@ class Container:
             return False
         return True
 
-    def status(self) -> str:
+    def status(self) -> Status:
         if not self.init_alive():
             return STOPPED
         if self.fifo_exists():
@@ -204,29 +198,15 @@ class Container:
         return RUNNING
 
     def oci_state(self) -> dict[str, Any]:
-        """The OCI state in runc's key order; pid 0 once stopped, annotations omitted when empty."""
-        st = self.read_state()
-        status = self.status()
-        out: dict[str, Any] = {
-            "ociVersion": st.get("ociVersion", OCI_VERSION),
-            "id": self.id,
-            "pid": self.pid if status != STOPPED else 0,
-            "status": status,
-            "bundle": st.get("bundle", ""),
-            "rootfs": st.get("rootfs", ""),
-            "created": st.get("created", ""),
-        }
-        if st.get("annotations"):
-            out["annotations"] = st["annotations"]
-        out["owner"] = st.get("owner", "")
-        return out
+        """The OCI state with the status derived now (`state`, the hooks' stdin)."""
+        return self.read_state().oci(self.status())
 
     # --- cgroups (owned by ocipy/cgroups/driver.py) -------------------------------------------------------------
     def cgroup_record(self) -> Any:
         """The container's cgroups: from the state, or, for a directory a killed create left before writing its
         state, from the record create writes as soon as it has made them (so `delete` can still remove them)."""
         if self.has_state():
-            return self.private.get("cgroup")
+            return self.read_state().cgroup
         raw = self.read_file(CGROUP_FILE)
         if raw is None:
             return None
@@ -242,7 +222,7 @@ class Container:
         from .cgroups.driver import NO_CGROUP, NO_CGROUP_ROOTLESS, driver_for
 
         drv = driver_for(self.cgroup_record())
-        if drv is NO_CGROUP and self.has_state() and self.private.get("rootless"):
+        if drv is NO_CGROUP and self.has_state() and self.read_state().rootless:
             return NO_CGROUP_ROOTLESS  # its errors say why: created rootless without a cgroup it could write
         return drv
 

@@ -96,7 +96,8 @@ enum plan_code {
 	                           for reading needs no writer) and keep the fd for OP_WAIT_START. While this process
 	                           holds it, `start` can open the fifo for writing; once it is gone `start` gets ENXIO. */
 	OP_PIVOT_ROOT = 20,     /* pivot_root into the root fd, detach the old root, chdir("/"). */
-	OP_CHROOT = 21,         /* --no-pivot: MS_MOVE the root onto "/", chroot("."), chdir("/"). */
+	OP_CHROOT = 21,         /* --no-pivot: MS_MOVE the root onto "/", chroot("."), chdir("/"). a0 = 1: no MS_MOVE
+	                           (a container without a mount namespace of its own: only chroot). */
 
 	/* --- after the root switch: paths are container paths, resolved beneath "/" --- */
 	OP_MASK_PATH = 30,      /* s1 = path: a directory gets a read-only empty tmpfs, anything else the verified
@@ -165,6 +166,7 @@ enum plan_code {
 	                           s1 = strv of a2 texts "FIELD (WHAT)" for the ops a1, a1+1, ... The init then writes
 	                           one line "ocipy: exec failed: FIELD (WHAT): DETAIL: REASON" on its stderr (the
 	                           container's, where the caller reads it) and one error line in the log. */
+	OP_LOOPBACK_UP = 66,    /* bring "lo" up (SIOCSIFFLAGS IFF_UP) in the network namespace the init is in */
 };
 
 /* OP_MOUNT a4 bits */
@@ -179,4 +181,8 @@ enum plan_code {
 #define MNTF_IDMAP_REC 0x40 /* with MNTF_IDMAP: apply the idmapping recursively (option "ridmap": open_tree with
                                AT_RECURSIVE and mount_setattr(AT_RECURSIVE)); without it only the top mount */
 
+#define MNTF_TMPFS_MODE 0x80 /* a tmpfs without mode=: when the destination exists, its mode goes first in the data
+                                ("mode=0755,..."), so the mount point keeps the mode it had (as runc) */
+#define MNTF_COPYUP 0x100   /* tmpcopyup: what the existing destination directory held is copied into the new tmpfs
+                               (owners, modes, times) before any remount */
 #endif

@@ -403,11 +403,20 @@ class Cgroupfs(Driver):
         return stats.oom_kills(self.record)
 
     @classmethod
-    def create(
-        cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool, rootless: bool = False
+    def create(cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool) -> Driver:
+        """Resolve cgroupsPath, make the cgroups and apply `resources` but `pids` (see `create_cgroups`)."""
+        return cls._make(cid, cgroups_path, resources, systemd, rootless=False)
+
+    @classmethod
+    def create_rootless(cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool) -> Driver:
+        """`create` for a rootless caller: only the hierarchies this user may write, limits none of them can hold
+        fail naming the field, devices ignored (ocipy/cgroups/rootless.py); nothing writable: NO_CGROUP."""
+        return cls._make(cid, cgroups_path, resources, systemd, rootless=True)
+
+    @classmethod
+    def _make(
+        cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool, rootless: bool
     ) -> Driver:
-        """Resolve cgroupsPath, make the cgroups and apply `resources` but `pids` (see `create_cgroups`).
-        Rootless: only the hierarchies this user may write (ocipy/cgroups/rootless.py); none: NO_CGROUP."""
         from . import layout, manager, paths
 
         lay = layout.detect()
@@ -456,7 +465,7 @@ def create_cgroups(
     cls = driver_class(driver_name(systemd))
     try:
         if rootless and cls.name == CGROUPFS:
-            drv = Cgroupfs.create(cid, cgroups_path, resources, systemd, rootless=True)
+            drv = Cgroupfs.create_rootless(cid, cgroups_path, resources, systemd)
         else:
             drv = cls.create(cid, cgroups_path, resources, systemd)
     except CgroupError as exc:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ocipy import errors, planfmt, procfs
 from ocipy.errors import OcipyError
 from ocipy.launch import Launch, write_id_maps
+from ocipy.state import CREATING, STOPPED, State
 from ocipy.store import CONFIG_FILE, Container, Store
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ HOOK_KINDS = CREATE_HOOKS + KEPT_HOOKS
 class Created:
     container: Container
     launch: Launch
-    state: dict[str, Any]
+    state: State
 
 
 def main(args: argparse.Namespace) -> int:
@@ -160,11 +161,11 @@ def _check_memory_policy(spec: Any) -> None:
         raise OcipyError("/linux/memoryPolicy: memory policies are not supported by ocipy yet")
 
 
-def _run_poststop(hooks: list[dict[str, Any]], state: dict[str, Any]) -> None:
+def _run_poststop(hooks: list[dict[str, Any]], state: State) -> None:
     if hooks:
         from ocipy import hooks as hooks_mod
 
-        hooks_mod.run_hooks("poststop", hooks, {**state, "status": "stopped", "pid": 0})
+        hooks_mod.run_hooks("poststop", hooks, state.oci(STOPPED))
 
 
 # --- seccomp listener (owner: the seccomp issue) ---
@@ -235,18 +236,14 @@ def create(args: argparse.Namespace) -> Created:
     _check_intel_rdt(spec)
     _check_memory_policy(spec)
 
-    state: dict[str, Any] = {
-        "ociVersion": spec.oci_version,
-        "id": cid,
-        "pid": 0,
-        "status": "creating",
-        "bundle": bundle_dir,
-        "rootfs": rootfs,
-        "created": errors.rfc3339_nano(),
-        "owner": "",
-    }
-    if spec.annotations:
-        state["annotations"] = dict(spec.annotations)
+    state = State(
+        cid,
+        oci_version=spec.oci_version,
+        bundle=bundle_dir,
+        rootfs=rootfs,
+        created=errors.rfc3339_nano(),
+        annotations=dict(spec.annotations) if spec.annotations else None,
+    )
     poststop_on_failure: list[dict[str, Any]] = []
     with contextlib.ExitStack() as undo:
         undo.callback(_run_poststop, poststop_on_failure, state)  # registered first, so it runs last
@@ -350,7 +347,7 @@ def create(args: argparse.Namespace) -> Created:
                     for fd in trees:
                         os.close(fd)
             elif msg.type == planfmt.MSG_PID:
-                state["pid"] = msg.pid
+                state.pid = msg.pid
                 if linux is not None and linux.net_devices:
                     from ocipy import netdev  # pyroute2: only for configs that have netDevices
 
@@ -362,7 +359,7 @@ def create(args: argparse.Namespace) -> Created:
                     for kind in CREATE_HOOKS:
                         if hook_lists.get(kind):
                             errors.debug(f"running {len(hook_lists[kind])} {kind} hook(s)")
-                            hooks_mod.run_hooks(kind, hook_lists[kind], state, pid=launch.pid)
+                            hooks_mod.run_hooks(kind, hook_lists[kind], state.oci(CREATING), pid=launch.pid)
                 except OcipyError:
                     # runtime.md lifecycle steps 3-5: stop the container, destroy it (the undo stack), then the
                     # poststop hooks still run (step 13)
@@ -372,7 +369,7 @@ def create(args: argparse.Namespace) -> Created:
             # --- seccomp listener (owner: the seccomp issue) ---
             elif msg.type == planfmt.MSG_SYNC and msg.fds:
                 try:
-                    _send_seccomp_listener(spec, state, launch.pid, msg.fds[0])
+                    _send_seccomp_listener(spec, state.oci(CREATING), launch.pid, msg.fds[0])
                 finally:
                     for fd in msg.fds:
                         os.close(fd)
@@ -389,23 +386,18 @@ def create(args: argparse.Namespace) -> Created:
         if pidfd_sock is not None:  # the container's init, as runc's "standard" init sends itself
             pidfdsock.send(pidfd_sock, launch.pid, launch.pidfd, "standard")
         apply_deferred(cgroup)  # cgroups: the pids limit, now that the init is set up
-        state["status"] = "created"
-        private = {
+        state.private = {
             "starttime": procfs.starttime(launch.pid),
             "hooks": {k: v for k, v in hook_lists.items() if k in KEPT_HOOKS and v},
-            "systemd": bool(getattr(args, "systemd_cgroup", False)),
             "rootless": _rootless(args),
-            "terminal": terminal,
         }
         if cgroup is not NO_CGROUP:
-            private["cgroup"] = cgroup.record  # includes the applied "resources", the base of `update`
-        record = {k: v for k, v in state.items() if k != "status"}
-        record["ocipy"] = private
+            state.cgroup = cgroup.record  # includes the applied "resources", the base of `update`
         # exec's defaults: the config as it was now, whatever happens to the bundle later
         from ocipy import fastjson
 
         container.write_file(CONFIG_FILE, fastjson.dumps(document).encode())
-        container.write_state(record)
+        container.write_state(state)
         errors.debug(f"state.json written: status created, pid {launch.pid}")
         if getattr(args, "pid_file", None):
             _write_pid_file(args.pid_file, launch.pid)

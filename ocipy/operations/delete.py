@@ -7,7 +7,7 @@ import time
 from .. import errors, procfs
 from ..errors import OcipyError
 from ..signals import SIGKILL
-from ..store import CREATED, STOPPED, Container, Store
+from ..store import STOPPED, Container, Store
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
 TYPE_CHECKING = False
@@ -40,8 +40,7 @@ def kill_and_wait(c: Container) -> None:
 
 
 def _run_poststop(c: Container) -> None:
-    hooks = c.private.get("hooks")
-    if isinstance(hooks, dict) and hooks.get("poststop"):  # the start module only for containers that have some
+    if c.read_state().hooks.get("poststop"):  # the start module only for containers that have some
         from .start import run_recorded_hooks
 
         run_recorded_hooks(c, "poststop")
@@ -66,8 +65,8 @@ def main(args: Any) -> int:
             c.remove()
             return 0
         status = c.status()
-        if status not in (STOPPED, CREATED) and not getattr(args, "force", False):
-            raise OcipyError(f"cannot delete container {cid} that is not stopped: {status}")
+        if not getattr(args, "force", False):
+            status.require("delete", cid)
         errors.debug(f"delete {cid}: status {status}")
         if status != STOPPED:
             errors.debug(f"killing pid {c.pid} and its cgroup (SIGKILL), waiting for it")

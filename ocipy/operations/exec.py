@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ocipy import errors, planfmt
 from ocipy.errors import OcipyError
 from ocipy.launch import Launch, exit_code
-from ocipy.store import CONFIG_FILE, PAUSED, STOPPED, Container, Store
+from ocipy.store import CONFIG_FILE, PAUSED, Container, Store
 
 if TYPE_CHECKING:
     import argparse  # annotations only: importing argparse costs ~7 ms
@@ -45,8 +45,7 @@ def _load_spec(c: Container) -> tuple[Any, dict[str, Any]]:
     data = c.read_file(CONFIG_FILE)
     where = os.path.join(c.dir, CONFIG_FILE)
     if data is None:  # a container made before create saved its config: the bundle's, as runc reads it
-        bundle = c.read_state().get("bundle")
-        where = os.path.join(bundle if isinstance(bundle, str) else "", "config.json")
+        where = os.path.join(c.read_state().bundle, "config.json")
         errors.debug(f"no saved config: using {where}")
         try:
             with open(where, "rb") as f:
@@ -172,10 +171,7 @@ def _process_from_flags(document: dict[str, Any], args: argparse.Namespace) -> d
 def _check_status(c: Container, ignore_paused: bool) -> bool:
     """Refuse a stopped container, and a paused one unless asked; True when it is paused."""
     status = c.status()
-    if status == STOPPED:
-        raise OcipyError("cannot exec in a stopped container")
-    if status == PAUSED and not ignore_paused:
-        raise OcipyError("cannot exec in a paused container (use --ignore-paused to override)")
+    status.require("exec", ignore_paused=ignore_paused)
     return status == PAUSED
 
 

@@ -4,10 +4,12 @@ way runc 1.5.1 does (docs/rootless.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -281,3 +283,68 @@ def test_verbs_that_need_a_cgroup_say_why(user: RootlessUser, bundle: Bundle, ci
         assert p.returncode == 0 or ("no cgroup" in p.stderr and "rootless" in p.stderr), show(p)
     finally:
         ocipy(user, "delete", "--force", cid)
+
+
+# --- a delegated cgroup v2 subtree ------------------------------------------------------------------------------------
+
+
+def _unified_mount() -> Path | None:
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            if post.split()[:1] == ["cgroup2"]:
+                return Path(pre.split()[4])
+    return None
+
+
+def test_a_delegated_cgroup_v2_subtree_is_used(user: RootlessUser, bundle: Bundle, cid: str) -> None:
+    """What systemd's Delegate=yes gives a user session, made by hand: a v2 cgroup owned by the user, the runtime
+    started inside it. ocipy then puts the container there (the v1 hierarchies it cannot write are left out), applies
+    the limits that cgroup can hold, and pause works through cgroup.freeze."""
+    unified = _unified_mount()
+    if unified is None:
+        pytest.skip("no cgroup v2 hierarchy on this host")
+    deleg = unified / f"ocipy-rl-{user.name}"
+    runtime_cg = deleg / "runtime"
+    runtime_cg.mkdir(parents=True)
+    try:
+        for p in (deleg, runtime_cg):
+            for name in ("", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"):
+                os.chown(p / name if name else p, user.uid, user.gid)
+
+        def edit(cfg: dict[str, Any]) -> None:
+            cfg["linux"]["cgroupsPath"] = f"/{deleg.name}/c1"
+            cfg["linux"]["resources"] = {"unified": {"cgroup.max.depth": "2"}}
+
+        b = bundle(["sh", "-c", "echo ready; while :; do sleep 0.1; done"], edit)
+        # the user's runtime starts in the delegated cgroup (a login session's would, under systemd)
+        enter = ["sh", "-c", 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', "sh", str(runtime_cg),
+                 "setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups", "--"]  # fmt: skip
+        with tempfile.TemporaryFile() as err:  # not a pipe: the container keeps its stderr
+            rc = subprocess.run([*enter, user.runtime, "run", "--detach", "--bundle", str(b), cid], env=user.env,
+                                cwd=str(user.home), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                timeout=60, check=False).returncode  # fmt: skip
+            err.seek(0)
+            assert rc == 0, err.read().decode()
+        try:
+            st = json.loads(ocipy(user, "state", cid).stdout)
+            cg = Path(f"/proc/{st['pid']}/cgroup").read_text()
+            assert f"0::/{deleg.name}/c1\n" in cg, cg
+            assert (deleg / "c1" / "cgroup.max.depth").read_text().strip() == "2"
+            p = ocipy(user, "pause", cid)
+            assert p.returncode == 0, show(p)
+            assert json.loads(ocipy(user, "state", cid).stdout)["status"] == "paused"
+            assert (deleg / "c1" / "cgroup.freeze").read_text().strip() == "1"
+            assert ocipy(user, "resume", cid).returncode == 0
+            assert json.loads(ocipy(user, "state", cid).stdout)["status"] == "running"
+            p = ocipy(user, "ps", "--format", "json", cid)
+            assert p.returncode == 0 and json.loads(p.stdout) == [st["pid"]] or st["pid"] in json.loads(p.stdout)
+        finally:
+            ocipy(user, "delete", "--force", cid)
+        assert not (deleg / "c1").exists()
+    finally:
+        ocipy(user, "delete", "--force", cid)
+        for top, _dirs, _files in os.walk(deleg, topdown=False):
+            with contextlib.suppress(OSError):
+                os.rmdir(top)
+        assert not deleg.exists()

@@ -66,6 +66,9 @@ def test_scope_limits_update_pause_exec_delete(rig: Any, bundles: Any, ocipy: An
         dirs = scope_dirs(rig, unit)
         for h in ("memory", "pids", "cpu", "cpuset", "freezer", "devices", "systemd"):
             assert f"/sys/fs/cgroup/{h}/ocipytest.slice/ocipytest-a.slice/{unit}" in dirs
+        # only the init is in the scope: the placeholder that held it until the init joined has left
+        procs = rig.enter(["cat", f"/sys/fs/cgroup/systemd/ocipytest.slice/ocipytest-a.slice/{unit}/cgroup.procs"])
+        assert len(procs.stdout.split()) == 1
         ocipy("start", name)
         # from inside the container (its cgroup namespace is rooted at the scope)
         seen = in_container(

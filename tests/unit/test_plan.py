@@ -559,8 +559,11 @@ def test_filesystem_mounts() -> None:
     by_dest = {strs(plan, o)[1]: o for o in ops(plan, planfmt.OP_MOUNT)}
     tmp = by_dest["/tmp"]
     assert strs(plan, tmp) == ["tmpfs", "/tmp", "tmpfs", "mode=1777,size=65536k"]
-    assert tmp[3] == (mo.MS_NOSUID | mo.MS_STRICTATIME, 0, 0, 0, planfmt.MNTF_MKDIR)
-    assert ("/mounts/2/options/4", "tmpcopyup is not supported: ignored") in plan.warnings
+    # tmpcopyup is carried out (the init copies what the directory held), never dropped with a warning
+    assert tmp[3] == (mo.MS_NOSUID | mo.MS_STRICTATIME, 0, 0, 0, planfmt.MNTF_MKDIR | planfmt.MNTF_COPYUP)
+    assert not [w for w in plan.warnings if "tmpcopyup" in w[1]]
+    # a tmpfs without mode= keeps the mode of an existing mount point (the init reads it)
+    assert by_dest["/x"][3][4] == planfmt.MNTF_MKDIR | planfmt.MNTF_TMPFS_MODE
     assert by_dest["/proc"][3][4] == planfmt.MNTF_MKDIR | planfmt.MNTF_PROC
     sysfs = by_dest["/sys"]  # own network namespace: a real sysfs
     assert strs(plan, sysfs)[2] == "sysfs" and sysfs[3][4] == planfmt.MNTF_MKDIR | planfmt.MNTF_PROC
@@ -568,6 +571,20 @@ def test_filesystem_mounts() -> None:
     assert mq == mo.MS_NOSUID | mo.MS_NOEXEC | mo.MS_NODEV | mo.MS_LAZYTIME | mo.MS_I_VERSION | mo.MS_SILENT
     remount = by_dest["/mnt/remount"][3][0]
     assert remount == mo.MS_REMOUNT | mo.MS_RDONLY | mo.MS_DIRSYNC | mo.MS_MANDLOCK
+
+
+@pytest.mark.parametrize(
+    "mount,where,phrase",
+    [
+        ({"destination": "/d", "type": "bind", "source": "/srv", "options": ["rbind", "nosuchopt"]}, 1, "unknown"),
+        ({"destination": "/d", "type": "bind", "source": "/srv", "options": ["bind", "tmpcopyup"]}, 1, "tmpfs"),
+        ({"destination": "/d", "type": "proc", "source": "proc", "options": ["nosuid", "tmpcopyup"]}, 1, "tmpfs"),
+    ],
+)
+def test_mount_options_never_dropped_silently(mount: dict[str, Any], where: int, phrase: str) -> None:
+    with pytest.raises(PlanError) as exc:
+        compile_cfg(minimal(mounts=[mount]))
+    assert exc.value.pointer == f"/mounts/0/options/{where}" and phrase in exc.value.message
 
 
 def test_sysfs_without_network_namespace_in_user_namespace() -> None:
@@ -654,6 +671,18 @@ def test_hooks_sync_only_for_create_time_hooks() -> None:
         assert fields(plan, planfmt.OP_SYNC_HOOKS) == ["/hooks"]
 
 
+def test_no_mount_namespace_is_a_chroot_without_binding_the_rootfs() -> None:
+    """config-linux.md lets a container inherit every namespace (runc runs it): nothing is moved onto the caller's
+    "/" and the rootfs is not even bound on itself (it would stay mounted in the caller's namespace)."""
+    plan = compile_cfg(minimal(linux={"namespaces": []}))
+    names = codes(plan)
+    assert "OP_PIVOT_ROOT" not in names and "OP_BIND_ROOT" not in names and "OP_MOUNT_PROPAGATION" not in names
+    assert names.index("OP_OPEN_ROOT") < names.index("OP_CHROOT")
+    assert plan.ops[names.index("OP_CHROOT")][3][0] == 1  # chroot only, no MS_MOVE
+    ro = compile_cfg(minimal(linux={"namespaces": []}, root={"path": "rootfs", "readonly": True}))
+    assert "OP_BIND_ROOT" in codes(ro) and "OP_REMOUNT_ROOT_RO" in codes(ro)
+
+
 def test_cgroup_procs_are_joined_first() -> None:
     plan = GOLDENS["cgroup_join"]()
     assert codes(plan)[:3] == ["OP_REPORT", "OP_OPEN_FIFO", "OP_JOIN_CGROUP"]
@@ -692,7 +721,6 @@ ERRORS: list[tuple[str, Any, str]] = [
         minimal(linux={"namespaces": [{"type": "mount"}, {"type": "mount", "path": "/proc/1/ns/mnt"}]}),
         "/linux/namespaces/1: duplicate mount namespace",
     ),
-    ("no mount namespace", minimal(linux={"namespaces": [{"type": "pid"}]}), "/linux/namespaces: a mount namespace"),
     (
         "mappings without user namespace",
         minimal(linux={"uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),

@@ -17,6 +17,7 @@ import pytest
 from ocipy import procfs, store
 from ocipy.errors import OcipyError
 from ocipy.signals import parse_signal
+from ocipy.state import State
 from ocipy.store import Store
 
 
@@ -32,16 +33,14 @@ def make(st: Store, cid: str, pid: int, **private: Any) -> store.Container:
     c = st.create_dir(cid)
     starttime = private.pop("starttime", procfs.starttime(pid) if pid else None)
     c.write_state(
-        {
-            "ociVersion": "1.3.0",
-            "id": cid,
-            "pid": pid,
-            "bundle": "/b",
-            "rootfs": "/b/rootfs",
-            "created": "2024-01-01T00:00:00.000000001Z",
-            "owner": "",
-            "ocipy": {"starttime": starttime, **private},
-        }
+        State(
+            cid,
+            pid=pid,
+            bundle="/b",
+            rootfs="/b/rootfs",
+            created="2024-01-01T00:00:00.000000001Z",
+            private={"starttime": starttime, **private},
+        )
     )
     return c
 
@@ -101,7 +100,7 @@ def test_write_state_is_atomic_and_readable(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(c.state_path).st_mode) == 0o600
     c.close()
     c2 = st.open("a")
-    assert c2.read_state()["bundle"] == "/b"
+    assert c2.read_state().bundle == "/b"
     c2.close()
 
 
