@@ -210,3 +210,90 @@ def test_sysctl_kernel_domainname_conflicting_names_both_fields(rt, bundle):
     bundle.args("true")
     _cid, res = rt.create(bundle)
     res.fails("/linux/sysctl/kernel.domainname", "/domainname")
+
+
+# -- mounts ------------------------------------------------------------------------------------------------------
+
+
+def test_tmpcopyup_copies_what_the_directory_held(rt, bundle):
+    """`podman run --tmpfs /etc` sends tmpcopyup: the tmpfs must hold the image's /etc (owners, modes, links)."""
+    etc = bundle.rootfs / "etc"
+    (etc / "sub").mkdir()
+    (etc / "sub" / "deep").write_text("deep\n")
+    os.chown(etc / "sub" / "deep", 1234, 5678)
+    (etc / "sub" / "deep").chmod(0o604)
+    (etc / "link").symlink_to("sub/deep")
+    bundle.add_mount(destination="/etc", type="tmpfs", source="tmpfs", options=["nosuid", "tmpcopyup"])
+    out = rt.probe(
+        bundle,
+        "grep -c ' /etc ' /proc/self/mountinfo; cat /etc/link; stat -c '%u %g %a' /etc/sub/deep; "
+        "test -s /etc/passwd && echo passwd; echo new > /etc/written && echo writable",
+    )
+    assert out.split("\n")[:5] == ["1", "deep", "1234 5678 604", "passwd", "writable"], out
+    assert not (etc / "written").exists(), "the write must land in the tmpfs, not the rootfs"
+
+
+def test_tmpfs_without_mode_keeps_the_mount_points_mode(rt, bundle):
+    d = bundle.rootfs / "sticky"
+    d.mkdir()
+    d.chmod(0o1770)
+    bundle.add_mount(destination="/sticky", type="tmpfs", source="tmpfs", options=["size=1m"])
+    bundle.add_mount(destination="/explicit", type="tmpfs", source="tmpfs", options=["mode=0711"])
+    (bundle.rootfs / "explicit").mkdir(mode=0o755)
+    out = rt.probe(bundle, "stat -c %a /sticky /explicit; grep -c ' /sticky .* tmpfs ' /proc/self/mountinfo")
+    assert out.split() == ["1770", "711", "1"], out
+
+
+@pytest.mark.parametrize(
+    "options,where",
+    [(["rbind", "no-such-option"], 1), (["bind", "ro", "tmpcopyup"], 2)],
+)
+def test_mount_option_that_would_be_dropped_is_an_error(rt, bundle, tmp_path, options, where):
+    src = tmp_path / "src"
+    src.mkdir()
+    bundle.add_mount(destination="/mnt/x", type="bind", source=str(src), options=options)
+    bundle.args("true")
+    n = len(bundle.config["mounts"]) - 1
+    _cid, res = rt.create(bundle)
+    res.fails(f"/mounts/{n}/options/{where}")
+    assert rt.state_dirs() == []
+
+
+# -- HOME --------------------------------------------------------------------------------------------------------
+
+
+def _passwd(bundle) -> None:
+    (bundle.rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nit:x:1234:1234::/home/it:/bin/sh\n")
+
+
+@pytest.mark.parametrize("uid,home", [(0, "/root"), (1234, "/home/it"), (4321, "/")])
+def test_home_from_the_containers_passwd(rt, bundle, uid, home):
+    """runc sets HOME when process.env lacks it: the uid's passwd entry in the container, else "/"."""
+    _passwd(bundle)
+    bundle.process["user"] = {"uid": uid, "gid": uid}
+    bundle.process["env"] = [h.PATH_ENV]
+    assert rt.probe(bundle, 'echo "$HOME"') == home + "\n"
+
+
+def test_home_given_in_env_is_kept(rt, bundle):
+    _passwd(bundle)
+    bundle.process["env"] = [h.PATH_ENV, "HOME=/custom"]
+    assert rt.probe(bundle, 'echo "$HOME"') == "/custom\n"
+
+
+def test_home_for_exec(rt, bundle):
+    _passwd(bundle)
+    bundle.process["env"] = [h.PATH_ENV]
+    bundle.args("sleep", "30")
+    cid, _ = rt.create_ok(bundle)
+    rt.start(cid).ok()
+    assert rt.call("exec", "--user", "1234:1234", cid, "sh", "-c", 'echo "$HOME"').ok().out == "/home/it\n"
+    assert rt.call("exec", cid, "sh", "-c", 'echo "$HOME"').ok().out == "/root\n"
+
+
+def test_home_passwd_symlink_cannot_read_the_hosts(rt, bundle):
+    """/etc/passwd is read inside the rootfs: a link to the host's /etc/passwd resolves in the container."""
+    (bundle.rootfs / "etc" / "passwd").unlink()
+    (bundle.rootfs / "etc" / "passwd").symlink_to("/../../../../../../etc/shadow-not-there")
+    bundle.process["env"] = [h.PATH_ENV]
+    assert rt.probe(bundle, 'echo "$HOME"') == "/\n"
