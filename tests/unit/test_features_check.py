@@ -102,6 +102,7 @@ def test_features_has_every_key_runc_has_and_validates() -> None:
     Features.model_validate(doc)
     assert RUNC_KEYS <= key_paths(doc), sorted(RUNC_KEYS - key_paths(doc))
     assert doc["linux"]["netDevices"] == {"enabled": True}
+    assert {"tmpcopyup", "rro", "idmap", "nosymfollow"} <= set(doc["mountOptions"])
     # what ocipy does not do is false / empty, not left out
     assert doc["linux"]["memoryPolicy"] == {"modes": [], "flags": []}
     assert doc["linux"]["intelRdt"] == {"enabled": False, "schemata": False, "monitoring": False}
@@ -129,6 +130,8 @@ def test_features_keys_match_runc_151() -> None:
     ours = json.loads(ocipy("features").stdout)
     assert key_paths(runc) <= key_paths(ours), sorted(key_paths(runc) - key_paths(ours))
     assert [k for k in runc["linux"]] == [k for k in ours["linux"]]
+    # every mount option runc applies, ocipy applies (plus idmap/ridmap, which runc lists as mountExtensions only)
+    assert set(runc["mountOptions"]) <= set(ours["mountOptions"]), set(runc["mountOptions"]) - set(ours["mountOptions"])
 
 
 def test_check_json_sections_summary_and_exit() -> None:
