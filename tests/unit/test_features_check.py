@@ -221,3 +221,17 @@ def test_create_refuses_a_memory_policy_features_does_not_offer(tmp_path: Path) 
     assert res.returncode == 1
     assert res.stderr.strip() == "ocipy: /linux/memoryPolicy: memory policies are not supported by ocipy yet"
     assert not (tmp_path / "state" / "mp").exists()
+
+
+def test_systemd_driver_is_needed_where_systemd_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Podman's and the kubelet's default cgroup manager on a systemd host is systemd: if ocipy's driver cannot work
+    # there, a default container cannot run, and check says so (exit 1)
+    from ocipy.cgroups import systemd
+
+    monkeypatch.setattr(systemd, "usable", lambda: (False, "no bus"))
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(os.path, "isdir", lambda p: True if p == "/run/systemd/system" else real_isdir(p))
+    item = check.drivers()["systemd"]
+    assert item["available"] is False and item["needed"] is True
+    monkeypatch.setattr(os.path, "isdir", lambda p: False if p == "/run/systemd/system" else real_isdir(p))
+    assert check.drivers()["systemd"]["needed"] is False
