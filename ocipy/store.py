@@ -30,7 +30,9 @@ CONFIG_FILE = "config.json"  # the validated config as create saw it: exec's def
 ID_MAX = 1024
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 
-CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
+JOURNAL_KEY = "creating"  # in the private state until create commits: what it has made (docs/contracts.md)
+KILL_TIMEOUT = 10.0  # seconds to wait for a SIGKILLed init to exit
 
 
 def default_root() -> str:
@@ -131,6 +133,7 @@ class Container:
         self.dir = px.join(store.root, cid)
         self.fd = dirfd
         self._state: dict[str, Any] | None = None
+        self._locked = False  # this process holds the dir's lock (through self.fd)
 
     # --- files -------------------------------------------------------------------------------------------------
     @property
@@ -154,7 +157,37 @@ class Container:
         import fcntl
 
         fcntl.flock(self.fd, fcntl.LOCK_EX)
+        self._locked = True
         return _Lock(self.fd)
+
+    def try_lock(self) -> bool:
+        """The lock if nobody holds it; False when another command (a create in progress) does."""
+        import fcntl
+
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        self._locked = True
+        return True
+
+    def _locked_elsewhere(self) -> bool:
+        """Another command holds the lock (probed through a fresh open of the dir, so our own lock is untouched)."""
+        if self._locked:
+            return False
+        import fcntl
+
+        try:
+            fd = px.open(self.dir, px.O_RDONLY | px.O_DIRECTORY | px.O_NOFOLLOW | px.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            px.close(fd)
+        return False
 
     def has_state(self) -> bool:
         try:
@@ -164,7 +197,8 @@ class Container:
         return True
 
     def read_state(self) -> dict[str, Any]:
-        """The stored state; a directory without a readable state.json is no container (`container does not exist`)."""
+        """The stored state. A directory without state.json is a create that has recorded nothing yet (or died
+        before it could): a half-made container with an empty journal (docs/contracts.md, "Recovery")."""
         if self._state is None:
             from . import fastjson as json
 
@@ -175,7 +209,12 @@ class Container:
                     dir_fd=self.fd,
                 )
             except FileNotFoundError:
-                raise OcipyError("container does not exist") from None
+                legacy = self._legacy_cgroup_record()
+                journal: dict[str, Any] = {} if legacy is None else {"cgroup": legacy}
+                self._state = {"id": self.id, "pid": 0, "ocipy": {JOURNAL_KEY: journal}}
+                if legacy is not None:
+                    self._state["ocipy"]["cgroup"] = legacy
+                return self._state
             with open(fd, "rb") as f:
                 raw = f.read()
             try:
@@ -263,7 +302,15 @@ class Container:
             return (_read_text(px.join(path, "freezer.state")) or "").strip() == "FROZEN"
         return (_read_text(px.join(path, "cgroup.freeze")) or "").strip() == "1"
 
+    def journal(self) -> dict[str, Any] | None:
+        """What an uncommitted create recorded (`ocipy.creating`); None once create has committed."""
+        j = self.private.get(JOURNAL_KEY)
+        return j if isinstance(j, dict) else None
+
     def status(self) -> str:
+        if self.journal() is not None:
+            # half-made: `creating` while its create runs (holds the lock), `stopped` once that create is gone
+            return CREATING if self._locked_elsewhere() else STOPPED
         if not self.init_alive():
             return STOPPED
         if self.fifo_exists():
@@ -279,7 +326,7 @@ class Container:
         out: dict[str, Any] = {
             "ociVersion": st.get("ociVersion", OCI_VERSION),
             "id": self.id,
-            "pid": self.pid if status != STOPPED else 0,
+            "pid": self.pid if status not in (STOPPED, CREATING) else 0,
             "status": status,
             "bundle": st.get("bundle", ""),
             "rootfs": st.get("rootfs", ""),
@@ -326,10 +373,11 @@ class Container:
             raise OcipyError(f"{'freeze' if frozen else 'thaw'} {path}: {exc.strerror or exc}") from None
 
     def cgroup_record(self) -> Any:
-        """The container's cgroups: from the state, or, for a directory a killed create left before writing its
-        state, from the record create writes as soon as it has made them (so `delete` can still remove them)."""
-        if self.has_state():
-            return self.private.get("cgroup")
+        """The cgroups the container owns (create made them): the private state's `cgroup`."""
+        return self.private.get("cgroup")
+
+    def _legacy_cgroup_record(self) -> Any:
+        """cgroup.json: where creates before the journal recorded their cgroups until state.json existed."""
         raw = self.read_file(CGROUP_FILE)
         if raw is None:
             return None
@@ -376,6 +424,56 @@ class Container:
                 if not busy or time.monotonic() > deadline:
                     break
                 time.sleep(0.005)
+
+    # --- recovery of a half-made container (docs/contracts.md, "Recovery") --------------------------------------
+    def kill_all(self, sig: int = 9) -> None:
+        """Signal every process in the owned cgroups (v2: cgroup.kill first, then each listed pid)."""
+        record = self.cgroup_record()
+        if isinstance(record, dict) and isinstance(record.get("v2"), str) and sig == 9:
+            try:
+                _write_text(px.join(record["v2"], "cgroup.kill"), "1")
+            except OSError:
+                pass  # older kernels: the loop below
+        for pid in self.cgroup_pids() or []:
+            try:
+                fd = px.pidfd_open(pid)
+            except OSError:
+                continue
+            try:
+                procfs.send_signal(fd, sig)
+            finally:
+                px.close(fd)
+
+    def undo_create(self) -> None:
+        """Undo what an uncommitted create made, whatever instant it died at, then remove the directory. The caller
+        holds the lock (so that create is gone). Order: processes (the recorded init, everything in the owned
+        cgroups: the init joins them before it forks), then the cgroups (owned and planned: rmdir only takes
+        empty ones), then the directory (the fifo and the state with it). Net devices and mounts live in the
+        init's namespaces and go with its last process."""
+        journal = self.journal() or {}
+        init = procfs.pidfd_open(self.pid, self.starttime) if self.pid > 0 else None
+        try:
+            if init is not None:
+                procfs.send_signal(init, 9)
+            deadline = time.monotonic() + KILL_TIMEOUT
+            while True:
+                self.kill_all(9)
+                if not self.cgroup_pids() or time.monotonic() > deadline:
+                    break
+                time.sleep(0.002)
+            if init is not None and not procfs.wait_exit(init, max(0.0, deadline - time.monotonic())):
+                raise OcipyError(f"container init (pid {self.pid}) did not exit after SIGKILL")
+        finally:
+            if init is not None:
+                px.close(init)
+        self.remove_cgroups()
+        planned = journal.get("cgroup")
+        for d in reversed(_cgroup_dirs(planned)):
+            try:
+                px.rmdir(d)
+            except OSError:
+                pass  # not made, or not empty: then not ours
+        self.remove()
 
 
 def _os_error(path: str, exc: OSError) -> OcipyError:
@@ -427,21 +525,39 @@ class Store:
         return px.join(self.root, "@cache", "seccomp")
 
     def create_dir(self, cid: str) -> Container:
-        """Make `<root>/<id>` (0700) and return it locked; EEXIST -> `container with given ID already exists`."""
+        """Make `<root>/<id>` (0700) and return it locked; EEXIST -> `container with given ID already exists`,
+        unless what is there is a half-made container whose create is gone: that is undone first (recovery)."""
         validate_id(cid)
         path = px.join(self.root, cid)
-        try:
-            import os  # create only: the lifecycle verbs stay off `os` (ocipy/posixlite.py)
+        import os  # create only: the lifecycle verbs stay off `os` (ocipy/posixlite.py)
 
-            os.makedirs(self.root, mode=0o700, exist_ok=True)
-            px.mkdir(path, 0o700)
-        except FileExistsError:
-            raise OcipyError("container with given ID already exists") from None
-        except OSError as exc:
-            raise _os_error(path, exc) from None
+        for _ in range(3):
+            try:
+                os.makedirs(self.root, mode=0o700, exist_ok=True)
+                px.mkdir(path, 0o700)
+                break
+            except FileExistsError:
+                self._recover(cid)
+            except OSError as exc:
+                raise _os_error(path, exc) from None
+        else:
+            raise OcipyError("container with given ID already exists")
         c = Container(self, cid, self._open_fd(cid))
         c.lock()
         return c
+
+    def _recover(self, cid: str) -> None:
+        """An existing `<root>/<id>`: undo it when it is a half-made container nobody works on, else EEXIST."""
+        try:
+            old = self.open(cid)
+        except OcipyError:
+            return  # gone meanwhile: try mkdir again
+        try:
+            if not old.try_lock() or old.journal() is None:
+                raise OcipyError("container with given ID already exists")
+            old.undo_create()
+        finally:
+            old.close()
 
     def open(self, cid: str) -> Container:
         """An existing container dir (not yet locked); missing -> `container does not exist`."""
@@ -456,7 +572,7 @@ class Store:
         return Container(self, cid, fd)
 
     def open_locked(self, cid: str) -> Container:
-        """`open` + `lock`, and require a state.json (a half-made dir is no container)."""
+        """`open` + `lock`, and the state read (a half-made container reads as one with an open journal)."""
         c = self.open(cid)
         try:
             c.lock()
@@ -467,7 +583,7 @@ class Store:
         return c
 
     def ids(self) -> list[str]:
-        """Ids with a state.json, sorted; half-made dirs (create in progress or crashed) are left out."""
+        """Every container directory, sorted: half-made ones too (`creating` or `stopped`, docs/cli.md)."""
         try:
             names = px.listdir(self.root)
         except FileNotFoundError:
@@ -478,6 +594,9 @@ class Store:
                 validate_id(name)
             except OcipyError:
                 continue
-            if px.isfile(px.join(self.root, name, STATE_FILE)):
-                out.append(name)
+            try:
+                if px.stat(px.join(self.root, name), follow_symlinks=False).st_mode & 0o170000 == 0o040000:
+                    out.append(name)
+            except OSError:
+                continue
         return sorted(out)

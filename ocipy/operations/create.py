@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from ocipy import errors, planfmt, procfs
 from ocipy.errors import OcipyError
+from ocipy.faults import point
 from ocipy.launch import Launch, write_id_maps
-from ocipy.store import CONFIG_FILE, Container, Store
+from ocipy.store import CONFIG_FILE, JOURNAL_KEY, Container, Store
 
 if TYPE_CHECKING:
     import argparse  # annotations only: importing argparse costs ~7 ms
@@ -23,6 +24,14 @@ if TYPE_CHECKING:
 CREATE_HOOKS = ("prestart", "createRuntime", "createContainer")
 KEPT_HOOKS = ("startContainer", "poststart", "poststop")
 HOOK_KINDS = CREATE_HOOKS + KEPT_HOOKS
+_MSG_NAMES = {
+    planfmt.MSG_ERROR: "error",
+    planfmt.MSG_USERMAP: "usermap",
+    planfmt.MSG_PID: "pid",
+    planfmt.MSG_HOOKS: "hooks",
+    planfmt.MSG_CREATED: "created",
+    planfmt.MSG_SYNC: "sync",
+}
 
 
 @dataclass
@@ -112,6 +121,19 @@ def _idmapped_trees(plan: planfmt.Plan, pid: int) -> list[int]:
     return trees
 
 
+def _init_failure(launch: Launch, exc: OSError) -> OcipyError:
+    """An OS error while working on the init's namespaces (moving net devices in): when the init failed meanwhile
+    (a mount the kernel refused: its namespaces went with it), its own error is the cause; else the error, named."""
+    import select
+
+    if launch.pidfd >= 0 and select.select([launch.pidfd], [], [], 1.0)[0]:
+        for msg in launch.messages():
+            if msg.type == planfmt.MSG_ERROR:
+                return OcipyError(launch.describe_error(msg))
+    where = f"{exc.filename}: " if exc.filename else ""
+    return OcipyError(f"/linux/netDevices: {where}{(exc.strerror or str(exc)).lower()}")
+
+
 def _check_intel_rdt(spec: Any) -> None:
     """config-linux.md: intelRdt without a mounted resctrl filesystem MUST be an error; with one, ocipy cannot
     place the process yet, which must not pass silently either."""
@@ -174,8 +196,11 @@ def _section(document: dict[str, Any], *keys: str) -> Any:
     return node
 
 
-def _make_cgroups(spec: Any, document: dict[str, Any], cid: str, args: argparse.Namespace) -> dict[str, Any] | None:
+def _make_cgroups(
+    spec: Any, document: dict[str, Any], cid: str, args: argparse.Namespace, record_plan: Any
+) -> dict[str, Any] | None:
     """Resolve cgroupsPath, make the cgroups and apply linux.resources; the record for the private state.
+    `record_plan(record)` is called with the dirs about to be made before any is (the recovery journal).
 
     Rootless (not root) without resources: a cgroup that cannot be made is skipped, as runc does."""
     from ocipy.cgroups import CgroupError, layout, manager, paths
@@ -192,6 +217,7 @@ def _make_cgroups(spec: Any, document: dict[str, Any], cid: str, args: argparse.
         )
         # pids last (apply_deferred_pids): the init still has to clone once inside the cgroup, and 0 is a valid limit
         now = {k: v for k, v in resources.items() if k != "pids"}
+        record_plan(manager.record_of(target))
         record = manager.create(lay, target, now)
         record["resources"] = resources
         return record
@@ -241,13 +267,28 @@ def create(args: argparse.Namespace) -> Created:
     if spec.annotations:
         state["annotations"] = dict(spec.annotations)
     poststop_on_failure: list[dict[str, Any]] = []
+    point("create.validated")
     with contextlib.ExitStack() as undo:
         undo.callback(_run_poststop, poststop_on_failure, state)  # registered first, so it runs last
         container = store.create_dir(cid)
         undo.callback(container.remove)
         lock = container.lock()
         undo.enter_context(lock)
+        point("create.dir")
+
+        # The recovery journal (docs/contracts.md, "Recovery"): state.json carries `ocipy.creating` until the
+        # commit below, and every resource is recorded in it before it is made.
+        private: dict[str, Any] = {JOURNAL_KEY: {}}
+
+        def journal() -> None:
+            record = {k: v for k, v in state.items() if k != "status"}
+            record["ocipy"] = private
+            container.write_state(record)
+
+        journal()
+        point("create.journal")
         os.mkfifo(container.fifo_path, 0o600)
+        point("create.fifo")
 
         console = _console_fd(args, terminal)
         if console is not None:
@@ -270,14 +311,18 @@ def create(args: argparse.Namespace) -> Created:
         # --- cgroups (ocipy/cgroups, docs/cgroups.md): made before the init exists, which joins them first ---
         from ocipy.cgroups import manager as cg_manager
 
-        cgroup_record = _make_cgroups(spec, document, cid, args)
+        def plan_cgroups(planned: dict[str, Any]) -> None:
+            private[JOURNAL_KEY] = {"cgroup": planned}  # made or not, rmdir'd by recovery (only empty ones go)
+            journal()
+            point("create.cgroups-planned")
+
+        cgroup_record = _make_cgroups(spec, document, cid, args, plan_cgroups)
+        point("create.cgroups")
         if cgroup_record is not None:
             undo.callback(cg_manager.remove, cgroup_record)
-            # if this process is killed before state.json exists, `delete` finds the cgroups here
-            from ocipy import fastjson
-            from ocipy.store import CGROUP_FILE
-
-            container.write_file(CGROUP_FILE, fastjson.dumps(cgroup_record).encode())
+            private["cgroup"] = cgroup_record  # owned: recovery kills what is in them
+            journal()
+            point("create.cgroup-record")
         # --- end cgroups ---
 
         plan = plan_mod.compile_create(
@@ -304,7 +349,9 @@ def create(args: argparse.Namespace) -> Created:
         linux = spec.linux
 
         launch.start()
+        point("create.spawned")
         for msg in launch.messages():
+            point(f"create.got-{_MSG_NAMES.get(msg.type, msg.type)}")
             if msg.type == planfmt.MSG_ERROR:
                 raise OcipyError(launch.describe_error(msg))
             if msg.type == planfmt.MSG_USERMAP:
@@ -321,10 +368,17 @@ def create(args: argparse.Namespace) -> Created:
                         os.close(fd)
             elif msg.type == planfmt.MSG_PID:
                 state["pid"] = msg.pid
+                private["starttime"] = procfs.starttime(msg.pid)
+                journal()  # the init, before anything is done with it (its net devices, hooks)
+                point("create.pid-recorded")
                 if linux is not None and linux.net_devices:
                     from ocipy import netdev  # pyroute2: only for configs that have netDevices
 
-                    netdev.move({k: v.name for k, v in linux.net_devices.items()}, msg.pid)
+                    try:
+                        netdev.move({k: v.name for k, v in linux.net_devices.items()}, msg.pid)
+                    except OSError as exc:
+                        raise _init_failure(launch, exc) from None
+                    point("create.netdevs")
             elif msg.type == planfmt.MSG_HOOKS:
                 from ocipy import hooks as hooks_mod
 
@@ -337,6 +391,7 @@ def create(args: argparse.Namespace) -> Created:
                     # poststop hooks still run (step 13)
                     poststop_on_failure.extend(hook_lists.get("poststop") or [])
                     raise
+                point("create.hooks")
                 launch.ack()
             # --- seccomp listener (owner: the seccomp issue) ---
             elif msg.type == planfmt.MSG_SYNC and msg.fds:
@@ -357,6 +412,7 @@ def create(args: argparse.Namespace) -> Created:
             console.close()
         if cgroup_record is not None:  # cgroups: the pids limit, now that the init is set up
             _apply_deferred_pids(cgroup_record)
+        point("create.set-up")
         state["status"] = "created"
         private = {
             "starttime": procfs.starttime(launch.pid),
@@ -367,15 +423,16 @@ def create(args: argparse.Namespace) -> Created:
         }
         if cgroup_record is not None:
             private["cgroup"] = cgroup_record  # includes the applied "resources", the base of `update`
-        record = {k: v for k, v in state.items() if k != "status"}
-        record["ocipy"] = private
         # exec's defaults: the config as it was now, whatever happens to the bundle later
         from ocipy import fastjson
 
         container.write_file(CONFIG_FILE, fastjson.dumps(document).encode())
-        container.write_state(record)
+        point("create.config")
+        journal()  # the commit: the same state without `creating`
+        point("create.state")
         if getattr(args, "pid_file", None):
             _write_pid_file(args.pid_file, launch.pid)
+            point("create.pid-file")
         undo.pop_all()
         lock.__exit__(None, None, None)
         errors.debug(f"created {cid} with init pid {launch.pid}")

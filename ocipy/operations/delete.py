@@ -6,6 +6,7 @@ import time
 
 from .. import errors, procfs
 from ..errors import OcipyError
+from ..faults import point
 from ..signals import SIGKILL
 from ..store import CREATED, STOPPED, Container, Store
 
@@ -56,21 +57,17 @@ def main(args: Any) -> int:
         raise
     try:
         c.lock()
-        if not c.has_state():
-            # a directory a killed create left behind: whatever it started in its cgroups goes, then the cgroups
-            if c.cgroup_pids():
-                from .kill import signal_all
-
-                signal_all(c, SIGKILL)
-                _wait_cgroup_empty(c, 2.0)
-            c.remove_cgroups()
-            c.remove()
+        point("delete.locked")
+        if c.journal() is not None:
+            # half-made: a create that died (we hold its lock) left it; undo what its journal names
+            c.undo_create()
             return 0
         status = c.status()
         if status not in (STOPPED, CREATED) and not getattr(args, "force", False):
             raise OcipyError(f"cannot delete container {cid} that is not stopped: {status}")
         if status != STOPPED:
             kill_and_wait(c)
+            point("delete.killed")
             _wait_cgroup_empty(c, 2.0)
         elif c.cgroup_pids():
             # the init is gone but something it left in the cgroup is not: it must go for the cgroup to go
@@ -79,10 +76,12 @@ def main(args: Any) -> int:
             signal_all(c, SIGKILL)
             _wait_cgroup_empty(c, 2.0)
         c.remove_cgroups()
+        point("delete.cgroups")
         try:
             _run_poststop(c)
         except Exception as exc:  # noqa: BLE001 -- runtime.md: a failing poststop hook is a warning, delete goes on
             errors.warning(f"poststop hooks: {exc}")
+        point("delete.poststop")
         c.remove()
     finally:
         c.close()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ocipy import errors, planfmt
 from ocipy.errors import OcipyError
+from ocipy.faults import point
 from ocipy.launch import Launch, exit_code
 from ocipy.store import CONFIG_FILE, PAUSED, STOPPED, Container, Store
 
@@ -223,6 +224,7 @@ def _exec(args: argparse.Namespace) -> int:
 
     detach = bool(getattr(args, "detach", False))
     c = Store.from_args(args).open_locked(args.container_id)
+    point("exec.locked")
     undo = contextlib.ExitStack()
     with undo:
         undo.callback(c.close)  # closing the dir fd also drops the lock
@@ -278,9 +280,11 @@ def _exec(args: argparse.Namespace) -> int:
             # the process freezes as soon as it joins the cgroup and goes on at `resume`, which needs the lock
             c.close()
         launch.start()
+        point("exec.spawned")
         if console is not None:
             console.close()
         for msg in launch.messages():
+            point(f"exec.got-{msg.type}")
             if msg.type == planfmt.MSG_ERROR:
                 raise OcipyError(launch.describe_error(msg))
             if msg.type == planfmt.MSG_SYNC and msg.fds:  # OP_SECCOMP with a listener
@@ -296,6 +300,7 @@ def _exec(args: argparse.Namespace) -> int:
             raise OcipyError("ocipy-init exited before the process was started")
         _flush_pending(launch)
         launch.close()
+        point("exec.started")
         master = _receive_master(proxy) if proxy is not None else -1
         if getattr(args, "pid_file", None):
             _write_pid_file(args.pid_file, launch.pid)

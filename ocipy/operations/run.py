@@ -8,6 +8,7 @@ import copy
 import signal
 
 from ocipy.errors import OcipyError
+from ocipy.faults import point
 from ocipy.launch import exit_code
 
 TYPE_CHECKING = False
@@ -35,6 +36,7 @@ def main(args: argparse.Namespace) -> int:
 
     detach = bool(getattr(args, "detach", False))
     created = create_op.create(args)
+    point("run.created")
     launch = created.launch
     pidfd = launch.pidfd
 
@@ -51,11 +53,13 @@ def main(args: argparse.Namespace) -> int:
         launch.abort()
         _delete(delete_op, args)
         raise
+    point("run.started")
     if detach:
         launch.release()
         return 0
     status = launch.wait()
     code = exit_code(status) if status is not None else 1
+    point("run.exited")
     for sig in FORWARDED:
         signal.signal(sig, signal.SIG_DFL)
     if not getattr(args, "keep", False):
