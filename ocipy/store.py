@@ -237,17 +237,24 @@ class Container:
         """Atomically replace a file of the container dir: temp file, fsync, rename, fsync the dir (so a crash
         leaves the old file or the new one, never a torn one)."""
         tmp = f".{name}.{px.getpid()}.tmp"
-        fd = px.open(tmp, px.O_WRONLY | px.O_CREAT | px.O_TRUNC | px.O_CLOEXEC | px.O_NOFOLLOW, 0o600, dir_fd=self.fd)
         try:
-            px.write(fd, data)
-            px.fsync(fd)
-        except BaseException:
+            fd = px.open(
+                tmp, px.O_WRONLY | px.O_CREAT | px.O_TRUNC | px.O_CLOEXEC | px.O_NOFOLLOW, 0o600, dir_fd=self.fd
+            )
+            try:
+                view = memoryview(data)
+                while view:  # a short write (a nearly full disk) is not the end
+                    view = view[px.write(fd, view) :]
+                px.fsync(fd)
+            except BaseException:
+                px.close(fd)
+                px.unlink(tmp, dir_fd=self.fd)
+                raise
             px.close(fd)
-            px.unlink(tmp, dir_fd=self.fd)
-            raise
-        px.close(fd)
-        px.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-        px.fsync(self.fd)
+            px.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+            px.fsync(self.fd)
+        except OSError as exc:  # ENOSPC, EDQUOT, EROFS, EIO ...: the file and the reason
+            raise _os_error(px.join(self.dir, name), exc) from None
 
     def read_file(self, name: str) -> bytes | None:
         """A private file of the container dir, None when missing."""

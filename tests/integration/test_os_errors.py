@@ -64,13 +64,14 @@ def tmpfs(tmp_path: Path) -> Iterator[Any]:
 
 def fill(fs: Path) -> None:
     """Take every free block of a tmpfs."""
-    with open(fs / "filler", "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-                f.flush()
-        except OSError:
-            pass
+    fd = os.open(fs / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class Case:
@@ -97,16 +98,20 @@ class Case:
             *flags,
             self.cid,
         ]
-        out = subprocess.run(
-            argv,
-            capture_output=True,
-            env=h.runtime_env(),
-            timeout=60,
-            preexec_fn=preexec,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-        return out.returncode, out.stderr.decode(errors="replace")
+        # files, not pipes: a created init holds its stdio, and a pipe would not end before it does
+        err = self.tmp / f"{self.cid}.err"
+        with open(err, "wb") as fe:
+            proc = subprocess.run(
+                argv,
+                stdout=subprocess.DEVNULL,
+                stderr=fe,
+                env=h.runtime_env(),
+                timeout=60,
+                preexec_fn=preexec,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        return proc.returncode, err.read_text(errors="replace")
 
     def finish(self) -> dict[str, list[str]]:
         subprocess.run(
@@ -132,13 +137,15 @@ def one_clear_line(rc: int, err: str, *words: str) -> None:
 
 
 def test_full_state_root(tmp_path, bundle, tmpfs):
-    root = tmpfs("size=64k,mode=700")
-    fill(root)
+    fs = tmpfs("size=64k,mode=700")
+    root = fs / "root"
+    root.mkdir()
+    fill(fs)
     case = Case(tmp_path, bundle, root)
     rc, err = case.create()
     one_clear_line(rc, err, str(root), "no space left on device")
     assert not case.finish()
-    (root / "filler").unlink()
+    (fs / "filler").unlink()
     # the same root, room again: create works (nothing half-made is in the way)
     rc, err = case.create()
     assert rc == 0, err
@@ -189,6 +196,7 @@ def test_full_bundle_pid_file(tmp_path, bundle, tmpfs):
 
 @pytest.mark.parametrize("limit", [12, 16, 20, 24, 28, 32, 40, 48, 64])
 def test_too_many_open_files(tmp_path, bundle, limit):
+    bundle.process.pop("rlimits", None)  # the container's own NOFILE would be above the hard limit set here
     case = Case(tmp_path, bundle, tmp_path / "state")
 
     def low() -> None:
@@ -206,26 +214,26 @@ needs_strace = pytest.mark.skipif(shutil.which("strace") is None, reason="strace
 @needs_strace
 @pytest.mark.parametrize("errname", ["EDQUOT", "ENOSPC", "ENOMEM", "EROFS"])
 def test_state_write_fails(tmp_path, bundle, errname):
-    """The state files' writes fail with errname: the line names the file."""
+    """Creating the state files fails with errname (an inode quota, a full or read-only disk, no memory): the line
+    names the file. strace -P on the container dir matches the openat() calls relative to its fd; the first is the
+    open of the directory itself, the second the state file's (the journal's first write)."""
     root = tmp_path / "state"
     case = Case(tmp_path, bundle, root)
-    # -P: only system calls on paths under the state root; the first write() there fails
     prefix = [
         "strace",
-        "-f",
         "-qq",
         "-o",
         "/dev/null",
         "-P",
-        str(root / case.cid / "config.json"),
-        "-P",
-        str(root / case.cid / ".config.json"),
+        str(root / case.cid),
         "-e",
-        f"inject=write:error={errname}",
+        "trace=openat",
+        "-e",
+        f"inject=openat:error={errname}:when=2+",
     ]
     rc, err = case.create(prefix=prefix)
     reason = os.strerror(getattr(__import__("errno"), errname)).lower()
-    one_clear_line(rc, err, str(root / case.cid), reason)
+    one_clear_line(rc, err, str(root / case.cid / "state.json"), reason)
     assert not case.finish()
 
 
@@ -237,7 +245,7 @@ def test_cgroup_file_write_fails(tmp_path, bundle, errname):
     target = f"/sys/fs/cgroup/memory/{case.cg}/memory.limit_in_bytes"
     if not os.path.isdir("/sys/fs/cgroup/memory"):
         target = f"/sys/fs/cgroup/{case.cg}/memory.max"
-    prefix = ["strace", "-f", "-qq", "-o", "/dev/null", "-P", target, "-e", f"inject=write:error={errname}"]
+    prefix = ["strace", "-qq", "-o", "/dev/null", "-P", target, "-e", f"inject=write:error={errname}"]
     rc, err = case.create(prefix=prefix)
     reason = os.strerror(getattr(__import__("errno"), errname)).lower()
     one_clear_line(rc, err, target, reason, "/linux/resources/memory")
