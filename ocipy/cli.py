@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-VERSION_TEXT = "ocipy version 0.1.0\nspec: 1.3.0"
-
 
 class Opt:
     __slots__ = ("default", "dest", "flags", "help", "kind")
@@ -72,6 +70,11 @@ _BUNDLE = _s(
     "path to the root of the bundle directory (default: the current directory)",
 )
 _CONSOLE = _s(("--console-socket",), "console_socket", "AF_UNIX socket to receive the pty master")
+_PIDFD = _s(
+    ("--pidfd-socket",),
+    "pidfd_socket",
+    "path to an AF_UNIX socket which will receive a file descriptor referencing the container's process",
+)
 _PIDFILE = _s(("--pid-file",), "pid_file", "write the process id to this file")
 _NOPIVOT = _b(
     ("--no-pivot",),
@@ -151,7 +154,7 @@ VERBS: dict[str, Verb] = {
     ),
     "create": Verb(
         "create a container",
-        (_BUNDLE, _CONSOLE, _PIDFILE, _NOPIVOT, _NOKEYRING, _PRESERVE),
+        (_BUNDLE, _CONSOLE, _PIDFD, _PIDFILE, _NOPIVOT, _NOKEYRING, _PRESERVE),
         (_ID,),
     ),
     "delete": Verb(
@@ -177,6 +180,7 @@ VERBS: dict[str, Verb] = {
         "execute new process inside the container",
         (
             _CONSOLE,
+            _PIDFD,
             _s(("--cwd",), "cwd", "current working directory in the container"),
             Opt(("--env", "-e"), "env", "list", None, "set environment variables"),
             _b(("--tty", "-t"), "tty", "allocate a pseudo-TTY"),
@@ -277,6 +281,7 @@ VERBS: dict[str, Verb] = {
         (
             _BUNDLE,
             _CONSOLE,
+            _PIDFD,
             _DETACH,
             _b(("--keep",), "keep", "do not delete the container after it exits"),
             _PIDFILE,
@@ -316,6 +321,8 @@ VERBS: dict[str, Verb] = {
             ),
             _s(("--cpu-period",), "cpu_period", "CPU CFS period in usecs"),
             _s(("--cpu-quota",), "cpu_quota", "CPU CFS hardcap limit in usecs"),
+            _s(("--cpu-burst",), "cpu_burst", "CPU CFS hardcap burst limit in usecs"),
+            _s(("--cpu-idle",), "cpu_idle", "set cgroup SCHED_IDLE or not, 0: default behavior, 1: SCHED_IDLE"),
             _s(("--cpu-share",), "cpu_share", "CPU shares (relative weight)"),
             _s(("--cpu-rt-period",), "cpu_rt_period", "CPU realtime period in usecs"),
             _s(
@@ -559,11 +566,40 @@ def verb_parser(verb: str) -> argparse.ArgumentParser:
     return p
 
 
+def go_style_long_flags(verb: str, argv: list[str]) -> list[str]:
+    """`-flag` for `--flag`, as Go's flag package (runc) takes it: go-runc passes `restore -no-subreaper`. Only before
+    the positionals a verb takes verbatim (exec's command), and only names that are the verb's long flags."""
+    spec = VERBS[verb]
+    by_flag = {f: o for o in spec.opts for f in o.flags}
+    fixed = len([p for p in spec.pos if p.nargs != "..."])
+    has_rest = fixed != len(spec.pos)
+    out: list[str] = []
+    positionals = 0
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--" or (has_rest and positionals >= fixed):
+            return out + argv[i:]
+        if len(tok) > 2 and tok[0] == "-" and tok[1] != "-" and "--" + tok[1:].partition("=")[0] in by_flag:
+            tok = "-" + tok
+        out.append(tok)
+        name, eq, _ = tok.partition("=")
+        opt = by_flag.get(name) if tok.startswith("-") else None
+        if opt is not None and opt.kind != "bool" and not eq and i + 1 < len(argv):
+            out.append(argv[i + 1])
+            i += 1
+        elif not tok.startswith("-"):
+            positionals += 1
+        i += 1
+    return out
+
+
 def parse_verb(verb: str, argv: list[str]) -> dict[str, Any]:
     if verb in FAST_VERBS:
         fast = fast_parse(verb, argv)
         if fast is not None:
             return fast
+    argv = go_style_long_flags(verb, argv)
     ns = verb_parser(verb).parse_args(argv, namespace=Args())
     return dict(vars(ns))
 
@@ -583,7 +619,7 @@ def top_help() -> str:
         "  --log FILE          append log lines to FILE (default: stderr)",
         "  --log-format FMT    text (default) or json",
         "  --root DIR          state root (default: /run/ocipy for root, $XDG_RUNTIME_DIR/ocipy otherwise)",
-        "  --criu PATH         path to criu (accepted, unused)",
+        "  --criu PATH         criu for checkpoint/restore (default: criu on PATH)",
         "  --systemd-cgroup    use the systemd cgroup driver",
         "  --rootless VALUE    ignore cgroup permission errors: true, false or auto (default: auto)",
         "  --help, -h          show help",
@@ -627,7 +663,9 @@ def main(argv: list[str] | None = None) -> int:
         for flag in unknown:
             errors.debug(f"ignoring unknown global flag {flag}")
         if g["version"]:
-            _write_out(VERSION_TEXT)
+            from . import version
+
+            _write_out(version.text())
             return 0
         if g["help"] or not rest or rest[0] in ("help", "h") and len(rest) == 1:
             _write_out(top_help())
@@ -643,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         args = Args(verb=verb, **g, **parse_verb(verb, rest[1:]))
         return dispatch(verb, args)
     except OcipyError as exc:
-        errors.error(exc.message)
+        errors.error(str(exc))  # str: a PlanError keeps its pointer apart from its message
         return exc.exit_code
     except SystemExit as exc:  # argparse's --help
         return exc.code if isinstance(exc.code, int) else 0
@@ -674,10 +712,31 @@ def main(argv: list[str] | None = None) -> int:
         return 255 if verb == "exec" else 1
 
 
+def _isolate() -> None:
+    """pip's console script (not the launcher, not `python -m ocipy`) runs without `-I`: when a PYTHON* variable is
+    set, run again under `-I` so that none of them changes what ocipy does (docs/packaging.md). Costs nothing
+    otherwise: the environment is scanned as bytes, without `os`."""
+    script = sys.argv[0]
+    if sys.flags.isolated or "/" not in script or script.endswith(".py"):
+        return
+    if not any(key.startswith(b"PYTHON") for key in px.environ):
+        return
+    import posix
+
+    pkg_parent = __file__.rsplit("/", 2)[0]  # the directory holding this ocipy package: the same installation runs
+    xopts = [f"-X{k}" if v is True else f"-X{k}={v}" for k, v in sys._xoptions.items()]
+    code = (
+        f"import sys; sys.argv[0] = {script!r}; sys.path.insert(0, {pkg_parent!r}); "
+        "from ocipy.cli import entry; entry()"
+    )
+    posix.execv(sys.executable, [sys.executable, "-I", *xopts, "-c", code, *sys.argv[1:]])
+
+
 def entry() -> None:
     """The command's entry point: `main`, then leave without the interpreter's teardown, which costs ~27 ms once
     pydantic is loaded. Nothing of ocipy's needs it: files and logs are written unbuffered, the verbs undo their own
     work, and stdout/stderr are flushed here."""
+    _isolate()
     code = main()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -12,9 +12,16 @@ import time
 from . import posixlite as px
 
 # what `setup` decided; module state because one process runs one command
-_log_path: str | None = None
+_log_path: str | None = None  # a file (the --log path or `file:PATH`)
+_log_sink: tuple[str, str] | None = None  # ("journald" | "syslog", identifier) for `--log journald:ID` / `syslog:ID`
 _log_format = "text"
 _debug = False
+
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+SYSLOG_SOCKET = "/dev/log"
+# journald PRIORITY / syslog severity of each level (syslog(3): LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG)
+_PRIORITY = {"error": 3, "warning": 4, "info": 6, "debug": 7}
+_LOG_USER = 1  # syslog facility, as glibc's syslog() without openlog()
 
 
 class OcipyError(Exception):
@@ -30,12 +37,33 @@ class OcipyError(Exception):
 
 
 def setup(log_path: str | None, log_format: str = "text", debug: bool = False) -> None:
-    """Remember where messages go; called once by the CLI before any verb runs."""
-    global _log_path, _log_format, _debug
-    # runc's default is '/dev/stderr': writing "to the log" then means stderr
-    _log_path = log_path or None
+    """Remember where messages go; called once by the CLI before any verb runs.
+
+    `log_path`: a file (or `file:PATH`), `journald[:IDENT]` (journald's native socket) or `syslog[:IDENT]` (/dev/log),
+    as crun takes them. A file that cannot be opened is an error (`open PATH: REASON`, exit 1, as runc), reported in
+    `log_format` on stderr."""
+    global _log_path, _log_sink, _log_format, _debug
     _log_format = log_format if log_format in ("text", "json") else "text"
     _debug = debug
+    _log_path, _log_sink = None, None
+    # runc's default is '/dev/stderr': writing "to the log" then means stderr
+    if not log_path:
+        return
+    kind, colon, rest = log_path.partition(":")
+    if colon and kind in ("journald", "syslog"):
+        _log_sink = (kind, rest or "ocipy")
+        return
+    path = rest if colon and kind == "file" else log_path
+    try:
+        px.close(px.open(path, px.O_WRONLY | px.O_APPEND | px.O_CREAT | px.O_CLOEXEC, 0o644))
+    except OSError as exc:
+        raise OcipyError(f"open {path}: {(exc.strerror or str(exc)).lower()}") from None
+    _log_path = path
+
+
+def log_target() -> tuple[str | None, str]:
+    """The --log path (None: none) and format, for the init to report a failure once `create` has returned."""
+    return _log_path, _log_format
 
 
 def debug_enabled() -> bool:
@@ -108,8 +136,50 @@ def _write_log(line: str) -> bool:
     return True
 
 
+def _journald(ident: str, level: str, msg: str) -> bool:
+    """One datagram in journald's native protocol: KEY=VALUE lines (every value here is one line)."""
+    fields = {
+        "MESSAGE": msg,
+        "PRIORITY": str(_PRIORITY.get(level, 6)),
+        "SYSLOG_IDENTIFIER": ident,
+        "SYSLOG_PID": str(px.getpid()),
+        "OCIPY_LEVEL": level,
+    }
+    data = "".join(f"{k}={v}\n" for k, v in fields.items()).encode("utf-8", "replace")
+    return _send_datagram(JOURNAL_SOCKET, data)
+
+
+def _syslog(ident: str, level: str, msg: str) -> bool:
+    """One RFC 3164 line to /dev/log, as glibc's syslog() sends it: <PRI>Mmm dd hh:mm:ss IDENT[PID]: MSG."""
+    pri = _LOG_USER * 8 + _PRIORITY.get(level, 6)
+    stamp = time.strftime("%b %d %H:%M:%S", time.localtime())
+    return _send_datagram(SYSLOG_SOCKET, f"<{pri}>{stamp} {ident}[{px.getpid()}]: {msg}".encode("utf-8", "replace"))
+
+
+def _send_datagram(path: str, data: bytes) -> bool:
+    import socket
+
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):  # /dev/log is a datagram socket, rarely a stream one
+        try:
+            with socket.socket(socket.AF_UNIX, kind | socket.SOCK_CLOEXEC) as sock:
+                sock.connect(path)
+                sock.sendall(data + (b"\n" if kind == socket.SOCK_STREAM else b""))
+                return True
+        except OSError as exc:
+            if kind == socket.SOCK_DGRAM and exc.errno in (91, 107):  # EPROTOTYPE/ENOTCONN: a stream socket
+                continue
+            return False
+    return False
+
+
 def _emit(level: str, msg: str) -> None:
     msg = _one_line(msg)
+    if _log_sink is not None:
+        kind, ident = _log_sink
+        written = (_journald if kind == "journald" else _syslog)(ident, level, msg)
+        if level == "error" or not written:
+            _write_stderr(f"ocipy: {msg}" if level == "error" else f"ocipy: {level}: {msg}")
+        return
     line = _json_line(level, msg) if _log_format == "json" else _text_line(level, msg)
     if _log_path is not None:
         written = _write_log(line)

@@ -70,6 +70,10 @@ def _timeout(hook: dict[str, Any]) -> float | None:
 
 
 def _env(hook: dict[str, Any]) -> dict[str, str]:
+    """The hook's `env`; without one (absent, not empty) the runtime's own environment, as runc (Go's exec.Cmd
+    with a nil Env) gives it, and as hooks such as nvidia-container-toolkit expect (PATH)."""
+    if hook.get("env") is None:
+        return dict(os.environ)
     env = {}
     for item in hook.get("env") or []:
         key, _, value = item.partition("=")

@@ -172,16 +172,53 @@ def exit_code(status: int) -> int:
 
 
 def write_id_maps(pid: int, uid_maps: str, gid_maps: str) -> None:
-    """Write /proc/PID/{uid_map,gid_map} (root writes them directly; setgroups stays allowed)."""
-    for name, text in (("uid_map", uid_maps), ("gid_map", gid_maps)):
+    """Write /proc/PID/{uid_map,gid_map} for the init's new user namespace.
+
+    Root (in the initial user namespace, or uid 0 of a rootless engine's namespace) writes them directly and
+    setgroups stays allowed. An unprivileged caller (euid != 0) may map only its own id directly, and must deny
+    setgroups first (the kernel's rule since 3.19; runc does the same for a single gid); any other map goes through
+    the setuid helpers newuidmap/newgidmap (uidmap package), which check /etc/subuid and /etc/subgid."""
+    unprivileged = os.geteuid() != 0
+    for name, text, own in (("uid_map", uid_maps, os.geteuid()), ("gid_map", gid_maps, os.getegid())):
         if not text:
             continue
+        pointer = "/linux/uidMappings" if name == "uid_map" else "/linux/gidMappings"
+        if unprivileged and not _maps_only(text, own):
+            _run_map_helper("newuidmap" if name == "uid_map" else "newgidmap", pid, text, pointer)
+            continue
+        if unprivileged and name == "gid_map":
+            _write_proc(pid, "setgroups", "deny", "/linux/gidMappings")
+        _write_proc(pid, name, text, pointer)
+
+
+def _maps_only(text: str, host_id: int) -> bool:
+    """The map is one line mapping exactly `host_id` (what an unprivileged process may write itself)."""
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    return len(lines) == 1 and len(lines[0]) == 3 and lines[0][1:] == [str(host_id), "1"]
+
+
+def _write_proc(pid: int, name: str, text: str, pointer: str) -> None:
+    try:
+        fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
         try:
-            fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, text.encode())
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            pointer = "/linux/uidMappings" if name == "uid_map" else "/linux/gidMappings"
-            raise OcipyError(f"{pointer}: write {name}: {exc.strerror.lower() if exc.strerror else exc}") from None
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise OcipyError(f"{pointer}: write {name}: {exc.strerror.lower() if exc.strerror else exc}") from None
+
+
+def _run_map_helper(helper: str, pid: int, text: str, pointer: str) -> None:
+    import shutil
+    import subprocess
+
+    path = shutil.which(helper, path="/usr/bin:/bin:/usr/sbin:/sbin")
+    if path is None:
+        raise OcipyError(
+            f"{pointer}: mapping ids other than your own needs {helper} (Debian package uidmap); it is not installed"
+        )
+    argv = [path, str(pid)] + text.split()
+    p = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if p.returncode != 0:
+        why = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
+        raise OcipyError(f"{pointer}: {helper}: {why} (ranges come from /etc/sub{helper[3:6]})")

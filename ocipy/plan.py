@@ -15,15 +15,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocipy import caps, lsm
+from ocipy import caps, inroot, lsm, rootless
 from ocipy import mountopts as mo
+from ocipy.cgroups.layout import CgroupHierarchy, mounted_hierarchies
 from ocipy.errors import OcipyError
 from ocipy.planfmt import (
+    MNTF_COPYUP,
     MNTF_IDMAP,
     MNTF_IDMAP_REC,
     MNTF_MKDIR,
     MNTF_MKFILE,
     MNTF_PROC,
+    MNTF_TMPFS_MODE,
+    NOSTR,
     OP_BIND_DEV,
     OP_BIND_ROOT,
     OP_CAP_BOUNDING,
@@ -37,6 +41,7 @@ from ocipy.planfmt import (
     OP_FIND_EXEC,
     OP_IOPRIO,
     OP_JOIN_CGROUP,
+    OP_LOOPBACK_UP,
     OP_MASK_PATH,
     OP_MKDIR,
     OP_MKNOD,
@@ -46,10 +51,12 @@ from ocipy.planfmt import (
     OP_NO_NEW_PRIVS,
     OP_OPEN_DEVNULL,
     OP_OPEN_FIFO,
+    OP_OPEN_ROOT,
     OP_PERSONALITY,
     OP_PIVOT_ROOT,
     OP_READONLY_PATH,
     OP_REMOUNT_ROOT_RO,
+    OP_REPORT,
     OP_SCHEDULER,
     OP_SECCOMP,
     OP_SETDOMAINNAME,
@@ -58,6 +65,7 @@ from ocipy.planfmt import (
     OP_SETHOSTNAME,
     OP_SETNS,
     OP_SETRLIMIT,
+    OP_SETSID,
     OP_SETUID,
     OP_SIGNAL_CREATED,
     OP_SYMLINK,
@@ -182,26 +190,8 @@ IPC_SYSCTLS = frozenset(
 )
 UTS_SYSCTLS = frozenset({"kernel.hostname", "kernel.domainname"})
 
-CGROUP_CONTROLLERS = frozenset(
-    {
-        "blkio",
-        "cpu",
-        "cpuacct",
-        "cpuset",
-        "devices",
-        "freezer",
-        "hugetlb",
-        "memory",
-        "misc",
-        "net_cls",
-        "net_prio",
-        "perf_event",
-        "pids",
-        "rdma",
-    }
-)
-
 DEFAULT_UMASK = 0o022
+CHROOT_ONLY = 1  # OP_CHROOT a0: chroot without moving the rootfs onto / (no mount namespace of the container's own)
 U64 = 1 << 64
 
 
@@ -225,47 +215,57 @@ class CreatePlan(Plan):
         self.warnings: list[tuple[str, str]] = []
 
 
-@dataclass(frozen=True)
-class CgroupHierarchy:
-    """One cgroup mount under /sys/fs/cgroup on the host."""
-
-    name: str  # directory under /sys/fs/cgroup ("cpu,cpuacct", "unified"); "" = mounted on /sys/fs/cgroup itself
-    fstype: str  # "cgroup" (v1) or "cgroup2"
-    options: str  # the v1 options naming the hierarchy ("cpu,cpuacct", "name=systemd"); "" for cgroup2
-
-
-def _probe_cgroups() -> tuple[CgroupHierarchy, ...]:
-    found = []
-    try:
-        with open("/proc/self/mountinfo") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return ()
-    for line in lines:
-        pre, _, post = line.partition(" - ")
-        parts, fs = pre.split(), post.split()
-        if len(parts) < 5 or len(fs) < 3 or fs[0] not in ("cgroup", "cgroup2"):
-            continue
-        mnt = parts[4].replace("\\040", " ")
-        if mnt == "/sys/fs/cgroup":
-            name = ""
-        elif mnt.startswith("/sys/fs/cgroup/") and "/" not in mnt[len("/sys/fs/cgroup/") :]:
-            name = mnt[len("/sys/fs/cgroup/") :]
-        else:
-            continue
-        opts = ""
-        if fs[0] == "cgroup":
-            opts = ",".join(o for o in fs[2].split(",") if o in CGROUP_CONTROLLERS or o.startswith("name="))
-        found.append(CgroupHierarchy(name, fs[0], opts))
-    return tuple(found)
-
-
 def _is_host_netns(path: str) -> bool:
     try:
         a, b = os.stat(path), os.stat("/proc/self/ns/net")
     except OSError:
         return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+NS_GET_USERNS = 0xB701  # ioctl on a namespace fd: an fd of the user namespace that owns it
+ST_LOCKABLE = (
+    (os.ST_RDONLY, mo.MS_RDONLY),
+    (os.ST_NOSUID, mo.MS_NOSUID),
+    (os.ST_NODEV, mo.MS_NODEV),
+    (os.ST_NOEXEC, mo.MS_NOEXEC),
+)
+LOCKED_NAMES = {
+    mo.MS_RDONLY: ("rw", "ro"),
+    mo.MS_NOSUID: ("suid", "nosuid"),
+    mo.MS_NODEV: ("dev", "nodev"),
+    mo.MS_NOEXEC: ("exec", "noexec"),
+}
+
+
+def _netns_owned_by_own_userns(path: str) -> bool:
+    """Is the network namespace at `path` owned by this process's user namespace (then sysfs can be mounted)?"""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        owner = fcntl.ioctl(fd, NS_GET_USERNS)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    try:
+        a, b = os.fstat(owner), os.stat("/proc/self/ns/user")
+    finally:
+        os.close(owner)
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _locked_flags(path: str) -> int:
+    """The MS_ flags of the mount holding `path` that a user namespace cannot clear (ro, nosuid, nodev, noexec)."""
+    try:
+        f = os.statvfs(path).f_flag
+    except OSError:
+        return 0
+    return sum(ms for st, ms in ST_LOCKABLE if f & st)
 
 
 @dataclass(frozen=True)
@@ -279,15 +279,22 @@ class HostFacts:
     is_host_netns: Callable[[str], bool] = _is_host_netns
     lsms: frozenset[str] = frozenset()  # active LSMs ocipy can drive ("apparmor", "selinux")
     apparmor_exec: str = "/proc/self/attr/apparmor/exec"  # where an AppArmor exec transition is written
+    read_in_root: Callable[[str, str], bytes | None] = inroot.read_in_root  # a container file, read safely
+    # the runtime itself runs in a user namespace that does not map the host's ids (rootless Podman): mknod,
+    # sysfs of a network namespace it does not own and clearing locked mount flags are refused (docs/rootless.md)
+    in_userns: bool = False
+    netns_owned: Callable[[str], bool] = _netns_owned_by_own_userns
+    locked_flags: Callable[[str], int] = _locked_flags
 
     @classmethod
     def probe(cls) -> HostFacts:
         return cls(
             has_kcore=os.path.exists("/proc/kcore"),
             cap_last_cap=caps.host_last_cap(),
-            cgroups=_probe_cgroups(),
+            cgroups=mounted_hierarchies(),
             lsms=lsm.active(),
             apparmor_exec=lsm.apparmor_exec_path(),
+            in_userns=rootless.in_user_namespace(),
         )
 
 
@@ -370,12 +377,15 @@ def compile_create(
     cgroup_procs: Sequence[str] = (),
     host: HostFacts | None = None,
     seccomp_cache: str | None = None,
+    log: tuple[str | None, str] = (None, "text"),
 ) -> CreatePlan:
     """The plan that turns the config into a created container waiting for `start`.
 
     `cgroup_procs`: host cgroup.procs files the init joins first (before any namespace: a new cgroup namespace is
     rooted at the cgroup the process is in when it unshares). Empty when the caller places the process itself.
     `seccomp_cache`: a directory of compiled seccomp programs (`ocipy.seccomp.compile_cached`); None: no cache.
+    `log`: the --log path (None: none) and format ("text" or "json"), where the init reports a failure that happens
+    after `create` has returned (OP_REPORT), beside the container's stderr.
     """
     compiler = _Compiler(
         spec,
@@ -392,10 +402,13 @@ def compile_create(
         host=host or HostFacts.probe(),
     )
     compiler.seccomp_cache = seccomp_cache
+    compiler.log = log
     return compiler.run()
 
 
 class _Compiler:
+    log: tuple[str | None, str] = (None, "text")  # compile_create's `log`
+
     def __init__(
         self,
         spec: Any,
@@ -458,6 +471,21 @@ class _Compiler:
     def in_userns(self) -> bool:
         return self.ns.has("user")
 
+    @property
+    def unprivileged_userns(self) -> bool:
+        """The container's mounts and devices are made in a user namespace that does not own the host: the
+        config's (new or joined), or the runtime's own (rootless Podman runs the runtime in one)."""
+        return self.ns.has("user") or self.host.in_userns
+
+    def sysfs_needs_bind(self) -> bool:
+        """sysfs can be mounted only in a network namespace owned by the mounting user namespace (runc's rule)."""
+        if not self.unprivileged_userns or "network" in self.ns.new:
+            return False
+        if "user" in self.ns.new:
+            return True  # the network namespace is older than the user namespace: never owned by it
+        joined = self.ns.joined.get("network")
+        return joined is None or not self.host.netns_owned(joined[1])
+
     # -- driver
 
     def run(self) -> CreatePlan:
@@ -468,11 +496,32 @@ class _Compiler:
         self.read_namespaces()
         self.check_config()
         self.check_lsm()
+        report = self.op(OP_REPORT, "", what="how to report a failure after create")
         self.stage0()
         self.stage1_rootfs()
         self.stage1_after_root_switch()
         self.process_ops()
+        self.fill_report(report)
         return self.plan
+
+    def fill_report(self, index: int) -> None:
+        """OP_REPORT: the log, and "FIELD (WHAT)" for every op after `created` (the init names them itself)."""
+        plan = self.plan
+        created = next((i for i, op in enumerate(plan.ops) if op[0] == OP_SIGNAL_CREATED), None)
+        path, fmt = self.log
+        first = len(plan.ops) if created is None else created + 1
+        texts = []
+        for i in range(first, len(plan.ops)):
+            field, what = plan.field_of(i) or "runtime", plan.what[i]
+            texts.append(f"{field} ({what})" if what else field)
+        code, fidx, _offs, _ints = plan.ops[index]
+        offs = (
+            plan._str(os.path.abspath(path)) if path else NOSTR,
+            self.strv("/process/args", texts) if texts else NOSTR,
+            NOSTR,
+            NOSTR,
+        )
+        plan.ops[index] = (code, fidx, offs, (1 if fmt == "json" else 0, first, len(texts), 0, 0))
 
     # -- validation that needs the whole config
 
@@ -488,9 +537,6 @@ class _Compiler:
                 self.ns.joined[kind] = (i, path)
             else:
                 self.ns.new[kind] = i
-        if not self.ns.has("mount"):
-            # without one every mount below would land in the caller's mount namespace
-            raise PlanError("/linux/namespaces", "a mount namespace (new or joined) is required")
 
     def check_config(self) -> None:
         linux, user = self.linux, _get(self.process, "user")
@@ -569,6 +615,9 @@ class _Compiler:
     # -- stage 1: the container init, before the root switch
 
     def stage1_rootfs(self) -> None:
+        if "network" in self.ns.new:
+            # a new network namespace has only lo, and it is down: bring it up as runc does
+            self.op(OP_LOOPBACK_UP, pointer("linux", "namespaces", self.ns.new["network"]), what="loopback up")
         oom = _get(self.process, "oom_score_adj")
         if oom is not None:
             # Early, through the caller's /proc: the container may mount no /proc of its own.
@@ -597,7 +646,13 @@ class _Compiler:
                 first = mo.MS_PRIVATE | mo.MS_REC
             field = "/linux/rootfsPropagation" if prop_name else ""
             self.op(OP_MOUNT_PROPAGATION, field, s=("/",), a=(first,), what="stop propagation to the host")
-        self.op(OP_BIND_ROOT, "/root/path", s=(self.rootfs,), what="rootfs")
+        if self.ns.has("mount") or _get(_get(self.spec, "root"), "readonly"):
+            self.op(OP_BIND_ROOT, "/root/path", s=(self.rootfs,), what="rootfs")
+        else:
+            # No mount namespace (the spec allows inheriting every one; runc runs it): whatever is mounted lands in
+            # the caller's mount namespace and stays there, so nothing the config did not ask for is mounted, not
+            # even the rootfs on itself (a read-only root needs that bind, above). The root switch is a chroot.
+            self.op(OP_OPEN_ROOT, "/root/path", s=(self.rootfs,), what="rootfs (no mount namespace: not bound)")
         self.op(OP_OPEN_DEVNULL, "", what="host /dev/null for masking")
         for i, m in enumerate(_get(self.spec, "mounts") or ()):
             self.mount(i, m)
@@ -606,7 +661,10 @@ class _Compiler:
         wanted = [n for n in ("prestart", "create_runtime", "create_container") if _get(hooks, n)]
         if wanted:
             self.op(OP_SYNC_HOOKS, "/hooks", what="run " + ", ".join(wanted) + " hooks")
-        if self.no_pivot:
+        if not self.ns.has("mount"):
+            # pivot_root or moving the rootfs onto / would change the caller's own root
+            self.op(OP_CHROOT, "/root/path", a=(CHROOT_ONLY,), what="chroot into the rootfs (no mount namespace)")
+        elif self.no_pivot:
             self.op(OP_CHROOT, "/root/path", what="move the rootfs to / and chroot")
         else:
             self.op(OP_PIVOT_ROOT, "/root/path", what="pivot_root into the rootfs")
@@ -625,8 +683,12 @@ class _Compiler:
         source = _get(m, "source")
         opts = mo.parse(_get(m, "options"))
         bind = opts.bind or fstype == "bind"
-        if opts.tmpcopyup:
-            self.warn(pointer("mounts", i, "options", opts.where["tmpcopyup"]), "tmpcopyup is not supported: ignored")
+        if opts.tmpcopyup and (fstype != "tmpfs" or bind):
+            raise PlanError(pointer("mounts", i, "options", opts.where["tmpcopyup"]), "tmpcopyup is for tmpfs mounts")
+        if bind and opts.data:
+            # the kernel ignores filesystem data on a bind mount: an option ocipy does not know would be dropped
+            k = opts.data_where[0]
+            raise PlanError(pointer("mounts", i, "options", k), f"unknown option {opts.data[0]!r} for a bind mount")
         self.check_proc_dest(ptr, dest, fstype, source, bind)
         self.mount_dests.add(dest)
         if opts.idmap or _get(m, "uid_mappings") or _get(m, "gid_mappings"):
@@ -637,7 +699,7 @@ class _Compiler:
         if fstype == "cgroup" and not bind:
             self.cgroup_mount(ptr, dest, opts)
             return
-        if fstype == "sysfs" and not bind and self.in_userns and "network" not in self.ns.new:
+        if fstype == "sysfs" and not bind and self.sysfs_needs_bind():
             # sysfs needs a network namespace owned by our user namespace: show the host's /sys instead, with the
             # asked flags applied to every mount beneath it
             rec = mount_attrs(opts.attr_set | mo.flags_to_attrs(mnt_flags), opts.attr_clr)
@@ -656,6 +718,8 @@ class _Compiler:
                 source = posixpath.join(self.bundle, source)
             flags = mo.MS_BIND | (opts.flags & mo.MS_REC)
             remount = mo.MS_REMOUNT | mo.MS_BIND | mnt_flags if mnt_flags else 0
+            if self.unprivileged_userns:
+                self.check_locked(ptr, source, opts)
             mntf = MNTF_MKDIR if self.host.is_dir(source) else MNTF_MKFILE
             if opts.idmap:
                 mntf |= MNTF_IDMAP | (MNTF_IDMAP_REC if opts.ridmap else 0)
@@ -678,6 +742,11 @@ class _Compiler:
             flags &= ~mo.MS_RDONLY
             self.dev_ro.append(ptr)
         mntf = MNTF_MKDIR | (MNTF_PROC if fstype in ("proc", "sysfs") else 0)
+        if fstype == "tmpfs":
+            if not any(d.startswith("mode=") for d in opts.data):
+                mntf |= MNTF_TMPFS_MODE  # an existing mount point keeps its mode (runc)
+            if opts.tmpcopyup:
+                mntf |= MNTF_COPYUP
         self.op(
             OP_MOUNT,
             ptr,
@@ -685,6 +754,18 @@ class _Compiler:
             a=(flags, 0, opts.propagation, attrs, mntf),
             what=f"{fstype} on {dest}",
         )
+
+    def check_locked(self, ptr: str, source: str, opts: mo.MountOptions) -> None:
+        """In a user namespace the flags a bind's source mount carries (ro, nosuid, nodev, noexec) are locked: they
+        are kept (shim/init/mount.c re-applies them), and an option asking to clear one is an error, as runc's
+        "cannot clear locked flags"."""
+        locked = self.host.locked_flags(source)
+        for flag, (clear, keep) in LOCKED_NAMES.items():
+            if locked & flag and clear in opts.where:
+                raise PlanError(
+                    pointer("mounts", int(ptr.rsplit("/", 1)[1]), "options", opts.where[clear]),
+                    f"{clear}: {source} is mounted {keep} and a user namespace cannot clear that (locked flag)",
+                )
 
     def check_proc_dest(self, ptr: str, dest: str, fstype: str | None, source: str | None, bind: bool) -> None:
         """Nothing but procfs on /proc, and only a few files beneath it may be covered (CVE-2019-19921)."""
@@ -872,7 +953,7 @@ class _Compiler:
             self.op(OP_SYMLINK, "", s=(target, link), what=f"{link} -> {target}")
 
     def device(self, ptr: str, path: str, mode: int, major: int, minor: int, uid: int, gid: int, what: str) -> None:
-        if self.in_userns and not stat.S_ISFIFO(mode):
+        if self.unprivileged_userns and not stat.S_ISFIFO(mode):
             # mknod of devices is denied in a user namespace: bind the host's node (checked to be a device)
             self.op(OP_BIND_DEV, ptr, s=(path, path), what=what + " (bind from the host)")
             return
@@ -900,7 +981,7 @@ class _Compiler:
             self.op(OP_SETDOMAINNAME, "/domainname", s=(self.spec.domainname,), what="domainname")
         for key, value in sorted(_items(_get(linux, "sysctl"))):
             ptr = pointer("linux", "sysctl", key)
-            self.check_sysctl(ptr, key)
+            self.check_sysctl(ptr, key, value)
             self.op(OP_SYSCTL, ptr, s=(key, str(value)), what=f"sysctl {key}")
         # read-only paths before masks, as runc: a read-only bind of a parent must not cover a mask made before
         for i, path in enumerate(_get(linux, "readonly_paths") or ()):
@@ -926,7 +1007,7 @@ class _Compiler:
             raise PlanError(ptr, f"{path!r} must be an absolute path")
         self.op(code, ptr, s=(None, _clean(path)), what=f"{what} {path}")
 
-    def check_sysctl(self, ptr: str, key: str) -> None:
+    def check_sysctl(self, ptr: str, key: str, value: Any = None) -> None:
         """Only sysctls of a namespace the container owns (runc's rule): never write the host's."""
         name = key.replace("/", ".")
         if name in IPC_SYSCTLS or name.startswith("fs.mqueue."):
@@ -935,8 +1016,12 @@ class _Compiler:
         elif name in UTS_SYSCTLS:
             if not self.ns.has("uts"):
                 raise PlanError(ptr, "needs a uts namespace")
-            if _get(self.spec, name.split(".")[1]):
-                raise PlanError(ptr, f"conflicts with /{name.split('.')[1]}")
+            if name == "kernel.hostname":
+                # as runc and crun: the dedicated field says it, and the two could disagree
+                raise PlanError(ptr, "not allowed: it conflicts with the /hostname field (set /hostname instead)")
+            domainname = _get(self.spec, "domainname")
+            if domainname and str(value) != domainname:
+                raise PlanError(ptr, f"value {value!r} conflicts with /domainname {domainname!r}")
         elif name.startswith("net."):
             if "network" in self.ns.new:
                 return
@@ -962,17 +1047,24 @@ class _Compiler:
 
     seccomp_cache: str | None = None  # a directory of compiled programs (compile_create's `seccomp_cache`)
 
-    def seccomp(self) -> None:
+    def seccomp_program(self) -> Any:
+        """The compiled linux.seccomp program (ocipy.seccomp.Program), None without one."""
         cfg = _get(self.linux, "seccomp")
         if cfg is None:
-            return
+            return None
         # loads cffi and libseccomp only for configs that ask for seccomp, and then not when the cache has it
         from ocipy import seccomp as sc
 
         try:
-            prog = sc.compile_cached(cfg, "/linux/seccomp", self.seccomp_cache)
+            return sc.compile_cached(cfg, "/linux/seccomp", self.seccomp_cache)
         except sc.SeccompError as exc:
             raise PlanError(exc.pointer, exc.message) from None
+
+    def seccomp(self, prog: Any) -> None:
+        if prog is None:
+            return
+        from ocipy import seccomp as sc
+
         insns = len(prog.bpf) // sc.SOCK_FILTER_SIZE
         self.op(
             OP_SECCOMP,
@@ -986,6 +1078,11 @@ class _Compiler:
 
     def process_ops(self) -> None:
         proc = self.process
+        if not _get(proc, "terminal"):
+            # its own session and process group, as runc: kill(0, sig) or a job-control signal from the container
+            # must never reach the caller's group, and CRIU cannot dump a pid namespace whose init's session leader
+            # is outside it (with a terminal, OP_CONSOLE calls setsid)
+            self.op(OP_SETSID, "", what="new session")
         if not self.no_new_keyring:
             self.op(OP_NEW_KEYRING, "", what="new session keyring")
         seen: dict[int, int] = {}
@@ -1006,6 +1103,24 @@ class _Compiler:
         self.scheduler()
         self.ioprio()
         self.capabilities_and_ids()
+
+    def container_root(self) -> str:
+        """The container's root as a host path, for reading its files (exec: the running init's root)."""
+        return self.rootfs
+
+    def home_of(self, uid: int) -> str:
+        """HOME for a process env that lacks it, as runc: the uid's entry in the container's /etc/passwd (a file
+        bind-mounted there, as Podman does, is read at its source), else "/"."""
+        text = None
+        for m in _get(self.spec, "mounts") or ():
+            if _clean(_get(m, "destination") or "/") == "/etc/passwd" and _get(m, "source"):
+                src = _get(m, "source")
+                if not src.startswith("/"):
+                    src = posixpath.join(self.bundle, src)
+                text = self.host.read_in_root("/", src)
+        if text is None:
+            text = self.host.read_in_root(self.container_root(), "/etc/passwd")
+        return inroot.passwd_home(text, uid) or "/"
 
     def before_exec(self) -> None:
         """The last step before the fds are closed and the program runs: create reports `created` and waits for
@@ -1093,10 +1208,13 @@ class _Compiler:
             )
             masks["ambient"] = raisable
         self.op(OP_CAP_BOUNDING, "/process/capabilities/bounding", a=(masks["bounding"],), what="bounding set")
+        # Before any seccomp filter: a profile need not allow close_range (or fcntl) for ocipy's sake.
+        self.op(OP_CLOSE_FDS, "", a=(self.extra_fds,), what=f"keep {self.extra_fds} extra fds")
         nnp = bool(_get(proc, "no_new_privileges"))
+        prog = self.seccomp_program()
         if not nnp:
             # without no_new_privs installing a filter needs CAP_SYS_ADMIN: before the ids and capabilities change
-            self.seccomp()
+            self.seccomp(prog)
         user = _get(proc, "user")
         uid, gid = int(_get(user, "uid") or 0), int(_get(user, "gid") or 0)
         groups = [str(int(g)) for g in _get(user, "additional_gids") or ()]
@@ -1121,6 +1239,8 @@ class _Compiler:
         if not args or not args[0]:
             raise PlanError("/process/args", "at least one argument (the program) is required")
         env = list(_get(proc, "env") or ())
+        if not any(e.startswith("HOME=") for e in env):
+            env.append("HOME=" + self.home_of(uid))
         path = next((e[5:] for e in env if e.startswith("PATH=")), None)
         self.op(OP_FIND_EXEC, "/process/args/0", s=(args[0], path), what=f"find {args[0]}")
         self.op(
@@ -1129,13 +1249,16 @@ class _Compiler:
             a=(masks["effective"], masks["permitted"], masks["inheritable"], masks["ambient"]),
             what="capabilities",
         )
-        if _get(proc, "no_new_privileges"):
+        listener = prog is not None and prog.listener
+        if nnp:
             self.op(OP_NO_NEW_PRIVS, "/process/noNewPrivileges", what="no_new_privs")
-            # as late as possible (fewer setup syscalls the profile must allow) but before `created`, while the
-            # runtime still listens on the sync socket for the listener fd (runc's order)
-            self.seccomp()
+            if listener:
+                # before `created`, while the runtime still listens on the sync socket for the listener fd
+                self.seccomp(prog)
         self.before_exec()
-        self.op(OP_CLOSE_FDS, "", a=(self.extra_fds,), what=f"keep {self.extra_fds} extra fds")
+        if nnp and not listener:
+            # last: after the filter only execve follows (a profile need not allow poll, read or close)
+            self.seccomp(prog)
         env += self.env_extra
         self.op(
             OP_EXEC,

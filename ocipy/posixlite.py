@@ -53,6 +53,7 @@ __all__ = [
     "abspath",
     "close",
     "dup2",
+    "environ",
     "fstat",
     "fsync",
     "getenv",

@@ -2,49 +2,19 @@
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]
+
 from .errors import OcipyError
 
-# Linux numbers; fixed by the kernel ABI, so a table is cheaper than importing `signal` (which pulls in enum)
-_NAMES = {
-    "HUP": 1,
-    "INT": 2,
-    "QUIT": 3,
-    "ILL": 4,
-    "TRAP": 5,
-    "ABRT": 6,
-    "IOT": 6,
-    "BUS": 7,
-    "FPE": 8,
-    "KILL": 9,
-    "USR1": 10,
-    "SEGV": 11,
-    "USR2": 12,
-    "PIPE": 13,
-    "ALRM": 14,
-    "TERM": 15,
-    "STKFLT": 16,
-    "CHLD": 17,
-    "CLD": 17,
-    "CONT": 18,
-    "STOP": 19,
-    "TSTP": 20,
-    "TTIN": 21,
-    "TTOU": 22,
-    "URG": 23,
-    "XCPU": 24,
-    "XFSZ": 25,
-    "VTALRM": 26,
-    "PROF": 27,
-    "WINCH": 28,
-    "IO": 29,
-    "POLL": 29,
-    "PWR": 30,
-    "SYS": 31,
+# The numbers of the machine this interpreter runs on, from the interpreter's own built-in `_signal` module (already
+# loaded at start-up: no import cost, unlike `signal`, which pulls in enum). Aliases (IOT, CLD, POLL) included.
+_NAMES: dict[str, int] = {
+    k[3:]: int(v) for k, v in vars(_signal).items() if k.startswith("SIG") and not k.startswith("SIG_")
 }
-SIGRTMIN = 34  # glibc reserves 32 and 33; this is what `kill -l` and runc's tables call RTMIN
-SIGRTMAX = 64
-SIGKILL = 9
-SIGTERM = 15
+SIGRTMIN = int(_signal.SIGRTMIN)  # libc's: glibc reserves 32 and 33, so 34 is what `kill -l` and runc call RTMIN
+SIGRTMAX = int(_signal.SIGRTMAX)
+SIGKILL = int(_signal.SIGKILL)
+SIGTERM = int(_signal.SIGTERM)
 
 
 def parse_signal(raw: str) -> int:

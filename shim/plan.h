@@ -96,7 +96,8 @@ enum plan_code {
 	                           for reading needs no writer) and keep the fd for OP_WAIT_START. While this process
 	                           holds it, `start` can open the fifo for writing; once it is gone `start` gets ENXIO. */
 	OP_PIVOT_ROOT = 20,     /* pivot_root into the root fd, detach the old root, chdir("/"). */
-	OP_CHROOT = 21,         /* --no-pivot: MS_MOVE the root onto "/", chroot("."), chdir("/"). */
+	OP_CHROOT = 21,         /* --no-pivot: MS_MOVE the root onto "/", chroot("."), chdir("/"). a0 = 1: no MS_MOVE
+	                           (a container without a mount namespace of its own: only chroot). */
 
 	/* --- after the root switch: paths are container paths, resolved beneath "/" --- */
 	OP_MASK_PATH = 30,      /* s1 = path: a directory gets a read-only empty tmpfs, anything else the verified
@@ -143,13 +144,15 @@ enum plan_code {
 	                           Not found: MSG_ERROR(err = ENOENT, detail = "executable file not found in $PATH: X")
 	                           (or "no such file or directory: X" for a path with a '/'); not executable: EACCES. */
 	OP_SIGNAL_CREATED = 56, /* send MSG_CREATED(pid = getpid() as the caller sees it: the init pid sent earlier) */
-	OP_WAIT_START = 57,     /* (the init installs handlers that _exit(128+sig) for the catchable terminating signals
-	                           when it starts, since a pid-1 init ignores signals it has no handler for) poll() the
-	                           kept fifo fd for POLLIN (a
-	                           fifo that never had a writer reports no POLLHUP), read one byte; anything but "0"
-	                           means _exit(1). Close it; restore default dispositions. `start` opens the fifo
-	                           O_WRONLY|O_NONBLOCK, writes "0" and removes the fifo. */
-	OP_CLOSE_FDS = 58,      /* keep fds 0..2 and 3..3+a0-1; mark every other fd close-on-exec */
+	OP_WAIT_START = 57,     /* (the init resets every signal disposition and the mask, then installs handlers that
+	                           _exit(128+sig) for the catchable terminating signals when it starts, since a pid-1
+	                           init ignores signals it has no handler for; execve resets them) poll() the kept fifo
+	                           fd for POLLIN (a fifo that never had a writer reports no POLLHUP), read one byte;
+	                           anything but "0" means _exit(1). Close it. `start` opens the fifo O_WRONLY|O_NONBLOCK,
+	                           writes "0" and removes the fifo. Only poll, read and close: a seccomp filter may be
+	                           loaded already. */
+	OP_CLOSE_FDS = 58,      /* keep fds 0..2 and 3..3+a0-1; mark every other fd close-on-exec (close_range, else
+	                           fcntl one by one up to RLIMIT_NOFILE). Before any seccomp filter. */
 	OP_EXEC = 59,           /* s0 = strv args (a0 = count), s1 = strv env (a1 = count). execve the path from
 	                           OP_FIND_EXEC (or args[0] if none). Before: PR_SET_DUMPABLE stays 0 until here. */
 	OP_SYNC = 60,           /* send MSG_SYNC(op), wait for MSG_ACK */
@@ -157,6 +160,13 @@ enum plan_code {
 	OP_SETSID = 62,         /* setsid() */
 	OP_SET_PDEATHSIG = 63,  /* prctl(PR_SET_PDEATHSIG, a0) */
 	OP_JOIN_CGROUP = 64,    /* s0 = a cgroup.procs path on the host: write "0" (this process) into it */
+	OP_REPORT = 65,         /* how to report a failure once `create` has returned (after OP_SIGNAL_CREATED nobody
+	                           reads the sync socket): s0 = the --log file (NULL = none), opened O_APPEND now (stage 0,
+	                           the caller's mount namespace), a0 = 1 for JSON lines (else logrus text);
+	                           s1 = strv of a2 texts "FIELD (WHAT)" for the ops a1, a1+1, ... The init then writes
+	                           one line "ocipy: exec failed: FIELD (WHAT): DETAIL: REASON" on its stderr (the
+	                           container's, where the caller reads it) and one error line in the log. */
+	OP_LOOPBACK_UP = 66,    /* bring "lo" up (SIOCSIFFLAGS IFF_UP) in the network namespace the init is in */
 };
 
 /* OP_MOUNT a4 bits */
@@ -171,4 +181,8 @@ enum plan_code {
 #define MNTF_IDMAP_REC 0x40 /* with MNTF_IDMAP: apply the idmapping recursively (option "ridmap": open_tree with
                                AT_RECURSIVE and mount_setattr(AT_RECURSIVE)); without it only the top mount */
 
+#define MNTF_TMPFS_MODE 0x80 /* a tmpfs without mode=: when the destination exists, its mode goes first in the data
+                                ("mode=0755,..."), so the mount point keeps the mode it had (as runc) */
+#define MNTF_COPYUP 0x100   /* tmpcopyup: what the existing destination directory held is copied into the new tmpfs
+                               (owners, modes, times) before any remount */
 #endif

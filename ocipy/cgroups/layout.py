@@ -175,3 +175,60 @@ def parse_proc_cgroup(text: str) -> tuple[dict[str, str], str | None]:
             if c:
                 v1[c] = path
     return v1, v2
+
+
+@dataclass(frozen=True)
+class CgroupHierarchy:
+    """One cgroup mount under /sys/fs/cgroup on the host."""
+
+    name: str  # directory under /sys/fs/cgroup ("cpu,cpuacct", "unified"); "" = mounted on /sys/fs/cgroup itself
+    fstype: str  # "cgroup" (v1) or "cgroup2"
+    options: str  # the v1 options naming the hierarchy ("cpu,cpuacct", "name=systemd"); "" for cgroup2
+
+
+def mounted_hierarchies() -> tuple[CgroupHierarchy, ...]:
+    """The cgroup mounts directly under /sys/fs/cgroup, as the planner's host facts (the container's cgroup mount)."""
+    found = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ()
+    for line in lines:
+        pre, _, post = line.partition(" - ")
+        parts, fs = pre.split(), post.split()
+        if len(parts) < 5 or len(fs) < 3 or fs[0] not in ("cgroup", "cgroup2"):
+            continue
+        mnt = parts[4].replace("\\040", " ")
+        if mnt == "/sys/fs/cgroup":
+            name = ""
+        elif mnt.startswith("/sys/fs/cgroup/") and "/" not in mnt[len("/sys/fs/cgroup/") :]:
+            name = mnt[len("/sys/fs/cgroup/") :]
+        else:
+            continue
+        opts = ""
+        if fs[0] == "cgroup":
+            opts = ",".join(o for o in fs[2].split(",") if o in V1_CONTROLLERS or o.startswith("name="))
+        found.append(CgroupHierarchy(name, fs[0], opts))
+    return tuple(found)
+
+
+def weight_files(lay: Layout) -> list[str] | None:
+    """The blockIO weight files this host's hierarchies offer (`ocipy check`); None without a blkio/io controller."""
+    if "blkio" in lay.v1:
+        d = lay.v1["blkio"].mountpoint
+        return [f for f in ("blkio.weight", "blkio.bfq.weight") if os.path.exists(os.path.join(d, f))]
+    if lay.v2 is None or "io" not in lay.v2_controllers:
+        return None
+    d = lay.v2.mountpoint
+    # the root cgroup has no io.weight: look one level down where a container cgroup would be
+    try:
+        subs = sorted(e for e in os.listdir(d) if os.path.isdir(os.path.join(d, e)))
+    except OSError:
+        subs = []
+    files: list[str] = []
+    for sub in [d, *(os.path.join(d, e) for e in subs)]:
+        files = [f for f in ("io.weight", "io.bfq.weight") if os.path.exists(os.path.join(sub, f))]
+        if files:
+            break
+    return files

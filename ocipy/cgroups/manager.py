@@ -1,6 +1,6 @@
 """A container's cgroups: make them at create (before the init exists), apply resources, and take them down.
 
-The record kept in the private state (read by ocipy/store.py) is
+Used through the cgroupfs driver (`driver.py`), which owns the record. The record kept in the private state is
 `{"v1": {"<controller or name=X>": "<abs dir>"}, "v2": "<abs dir>", "path": "<cgroupsPath as resolved>"}`.
 
 Which hierarchy serves a resource: the controller's v1 hierarchy when v1 has it, else the unified hierarchy when its
@@ -11,13 +11,12 @@ controller and, whenever the container has a unified cgroup, also the eBPF progr
 
 from __future__ import annotations
 
-import errno
 import os
 import posixpath
-import time
 from typing import Any
 
 from . import CgroupError, devices, v1, v2
+from .driver import rmdir_tree
 from .fsio import R, get_list, get_obj, read, write
 from .layout import V2, Layout
 from .paths import Target
@@ -39,20 +38,6 @@ def record_of(target: Target) -> dict[str, Any]:
     if target.v2:
         rec["v2"] = target.v2
     return rec
-
-
-def dirs_of(record: dict[str, Any]) -> list[str]:
-    out: list[str] = []
-    if isinstance(record.get("v2"), str):
-        out.append(record["v2"])
-    for d in (record.get("v1") or {}).values():
-        if isinstance(d, str) and d not in out:
-            out.append(d)
-    return out
-
-
-def procs_files(record: dict[str, Any]) -> list[str]:
-    return [os.path.join(d, "cgroup.procs") for d in dirs_of(record)]
 
 
 def _mkdirs(path: str, created: list[str]) -> None:
@@ -140,7 +125,7 @@ def create(
         return rec
     except BaseException:
         for d in reversed(created):
-            rmdir_tree(d)
+            rmdir_tree(d, timeout=2.0)
         raise
 
 
@@ -235,31 +220,3 @@ def apply(
         if not dv2:
             raise CgroupError(f"{R}/unified", "this host has no cgroup v2 hierarchy (pure cgroup v1)")
         v2.unified(dv2, u)
-
-
-def rmdir_tree(top: str, timeout: float = 2.0) -> bool:
-    """rmdir `top` and every cgroup below it, deepest first; retries EBUSY while exiting tasks drain."""
-    deadline = time.monotonic() + timeout
-    while True:
-        busy = False
-        if not os.path.isdir(top):
-            return True
-        for dirpath, _dirnames, _files in os.walk(top, topdown=False):
-            try:
-                os.rmdir(dirpath)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                if exc.errno != errno.EBUSY:
-                    return False
-                busy = True
-        if not busy:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-
-
-def remove(record: dict[str, Any]) -> None:
-    for d in dirs_of(record):
-        rmdir_tree(d)

@@ -5,8 +5,8 @@
 - absolute (`/a/b`): that path below each hierarchy's mount point;
 - relative (`a/b`): as runc -- below the runtime's own cgroup in each v1 hierarchy, next to it (below its parent) in
   the unified hierarchy, where a cgroup with processes cannot have children with controllers;
-- `slice:prefix:name` is the systemd driver's form, only with `--systemd-cgroup`: it needs a running systemd (and its
-  D-Bus API), which this build does not drive -- a clear error either way.
+- `slice:prefix:name` is the systemd driver's form, only with `--systemd-cgroup` (ocipy/cgroups/systemd.py: systemd
+  makes the cgroup, a transient scope unit); the parsing and slice expansion are here.
 
 Names are cleaned like runc's CleanPath (`../../x` becomes `/x`), so a path can never leave the hierarchy; the
 hierarchy root itself, empty components and NUL are refused.
@@ -117,17 +117,18 @@ def resolve(
     systemd: bool = False,
     own_cgroup_text: str | None = None,
 ) -> Target:
-    """The cgroup dirs for a container. `own_cgroup_text`: /proc/self/cgroup (tests pass one)."""
+    """The cgroup dirs for a container (the cgroupfs driver). `own_cgroup_text`: /proc/self/cgroup (tests pass
+    one). `systemd`: a caller that has no systemd path (create/run use ocipy/cgroups/systemd.py) gets a clear
+    error after the form is checked."""
     if systemd:
-        value = cgroups_path or f"system.slice:ocipy:{cid}"
-        systemd_unit_path(value)  # validate the form first: a bad value is the config's fault
+        systemd_unit_path(cgroups_path or f"system.slice:ocipy:{cid}")  # a bad value is the config's fault
         if not systemd_running():
             raise CgroupError(
                 POINTER,
                 f"--systemd-cgroup: systemd is not running on this host ({SYSTEMD_RUNNING_MARK} is missing); "
                 "run without --systemd-cgroup to use the cgroupfs driver",
             )
-        raise CgroupError(POINTER, "--systemd-cgroup: the systemd cgroup driver is not supported by this build")
+        raise CgroupError(POINTER, "--systemd-cgroup: this verb does not use the systemd cgroup driver yet")
     if layout.mode == "none":
         raise CgroupError(POINTER, "no cgroup hierarchy is mounted on this host")
     rel = clean(cgroups_path) if cgroups_path else f"{DEFAULT_PARENT}/{cid}"

@@ -16,6 +16,7 @@ from ocipy import errors, planfmt, procfs
 from ocipy.errors import OcipyError
 from ocipy.faults import point
 from ocipy.launch import Launch, write_id_maps
+from ocipy.state import CREATING, STOPPED, State
 from ocipy.store import CONFIG_FILE, JOURNAL_KEY, Container, Store
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ _MSG_NAMES = {
 class Created:
     container: Container
     launch: Launch
-    state: dict[str, Any]
+    state: State
 
 
 def main(args: argparse.Namespace) -> int:
@@ -146,11 +147,47 @@ def _check_intel_rdt(spec: Any) -> None:
     raise OcipyError("/linux/intelRdt: resctrl placement is not supported by ocipy yet")
 
 
-def _run_poststop(hooks: list[dict[str, Any]], state: dict[str, Any]) -> None:
+def _debug_plan(plan: Any) -> None:
+    """--debug: the plan the init executes, op by op, each with the config field it comes from."""
+    lines = plan.describe()
+    errors.debug(f"plan: {len(lines)} ops for ocipy-init")
+    for i, line in enumerate(lines):
+        errors.debug(f"plan op {i}: {line}")
+
+
+_MSG_WORDS = {
+    planfmt.MSG_ERROR: "error",
+    planfmt.MSG_USERMAP: "user namespace made: id maps wanted",
+    planfmt.MSG_PID: "container process exists",
+    planfmt.MSG_HOOKS: "namespaces and mounts set up: create hooks may run",
+    planfmt.MSG_CREATED: "set up: waiting on the exec fifo for start",
+    planfmt.MSG_SYNC: "sync",
+}
+
+
+def planfmt_message(msg: Any) -> str:
+    """One message of the init, in words (for --debug)."""
+    words = _MSG_WORDS.get(msg.type, f"message {msg.type}")
+    parts = [words, f"after op {msg.op}" if msg.op >= 0 else "", f"pid {msg.pid}" if msg.pid > 0 else ""]
+    if msg.fds:
+        parts.append(f"{len(msg.fds)} fd(s)")
+    if msg.detail:
+        parts.append(msg.detail)
+    return ", ".join(p for p in parts if p)
+
+
+def _check_memory_policy(spec: Any) -> None:
+    """linux.memoryPolicy (set_mempolicy) is not applied by the init: refused rather than ignored, and `features`
+    reports no mode and no flag."""
+    if spec.linux is not None and getattr(spec.linux, "memory_policy", None) is not None:
+        raise OcipyError("/linux/memoryPolicy: memory policies are not supported by ocipy yet")
+
+
+def _run_poststop(hooks: list[dict[str, Any]], state: State) -> None:
     if hooks:
         from ocipy import hooks as hooks_mod
 
-        hooks_mod.run_hooks("poststop", hooks, {**state, "status": "stopped", "pid": 0})
+        hooks_mod.run_hooks("poststop", hooks, state.oci(STOPPED))
 
 
 # --- seccomp listener (owner: the seccomp issue) ---
@@ -196,47 +233,11 @@ def _section(document: dict[str, Any], *keys: str) -> Any:
     return node
 
 
-def _make_cgroups(
-    spec: Any, document: dict[str, Any], cid: str, args: argparse.Namespace, record_plan: Any
-) -> dict[str, Any] | None:
-    """Resolve cgroupsPath, make the cgroups and apply linux.resources; the record for the private state.
-    `record_plan(record)` is called with the dirs about to be made before any is (the recovery journal).
+def _rootless(args: argparse.Namespace) -> bool:
+    """runc's --rootless (auto: not root, or root of a partial user namespace); see ocipy/rootless.py."""
+    from ocipy import rootless
 
-    Rootless (not root) without resources: a cgroup that cannot be made is skipped, as runc does."""
-    from ocipy.cgroups import CgroupError, layout, manager, paths
-
-    linux = spec.linux
-    resources = dict(_section(document, "linux", "resources") or {})
-    try:
-        lay = layout.detect()
-        target = paths.resolve(
-            linux.cgroups_path if linux else None,
-            cid,
-            lay,
-            systemd=bool(getattr(args, "systemd_cgroup", False)),
-        )
-        # pids last (apply_deferred_pids): the init still has to clone once inside the cgroup, and 0 is a valid limit
-        now = {k: v for k, v in resources.items() if k != "pids"}
-        record_plan(manager.record_of(target))
-        record = manager.create(lay, target, now)
-        record["resources"] = resources
-        return record
-    except CgroupError as exc:
-        if os.geteuid() != 0 and not resources and "permission denied" in exc.message:
-            errors.debug(f"rootless: no cgroup: {exc}")
-            return None
-        raise OcipyError(str(exc)) from None
-
-
-def _apply_deferred_pids(record: dict[str, Any]) -> None:
-    from ocipy.cgroups import CgroupError, layout, manager
-
-    pids = (record.get("resources") or {}).get("pids")
-    if pids:
-        try:
-            manager.apply(layout.detect(), record, {"pids": pids}, update=True)
-        except CgroupError as exc:
-            raise OcipyError(str(exc)) from None
+    return rootless.detect(getattr(args, "rootless", "auto"))
 
 
 def create(args: argparse.Namespace) -> Created:
@@ -247,25 +248,24 @@ def create(args: argparse.Namespace) -> Created:
     store = Store.from_args(args)
     store.check_id(cid)
     bundle_dir = os.path.abspath(args.bundle or ".")
+    errors.debug(f"create {cid}: bundle {bundle_dir}, state root {store.root}")
     spec, rootfs, document = bundle_mod.load_bundle(bundle_dir)
+    errors.debug(f"config.json valid (ociVersion {spec.oci_version}), rootfs {rootfs}")
     process = spec.process
     if process is None:
         raise OcipyError("/process: create needs a process")
     terminal = bool(process.terminal)
     _check_intel_rdt(spec)
+    _check_memory_policy(spec)
 
-    state: dict[str, Any] = {
-        "ociVersion": spec.oci_version,
-        "id": cid,
-        "pid": 0,
-        "status": "creating",
-        "bundle": bundle_dir,
-        "rootfs": rootfs,
-        "created": errors.rfc3339_nano(),
-        "owner": "",
-    }
-    if spec.annotations:
-        state["annotations"] = dict(spec.annotations)
+    state = State(
+        cid,
+        oci_version=spec.oci_version,
+        bundle=bundle_dir,
+        rootfs=rootfs,
+        created=errors.rfc3339_nano(),
+        annotations=dict(spec.annotations) if spec.annotations else None,
+    )
     poststop_on_failure: list[dict[str, Any]] = []
     point("create.validated")
     with contextlib.ExitStack() as undo:
@@ -275,24 +275,27 @@ def create(args: argparse.Namespace) -> Created:
         lock = container.lock()
         undo.enter_context(lock)
         point("create.dir")
-
         # The recovery journal (docs/contracts.md, "Recovery"): state.json carries `ocipy.creating` until the
         # commit below, and every resource is recorded in it before it is made.
-        private: dict[str, Any] = {JOURNAL_KEY: {}}
-
-        def journal() -> None:
-            record = {k: v for k, v in state.items() if k != "status"}
-            record["ocipy"] = private
-            container.write_state(record)
-
-        journal()
+        state.private = {JOURNAL_KEY: {}}
+        container.write_state(state)
         point("create.journal")
         os.mkfifo(container.fifo_path, 0o600)
         point("create.fifo")
+        errors.debug(f"state dir {store.root}/{cid} made and locked, exec fifo {container.fifo_path}")
 
         console = _console_fd(args, terminal)
         if console is not None:
             undo.callback(console.close)
+        from ocipy import pidfdsock
+
+        pidfd_sock = pidfdsock.connect(getattr(args, "pidfd_socket", None))
+        if pidfd_sock is not None:
+            undo.callback(pidfd_sock.close)
+        if console is not None:
+            errors.debug(f"console socket {args.console_socket} connected: the pty master goes there")
+        if pidfd_sock is not None:
+            errors.debug(f"pidfd socket {args.pidfd_socket} connected")
         listen = _listen_fds()
         preserve = max(0, int(getattr(args, "preserve_fds", 0) or 0))
         extra_fds = listen + preserve
@@ -308,20 +311,28 @@ def create(args: argparse.Namespace) -> Created:
             except OSError:
                 raise OcipyError(f"--preserve-fds: fd {src} is not open") from None
 
-        # --- cgroups (ocipy/cgroups, docs/cgroups.md): made before the init exists, which joins them first ---
-        from ocipy.cgroups import manager as cg_manager
+        # --- cgroups (ocipy/cgroups/driver.py, docs/cgroups.md): made before the init exists, which joins them first
+        from ocipy.cgroups.driver import NO_CGROUP, apply_deferred, create_cgroups, planned_record
 
-        def plan_cgroups(planned: dict[str, Any]) -> None:
-            private[JOURNAL_KEY] = {"cgroup": planned}  # made or not, rmdir'd by recovery (only empty ones go)
-            journal()
-            point("create.cgroups-planned")
-
-        cgroup_record = _make_cgroups(spec, document, cid, args, plan_cgroups)
+        cgroups_path = spec.linux.cgroups_path if spec.linux else None
+        systemd = bool(getattr(args, "systemd_cgroup", False))
+        # the dirs about to be made, before any is: recovery rmdirs them (only empty ones go; nothing is killed)
+        state.private[JOURNAL_KEY] = {"cgroup": planned_record(cid, cgroups_path, systemd)}
+        container.write_state(state)
+        point("create.cgroups-planned")
+        cgroup = create_cgroups(
+            cid,
+            spec.linux.cgroups_path if spec.linux else None,
+            dict(_section(document, "linux", "resources") or {}),
+            systemd=bool(getattr(args, "systemd_cgroup", False)),
+            rootless=_rootless(args),
+        )
+        errors.debug(f"cgroups: {'none' if cgroup is NO_CGROUP else ' '.join(cgroup.dirs())}")
         point("create.cgroups")
-        if cgroup_record is not None:
-            undo.callback(cg_manager.remove, cgroup_record)
-            private["cgroup"] = cgroup_record  # owned: recovery kills what is in them
-            journal()
+        if cgroup is not NO_CGROUP:
+            undo.callback(cgroup.remove)
+            state.cgroup = cgroup.record  # owned from now on: recovery kills what is in them, then removes them
+            container.write_state(state)
             point("create.cgroup-record")
         # --- end cgroups ---
 
@@ -335,11 +346,14 @@ def create(args: argparse.Namespace) -> Created:
             no_pivot=bool(getattr(args, "no_pivot", False)),
             no_new_keyring=bool(getattr(args, "no_new_keyring", False)),
             env_extra=env_extra,
-            cgroup_procs=cg_manager.procs_files(cgroup_record) if cgroup_record is not None else (),
+            cgroup_procs=cgroup.procs_files(),
             seccomp_cache=store.seccomp_cache,
+            log=errors.log_target(),
         )
         for pointer, message in getattr(plan, "warnings", ()):
             errors.quiet_warning(f"{pointer}: {message}")
+        if errors.debug_enabled():
+            _debug_plan(plan)
         # Launch numbers the init's sync and plan fds after every fd in this map, so nothing collides.
         launch = Launch(plan, extra=fdmap)
         undo.callback(launch.abort)
@@ -350,8 +364,11 @@ def create(args: argparse.Namespace) -> Created:
 
         launch.start()
         point("create.spawned")
+        errors.debug(f"ocipy-init started from its sealed memfd: pid {launch.pid0}")
         for msg in launch.messages():
             point(f"create.got-{_MSG_NAMES.get(msg.type, msg.type)}")
+            if errors.debug_enabled():
+                errors.debug(f"init: {planfmt_message(msg)}")
             if msg.type == planfmt.MSG_ERROR:
                 raise OcipyError(launch.describe_error(msg))
             if msg.type == planfmt.MSG_USERMAP:
@@ -367,9 +384,9 @@ def create(args: argparse.Namespace) -> Created:
                     for fd in trees:
                         os.close(fd)
             elif msg.type == planfmt.MSG_PID:
-                state["pid"] = msg.pid
-                private["starttime"] = procfs.starttime(msg.pid)
-                journal()  # the init, before anything is done with it (its net devices, hooks)
+                state.pid = msg.pid
+                state.private["starttime"] = procfs.starttime(msg.pid)
+                container.write_state(state)  # the init, before anything is done with it (net devices, hooks)
                 point("create.pid-recorded")
                 if linux is not None and linux.net_devices:
                     from ocipy import netdev  # pyroute2: only for configs that have netDevices
@@ -385,7 +402,8 @@ def create(args: argparse.Namespace) -> Created:
                 try:
                     for kind in CREATE_HOOKS:
                         if hook_lists.get(kind):
-                            hooks_mod.run_hooks(kind, hook_lists[kind], state, pid=launch.pid)
+                            errors.debug(f"running {len(hook_lists[kind])} {kind} hook(s)")
+                            hooks_mod.run_hooks(kind, hook_lists[kind], state.oci(CREATING), pid=launch.pid)
                 except OcipyError:
                     # runtime.md lifecycle steps 3-5: stop the container, destroy it (the undo stack), then the
                     # poststop hooks still run (step 13)
@@ -396,7 +414,7 @@ def create(args: argparse.Namespace) -> Created:
             # --- seccomp listener (owner: the seccomp issue) ---
             elif msg.type == planfmt.MSG_SYNC and msg.fds:
                 try:
-                    _send_seccomp_listener(spec, state, launch.pid, msg.fds[0])
+                    _send_seccomp_listener(spec, state.oci(CREATING), launch.pid, msg.fds[0])
                 finally:
                     for fd in msg.fds:
                         os.close(fd)
@@ -410,29 +428,29 @@ def create(args: argparse.Namespace) -> Created:
         launch.close()
         if console is not None:
             console.close()
-        if cgroup_record is not None:  # cgroups: the pids limit, now that the init is set up
-            _apply_deferred_pids(cgroup_record)
+        if pidfd_sock is not None:  # the container's init, as runc's "standard" init sends itself
+            pidfdsock.send(pidfd_sock, launch.pid, launch.pidfd, "standard")
+        apply_deferred(cgroup)  # cgroups: the pids limit, now that the init is set up
         point("create.set-up")
-        state["status"] = "created"
-        private = {
+        state.private = {
             "starttime": procfs.starttime(launch.pid),
             "hooks": {k: v for k, v in hook_lists.items() if k in KEPT_HOOKS and v},
-            "systemd": bool(getattr(args, "systemd_cgroup", False)),
-            "rootless": os.geteuid() != 0,
-            "terminal": terminal,
+            "rootless": _rootless(args),
         }
-        if cgroup_record is not None:
-            private["cgroup"] = cgroup_record  # includes the applied "resources", the base of `update`
+        if cgroup is not NO_CGROUP:
+            state.cgroup = cgroup.record  # includes the applied "resources", the base of `update`
         # exec's defaults: the config as it was now, whatever happens to the bundle later
         from ocipy import fastjson
 
         container.write_file(CONFIG_FILE, fastjson.dumps(document).encode())
         point("create.config")
-        journal()  # the commit: the same state without `creating`
+        container.write_state(state)  # the commit: the private state no longer holds the journal
         point("create.state")
+        errors.debug(f"state.json written: status created, pid {launch.pid}")
         if getattr(args, "pid_file", None):
             _write_pid_file(args.pid_file, launch.pid)
             point("create.pid-file")
+            errors.debug(f"pid file {args.pid_file} written")
         undo.pop_all()
         lock.__exit__(None, None, None)
         errors.debug(f"created {cid} with init pid {launch.pid}")

@@ -50,28 +50,23 @@ def _emit(event: dict[str, Any]) -> None:
 
 
 def main(args: Any) -> int:
-    from ..cgroups import stats
-
     cid = args.container_id
     interval = 0.0 if getattr(args, "stats", False) else parse_duration(getattr(args, "interval", None) or "5s")
     c = Store.from_args(args).open(cid)
     try:
         c.read_state()
-        if c.status() == STOPPED:
-            raise OcipyError("container not running")
-        record = c.private.get("cgroup")
-        if not isinstance(record, dict):
-            raise OcipyError("container has no cgroup to read statistics from")
+        c.status().require("read_events")
+        cgroup = c.cgroup()
         if getattr(args, "stats", False):
-            _emit({"type": "stats", "id": cid, "data": stats.collect(record)})
+            _emit({"type": "stats", "id": cid, "data": cgroup.stats()})
             return 0
-        ooms = stats.oom_kills(record)
+        ooms = cgroup.oom_kills()
         while c.status() != STOPPED:
-            n = stats.oom_kills(record)
+            n = cgroup.oom_kills()
             if n > ooms:
                 _emit({"type": "oom", "id": cid})
             ooms = n
-            _emit({"type": "stats", "id": cid, "data": stats.collect(record)})
+            _emit({"type": "stats", "id": cid, "data": cgroup.stats()})
             time.sleep(interval)
     finally:
         c.close()

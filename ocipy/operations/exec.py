@@ -20,7 +20,7 @@ from ocipy import errors, planfmt
 from ocipy.errors import OcipyError
 from ocipy.faults import point
 from ocipy.launch import Launch, exit_code
-from ocipy.store import CONFIG_FILE, PAUSED, STOPPED, Container, Store
+from ocipy.store import CONFIG_FILE, PAUSED, Container, Store
 
 if TYPE_CHECKING:
     import argparse  # annotations only: importing argparse costs ~7 ms
@@ -46,8 +46,7 @@ def _load_spec(c: Container) -> tuple[Any, dict[str, Any]]:
     data = c.read_file(CONFIG_FILE)
     where = os.path.join(c.dir, CONFIG_FILE)
     if data is None:  # a container made before create saved its config: the bundle's, as runc reads it
-        bundle = c.read_state().get("bundle")
-        where = os.path.join(bundle if isinstance(bundle, str) else "", "config.json")
+        where = os.path.join(c.read_state().bundle, "config.json")
         errors.debug(f"no saved config: using {where}")
         try:
             with open(where, "rb") as f:
@@ -169,52 +168,11 @@ def _process_from_flags(document: dict[str, Any], args: argparse.Namespace) -> d
     return proc
 
 
-# --- cgroups -------------------------------------------------------------------------------------------------------
-def _cgroup_procs(record: Any, sub: list[str]) -> list[str]:
-    """The cgroup.procs files to join: the container's cgroups, or the `--cgroup` sub-cgroups of them."""
-    if not isinstance(record, dict):
-        if sub:
-            raise OcipyError("--cgroup: the container has no cgroup")
-        return []
-    from ocipy.cgroups import manager
-
-    if not sub:
-        return manager.procs_files(record)
-    v1 = record.get("v1") if isinstance(record.get("v1"), dict) else {}
-    v2 = record.get("v2") if isinstance(record.get("v2"), str) else None
-    chosen: dict[str, str] = {}  # cgroup dir -> sub path
-    for item in sub:
-        ctrls, sep, path = item.partition(":") if ":" in item else ("", "", item)
-        if not path or path.startswith("/") or ".." in path.split("/"):
-            raise OcipyError(f"--cgroup {item}: the sub-cgroup must be a relative path beneath the container's")
-        if not sep:
-            if len(sub) != 1:
-                raise OcipyError(f"--cgroup {item}: missing <controller>: prefix")
-            for d in manager.dirs_of(record):
-                chosen[d] = path
-            continue
-        for ctrl in ctrls.split(","):
-            cdir: Any = v2 if ctrl in ("", "unified") and v2 else v1.get(ctrl) if v1 else None
-            if not isinstance(cdir, str):
-                raise OcipyError(f"--cgroup {item}: the container has no {ctrl or 'unified'} cgroup")
-            chosen[cdir] = path
-    out = []
-    for d in manager.dirs_of(record):
-        target = os.path.join(d, chosen[d]) if d in chosen else d
-        if not os.path.isdir(target):
-            raise OcipyError(f"--cgroup: {target}: no such cgroup")
-        out.append(os.path.join(target, "cgroup.procs"))
-    return out
-
-
 # --- the exec ------------------------------------------------------------------------------------------------------
 def _check_status(c: Container, ignore_paused: bool) -> bool:
     """Refuse a stopped container, and a paused one unless asked; True when it is paused."""
     status = c.status()
-    if status == STOPPED:
-        raise OcipyError("cannot exec in a stopped container")
-    if status == PAUSED and not ignore_paused:
-        raise OcipyError("cannot exec in a paused container (use --ignore-paused to override)")
+    status.require("exec", ignore_paused=ignore_paused)
     return status == PAUSED
 
 
@@ -238,6 +196,11 @@ def _exec(args: argparse.Namespace) -> int:
         if console_path and not terminal:
             raise OcipyError("--console-socket given but no terminal was asked for (--tty, or terminal in --process)")
 
+        from ocipy import pidfdsock
+
+        pidfd_sock = pidfdsock.connect(getattr(args, "pidfd_socket", None))
+        if pidfd_sock is not None:
+            undo.callback(pidfd_sock.close)
         preserve = max(0, int(getattr(args, "preserve_fds", 0) or 0))
         fdmap = [(0, 0), (1, 1), (2, 2)] + [(fd, fd) for fd in range(3, 3 + preserve)]
         for src, _ in fdmap:
@@ -261,7 +224,7 @@ def _exec(args: argparse.Namespace) -> int:
             spec,
             process,
             init_pid=c.pid,
-            cgroup_procs=_cgroup_procs(c.private.get("cgroup"), list(getattr(args, "cgroup", None) or [])),
+            cgroup_procs=c.cgroup().join_files(list(getattr(args, "cgroup", None) or [])),
             console_fd=3 + preserve if terminal else None,
             extra_fds=preserve,
             host_uid=os.geteuid(),
@@ -269,6 +232,11 @@ def _exec(args: argparse.Namespace) -> int:
         )
         for pointer, message in plan.warnings:
             errors.quiet_warning(f"{pointer}: {message}")
+        if errors.debug_enabled():
+            from ocipy.operations.create import _debug_plan
+
+            errors.debug(f"exec in {args.container_id} (init pid {c.pid})")
+            _debug_plan(plan)
         launch = Launch(plan, extra=fdmap)
         undo.callback(launch.abort)
         if not detach:
@@ -285,6 +253,10 @@ def _exec(args: argparse.Namespace) -> int:
             console.close()
         for msg in launch.messages():
             point(f"exec.got-{msg.type}")
+            if errors.debug_enabled():
+                from ocipy.operations.create import planfmt_message
+
+                errors.debug(f"init: {planfmt_message(msg)}")
             if msg.type == planfmt.MSG_ERROR:
                 raise OcipyError(launch.describe_error(msg))
             if msg.type == planfmt.MSG_SYNC and msg.fds:  # OP_SECCOMP with a listener
@@ -298,6 +270,8 @@ def _exec(args: argparse.Namespace) -> int:
                 launch.ack()
         if launch.pid <= 0:
             raise OcipyError("ocipy-init exited before the process was started")
+        if pidfd_sock is not None:  # the exec'd process, as runc's "setns" init sends itself
+            pidfdsock.send(pidfd_sock, launch.pid, launch.pidfd, "setns")
         _flush_pending(launch)
         launch.close()
         point("exec.started")

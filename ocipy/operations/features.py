@@ -1,5 +1,11 @@
-"""`ocipy features`: what this build and host support (runtime-spec features.md). Kept honest: what is not known to
-work is left out rather than claimed; the cgroup, seccomp and mount owners extend it."""
+"""`ocipy features`: what this build supports (runtime-spec features.md), in runc 1.5.1's shape and key order.
+
+Kept honest: a facility ocipy cannot give is reported `false` (or an empty list), never claimed and never left out.
+`archs` lists the spec's architectures this host's libseccomp resolves (runc lists a fixed table of its own, so
+LOONGARCH64 appears there with libseccomp 2.5.4, which does not know it; PARISC is here and not in runc's).
+Whether *this host* has a facility (an LSM, a controller) is `ocipy check`'s job. The systemd and criu issues flip
+their lines in `cgroup_features()` / `checkpoint_enabled()`.
+"""
 
 from __future__ import annotations
 
@@ -86,26 +92,61 @@ def capabilities() -> list[str]:
     return [f"CAP_{name}" for name in _CAPS[: last + 1]]
 
 
+def cgroup_features() -> dict[str, bool]:
+    # ocipy/cgroups: v1, v2 and hybrid layouts, rdma.max on either (docs/cgroups.md)
+    # --- systemd driver (owner: the systemd issue): --systemd-cgroup with the system instance; no user instance
+    # (rootless systemd) yet ---
+    return {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True}
+
+
+def checkpoint_enabled() -> bool:
+    # --- checkpoint/restore (owner: the criu issue): this build has them (ocipy/criu/); whether this host's CRIU
+    # and kernel can is `ocipy check`'s "checkpoint/restore" section ---
+    return True
+
+
+# Annotations whose value ocipy acts on (runtime-spec features.md: a caller must not pass them through from an
+# untrusted image). runc: "bundle", "org.systemd.property." (its systemd driver), "org.criu.config". ocipy reads
+# none yet; the systemd driver adds "org.systemd.property." when it reads them, criu "org.criu.config".
+UNSAFE_ANNOTATIONS: list[str] = ["org.criu.config"]
+
+
 def features() -> dict[str, Any]:
+    """The document, keys in runc 1.5.1's order. What ocipy cannot do is `false` (or an empty list), not left out."""
+    from .. import version
+
+    annotations = {}
+    seccomp_version = version.libseccomp()
+    if seccomp_version:
+        annotations["io.github.seccomp.libseccomp.version"] = seccomp_version
+    annotations.update(
+        {
+            "org.opencontainers.ocipy.checkpoint.enabled": "true" if checkpoint_enabled() else "false",
+            "org.opencontainers.ocipy.commit": version.commit(),
+            "org.opencontainers.ocipy.version": version.VERSION,
+        }
+    )
     return {
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.3.0",
+        "ociVersionMax": version.SPEC,
         "hooks": HOOKS,
         "mountOptions": MOUNT_OPTIONS,
         "linux": {
             "namespaces": NAMESPACES,
             "capabilities": capabilities(),
-            # ocipy/cgroups: v1, v2 and hybrid layouts, rdma.max on either; no systemd driver (docs/cgroups.md)
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
+            "cgroup": cgroup_features(),
             **_security(),
-            "intelRdt": {"enabled": False},  # create refuses intelRdt (docs/cgroups.md)
+            # create refuses intelRdt (docs/cgroups.md)
+            "intelRdt": {"enabled": False, "schemata": False, "monitoring": False},
+            # create refuses linux.memoryPolicy: no mode and no flag is applied (set_mempolicy is not in the init)
+            "memoryPolicy": {"modes": [], "flags": []},
             # idmapped binds in a new user namespace, with that namespace's mappings
             "mountExtensions": {"idmap": {"enabled": True}},
+            # linux.netDevices: moved into the container's network namespace by create (ocipy/netdev.py)
+            "netDevices": {"enabled": True},
         },
-        "annotations": {
-            "org.opencontainers.ocipy.version": "0.1.0",
-            "org.opencontainers.ocipy.checkpoint.enabled": "false",
-        },
+        "annotations": annotations,
+        "potentiallyUnsafeConfigAnnotations": UNSAFE_ANNOTATIONS,
     }
 
 
@@ -142,20 +183,23 @@ def _security() -> dict[str, Any]:
     from ..seccomp import SeccompError
 
     archs = []
-    for name in (f"SCMP_ARCH_{a}" for a in _SPEC_ARCHS):
+    for name in sorted(f"SCMP_ARCH_{a}" for a in _SPEC_ARCHS):
         try:
             seccomp.arch_token(name, "")
             archs.append(name)
         except (SeccompError, OSError):
             pass
+    # runc's order (the kernel's flag bits); ocipy passes them to seccomp(2) itself, so every known flag is supported
+    order = ["TSYNC", "SPEC_ALLOW", "LOG", "WAIT_KILLABLE_RECV"]
+    flags = sorted(seccomp.SPEC_FLAGS, key=lambda f: order.index(f[20:]) if f[20:] in order else len(order))
     return {
         "seccomp": {
             "enabled": True,
             "actions": sorted(seccomp.ACTIONS),
             "operators": sorted(seccomp.OPERATORS),
             "archs": archs,
-            "knownFlags": sorted(seccomp.SPEC_FLAGS),
-            "supportedFlags": sorted(seccomp.SPEC_FLAGS),
+            "knownFlags": flags,
+            "supportedFlags": flags,
         },
         # labels are written when asked for (ocipy/lsm.py); whether this host has the LSM is `ocipy check`'s job
         "apparmor": {"enabled": True},

@@ -24,10 +24,14 @@ def container_pids(args: Any) -> list[int]:
     c = Store.from_args(args).open(args.container_id)
     try:
         c.read_state()
-        pids = c.cgroup_pids()
+        pids = c.cgroup().pids()
         if pids is None:
-            # no cgroup recorded: the init alone
+            # no cgroup recorded: the init alone, and a warning saying why its children cannot be listed
             pids = [c.pid] if c.status() != STOPPED else []
+            from ocipy import errors
+            from ocipy.rootless import no_cgroup_message
+
+            errors.warning(no_cgroup_message("list processes from", c.read_state().private) + ": the init process only")
         return pids
     finally:
         c.close()

@@ -7,6 +7,7 @@ import contextlib
 import copy
 import signal
 
+from ocipy import errors
 from ocipy.errors import OcipyError
 from ocipy.faults import point
 from ocipy.launch import exit_code
@@ -57,12 +58,15 @@ def main(args: argparse.Namespace) -> int:
     if detach:
         launch.release()
         return 0
+    errors.debug(f"run: waiting for pid {launch.pid}, forwarding signals")
     status = launch.wait()
     code = exit_code(status) if status is not None else 1
     point("run.exited")
+    errors.debug(f"run: the process exited with status {code}")
     for sig in FORWARDED:
         signal.signal(sig, signal.SIG_DFL)
     if not getattr(args, "keep", False):
+        errors.debug(f"run: deleting {args.container_id}")
         _delete(delete_op, args)
     return code
 

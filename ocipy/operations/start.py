@@ -8,7 +8,8 @@ from .. import errors
 from .. import posixlite as px
 from ..errors import OcipyError
 from ..signals import SIGKILL
-from ..store import CREATED, STOPPED, Container, Store
+from ..state import REFUSED
+from ..store import Container, Store
 from .kill import signal_init
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
@@ -16,8 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-_STOPPED_MSG = "cannot start a container that has stopped"
-_RUNNING_MSG = "cannot start an already running container"
+_STOPPED_MSG = REFUSED["start/stopped"]
 
 
 def run_recorded_hooks(c: Container, kind: str) -> None:
@@ -26,8 +26,7 @@ def run_recorded_hooks(c: Container, kind: str) -> None:
     `ocipy.hooks` is imported only when there are hooks to run, so a hook-less start/delete never pays for it. It
     raises for the kinds that fail the operation (startContainer, poststart) and only warns for poststop.
     """
-    recorded = c.private.get("hooks")
-    hooks = recorded.get(kind) if isinstance(recorded, dict) else None
+    hooks = c.read_state().hooks.get(kind)
     if not hooks:
         return
     try:
@@ -38,17 +37,38 @@ def run_recorded_hooks(c: Container, kind: str) -> None:
     mod.run_hooks(kind, hooks, c.oci_state(), pid=c.pid)
 
 
-def _check_created(status: str) -> None:
-    if status == STOPPED:
-        raise OcipyError(_STOPPED_MSG)
-    if status != CREATED:
-        raise OcipyError(_RUNNING_MSG)
+def _destroy(c: Container) -> None:
+    """Stop and destroy a container whose poststart hook failed: kill its processes, remove its cgroups, run the
+    poststop hooks (a failure there is a warning), remove its state. The container then no longer exists."""
+    import time
+
+    from .. import procfs
+
+    signal_init(c, SIGKILL)
+    cgroup = c.cgroup()
+    cgroup.kill(SIGKILL)
+    if cgroup.is_frozen():
+        cgroup.freeze(False)
+    procfs.wait_gone(c.pid, c.starttime, 10.0)
+    for _ in range(1000):  # the cgroup empties a moment after the init is gone
+        if not cgroup.pids():
+            break
+        time.sleep(0.002)
+    try:
+        cgroup.remove()
+    except OcipyError as exc:
+        errors.warning(f"poststart failed: removing the cgroups: {exc}")
+    try:
+        run_recorded_hooks(c, "poststop")
+    except Exception as exc:  # noqa: BLE001 -- runtime.md: a failing poststop hook is a warning
+        errors.warning(f"poststop hooks: {exc}")
+    c.remove()
 
 
 def main(args: Any) -> int:
     c = Store.from_args(args).open_locked(args.container_id)
     try:
-        _check_created(c.status())
+        c.status().require("start")
         try:
             run_recorded_hooks(c, "startContainer")
         except OcipyError:
@@ -61,8 +81,9 @@ def main(args: Any) -> int:
             if exc.errno == errno.ENXIO:  # nobody holds the read end: the init is gone
                 raise OcipyError(_STOPPED_MSG) from None
             if exc.errno == errno.ENOENT:  # someone else started it meanwhile
-                _check_created(c.status())
+                c.status().require("start")
             raise OcipyError(f"open {c.fifo_path}: {exc.strerror}") from None
+        errors.debug(f"start {c.id}: writing the exec fifo {c.fifo_path}: the init execs the process")
         try:
             px.write(fd, b"0")
         except OSError as exc:
@@ -75,11 +96,13 @@ def main(args: Any) -> int:
             px.unlink(c.fifo_path)
         except FileNotFoundError:
             pass
+        errors.debug(f"started {c.id} (pid {c.pid})")
         try:
             run_recorded_hooks(c, "poststart")
         except OcipyError:
-            # runtime.md lifecycle step 9: a failing poststart hook is an error and stops the container
-            signal_init(c, SIGKILL)
+            # runtime.md lifecycle step 9: a failing poststart hook is an error; the container is stopped and the
+            # lifecycle continues at step 12: destroyed (what create made goes), then the poststop hooks (13)
+            _destroy(c)
             raise
     finally:
         c.close()

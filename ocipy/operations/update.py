@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from ..errors import OcipyError
-from ..store import STOPPED, Store
+from ..store import Store
 
 _MULT = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
@@ -72,6 +72,8 @@ def from_flags(args: Any) -> dict[str, Any]:
     for flag, dest, key, minimum in (
         ("cpu-period", "cpu_period", "period", 0),
         ("cpu-quota", "cpu_quota", "quota", None),
+        ("cpu-burst", "cpu_burst", "burst", 0),
+        ("cpu-idle", "cpu_idle", "idle", None),
         ("cpu-share", "cpu_share", "shares", 0),
         ("cpu-rt-period", "cpu_rt_period", "realtimePeriod", 0),
         ("cpu-rt-runtime", "cpu_rt_runtime", "realtimeRuntime", None),
@@ -110,33 +112,22 @@ def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(args: Any) -> int:
-    from ..cgroups import CgroupError, layout, manager
-
     change: dict[str, Any] = {}
     if getattr(args, "resources", None):
         change = _read_resources(args.resources)
     change = merge(change, from_flags(args))
     c = Store.from_args(args).open_locked(args.container_id)
     try:
-        if c.status() == STOPPED:
-            raise OcipyError("container not running")
-        record = c.private.get("cgroup")
-        if not isinstance(record, dict):
-            raise OcipyError("container has no cgroup to update")
-        stored = record.get("resources")
+        c.status().require("update")
+        cgroup = c.cgroup()
+        stored = cgroup.record.get("resources")
         old: dict[str, Any] = stored if isinstance(stored, dict) else {}
         merged = merge(old, change)
         # write again every group the update touches, with its merged values (memory+swap need each other)
-        touched = {k: merged[k] for k in change if k != "devices"}
-        try:
-            manager.apply(layout.detect(), record, touched, update=True)
-        except CgroupError as exc:
-            raise OcipyError(str(exc)) from None
-        st = dict(c.read_state())
-        priv = dict(c.private)
-        priv["cgroup"] = {**record, "resources": merged}
-        st["ocipy"] = priv
-        c.write_state(st)
+        cgroup.apply({k: merged[k] for k in change if k != "devices"}, update=True)
+        state = c.read_state()
+        state.cgroup = {**cgroup.record, "resources": merged}
+        c.write_state(state)
     finally:
         c.close()
     return 0

@@ -19,7 +19,8 @@ from ocipy.spec._base import (
 )
 
 NamespaceType = Literal["mount", "pid", "network", "uts", "ipc", "user", "cgroup", "time"]
-RootfsPropagation = Literal["private", "shared", "slave", "unbindable"]
+# the spec names four values; runc also takes the recursive forms, and rootless Podman sends "rslave" (--device)
+RootfsPropagation = Literal["private", "shared", "slave", "unbindable", "rprivate", "rshared", "rslave", "runbindable"]
 SeccompAction = Literal[
     "SCMP_ACT_KILL",
     "SCMP_ACT_KILL_PROCESS",

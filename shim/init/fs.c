@@ -9,6 +9,7 @@
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -195,6 +196,19 @@ int op_write_proc(struct ctx *c, const struct plan_op *op)
 	if (strncmp(path, "/proc/", 6) != 0)
 		return fail(c, EINVAL, path);
 	e = open_procfs(c, path + 6, 0, path, &fd);
+	if (e == EACCES && strncmp(path, "/proc/self/", 11) == 0) {
+		/* A non-dumpable process's own /proc files belong to the root of the user namespace it was executed in:
+		 * for an unprivileged caller the host's root. Dumpable for this one open (runc writes oom_score_adj
+		 * before it turns non-dumpable); what the kernel allows is then decided by the write itself. */
+		if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+			return fail(c, errno, "prctl PR_SET_DUMPABLE 1");
+		e = open_procfs(c, path + 6, 0, path, &fd);
+		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+			if (!e)
+				close(fd);
+			return fail(c, errno, "prctl PR_SET_DUMPABLE 0");
+		}
+	}
 	if (e)
 		return e;
 	e = write_all(fd, text, strlen(text));

@@ -31,6 +31,10 @@ struct ctx {
 	int idmap_fds[32];    /* idmapped mount trees the runtime sent with an ACK, used in order by OP_MOUNT */
 	int n_idmap, idmap_next;
 	int have_exec;        /* OP_FIND_EXEC ran: exec_path holds the program */
+	int created;          /* OP_SIGNAL_CREATED ran: `create` has returned, nobody reads the sync socket */
+	int log_fd;           /* OP_REPORT: the --log file, -1 if none */
+	int log_json;
+	const struct plan_op *report; /* OP_REPORT, NULL before */
 	char exec_path[PATH_MAX];
 };
 
@@ -118,6 +122,16 @@ int op_set_pdeathsig(struct ctx *c, const struct plan_op *op);
 int op_sethostname(struct ctx *c, const struct plan_op *op);
 int op_setdomainname(struct ctx *c, const struct plan_op *op);
 
+/* report.c: a failure after `create` returned, on stderr and in the log */
+int op_report(struct ctx *c, const struct plan_op *op);
+void late_report(struct ctx *c, int index, int err);
+
+/* copyup.c: copy what the directory olddir holds into newroot (owners, modes, times); 0 or errno */
+int copy_up(int olddir, int newroot);
+
+/* net.c */
+int op_loopback_up(struct ctx *c, const struct plan_op *op);
+
 /* console.c */
 int op_console(struct ctx *c, const struct plan_op *op);
 
@@ -126,5 +140,6 @@ int op_open_fifo(struct ctx *c, const struct plan_op *op);
 int op_wait_start(struct ctx *c, const struct plan_op *op);
 void die_on_signal(int sig);
 void set_handlers(void (*h)(int)); /* every catchable terminating signal */
+void reset_signals(void);          /* every disposition SIG_DFL, nothing blocked */
 
 #endif

@@ -318,6 +318,7 @@ static int op_signal_created(struct ctx *c, const struct plan_op *op)
 {
 	(void)op;
 	sync_send(c, MSG_CREATED, c->cur, 0, c->host_pid, NULL);
+	c->created = 1;
 	return 0;
 }
 
@@ -375,6 +376,8 @@ static op_fn lookup(uint32_t code)
 	case OP_SETSID: return op_setsid;
 	case OP_SET_PDEATHSIG: return op_set_pdeathsig;
 	case OP_JOIN_CGROUP: return op_join_cgroup;
+	case OP_REPORT: return op_report;
+	case OP_LOOPBACK_UP: return op_loopback_up;
 	default: return NULL;
 	}
 }
@@ -400,7 +403,7 @@ int main(int argc, char **argv)
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
 	memset(&c, 0, sizeof c);
-	c.root_fd = c.devnull_fd = c.fifo_fd = -1;
+	c.root_fd = c.devnull_fd = c.fifo_fd = c.log_fd = -1;
 	c.cur = -1;
 	if (argc != 3)
 		die_quietly(2);
@@ -409,7 +412,10 @@ int main(int argc, char **argv)
 	if (c.sync_fd < 0 || plan_fd < 0 || fcntl(c.sync_fd, F_SETFD, FD_CLOEXEC) < 0)
 		die_quietly(2);
 	c.host_pid = getpid();
-	/* a pid-namespace init ignores signals without handlers: be killable by SIGTERM & co. from the start */
+	/* a pid-namespace init ignores signals without handlers: be killable by SIGTERM & co. from the start. Handled
+	 * signals go back to their defaults at execve; ignored ones and the mask would not, so they are reset now,
+	 * long before any seccomp filter could forbid rt_sigaction. */
+	reset_signals();
 	set_handlers(die_on_signal);
 
 	buf = read_plan(plan_fd, &len);
@@ -436,7 +442,10 @@ int main(int argc, char **argv)
 		else
 			err = fn(&c, op);
 		if (err) {
-			sync_send(&c, MSG_ERROR, (int32_t)i, err, 0, c.detail ? c.detail : "");
+			if (c.created)
+				late_report(&c, (int)i, err); /* nobody reads the sync socket any more */
+			else
+				sync_send(&c, MSG_ERROR, (int32_t)i, err, 0, c.detail ? c.detail : "");
 			die_quietly(1);
 		}
 	}

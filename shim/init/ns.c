@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -39,8 +40,14 @@ int op_unshare(struct ctx *c, const struct plan_op *op)
 int op_sync_usermap(struct ctx *c, const struct plan_op *op)
 {
 	(void)op;
+	/* Dumpable for the rendezvous only (runc does the same): a non-dumpable process's /proc files belong to the
+	 * host's root, so an unprivileged runtime could not write this process's uid_map, gid_map and setgroups. */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		return fail(c, errno, "prctl PR_SET_DUMPABLE 1");
 	sync_send(c, MSG_USERMAP, c->cur, 0, getpid(), NULL);
 	sync_wait_ack(c);
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return fail(c, errno, "prctl PR_SET_DUMPABLE 0");
 	/* raw syscalls: glibc's wrappers would try to broadcast to other threads; there are none */
 	if (syscall(SYS_setresgid, 0, 0, 0) < 0)
 		return fail(c, errno, "setresgid 0");

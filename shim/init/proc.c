@@ -325,8 +325,20 @@ found_name:
 int op_close_fds(struct ctx *c, const struct plan_op *op)
 {
 	unsigned first = 3 + (unsigned)op->a[0];
-	if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+	struct rlimit rl;
+	unsigned fd, last;
+
+	if (syscall(SYS_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return 0;
+	/* no close_range (an old kernel, a seccomp profile without it): every fd up to the limit, one by one */
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return fail(c, errno, "close_range");
+	last = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1u << 20) ? (1u << 20) : (unsigned)rl.rlim_cur;
+	for (fd = first; fd < last; fd++) {
+		int fl = fcntl((int)fd, F_GETFD);
+		if (fl >= 0 && !(fl & FD_CLOEXEC) && fcntl((int)fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+			return fail(c, errno, "mark fds close-on-exec");
+	}
 	return 0;
 }
 

@@ -4,7 +4,8 @@
  * O_NONBLOCK (ENXIO once this process is gone), writes "0" and removes it. A pid-namespace init ignores every
  * signal it has no handler for, so every catchable terminating signal gets a handler that exits with 128+sig, like
  * the default action would: from the start of the init (so a signal between MSG_CREATED and the wait is not lost)
- * until the wait ends, when the defaults come back (execve resets handled signals anyway). */
+ * until execve, which resets handled signals to their defaults (so no rt_sigaction is needed after a seccomp
+ * filter is loaded). */
 #include "init.h"
 
 #include <errno.h>
@@ -41,6 +42,21 @@ void set_handlers(void (*h)(int))
 		sigaction(sig, &sa, NULL);
 }
 
+void reset_signals(void)
+{
+	struct sigaction sa;
+	sigset_t none;
+	int sig;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	for (sig = 1; sig < _NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 int op_open_fifo(struct ctx *c, const struct plan_op *op)
 {
 	const char *path = op_str(c, op, 0);
@@ -65,16 +81,13 @@ int op_open_fifo(struct ctx *c, const struct plan_op *op)
 int op_wait_start(struct ctx *c, const struct plan_op *op)
 {
 	struct pollfd p;
-	sigset_t none;
 	char b = 0;
 	ssize_t n;
 
 	(void)op;
 	if (c->fifo_fd < 0)
 		return fail(c, EBADF, "no exec fifo (OP_OPEN_FIFO)");
-	set_handlers(die_on_signal);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* the handlers and the empty mask are main()'s, from the start: nothing to change here */
 
 	p.fd = c->fifo_fd;
 	p.events = POLLIN;
@@ -95,6 +108,7 @@ int op_wait_start(struct ctx *c, const struct plan_op *op)
 		die_quietly(1);
 	close(c->fifo_fd);
 	c->fifo_fd = -1;
-	set_handlers(SIG_DFL);
+	/* The handlers stay: execve resets handled signals to their defaults, and a signal before it ends the init
+	 * the same way. No rt_sigaction here, where a seccomp filter may already be loaded. */
 	return 0;
 }

@@ -153,6 +153,23 @@ def test_kill_all_and_delete_removes_sub_cgroups(rt: Any, bundle: Any) -> None:
     assert h.cgroup_dirs_named(cid) == []
 
 
+def test_kill_all_of_a_stopped_container_ends_what_its_init_left(rt: Any, bundle: Any) -> None:
+    """The runc v2 shim's call after the init of a container without a pid namespace of its own (a Kubernetes pod
+    sharing one) exited: `kill --all ID 9` succeeds and kills what the init left in the container's cgroup."""
+    bundle.drop_namespace("pid")
+    cid = running(rt, bundle, "sleep 1003 & sleep 1003 & touch /tmp/ready; sleep 0.5")
+    assert h.wait_until(lambda: len(h.cmdline_pids("sleep\x001003")) == 2, 5)
+    left = h.cmdline_pids("sleep\x001003")
+    for p in left:
+        rt.track_pid(p)
+    assert rt.wait_status(cid, "stopped")
+    assert all(h.pid_alive(p) for p in left), "the leftovers died with the init: nothing to test"
+    rt.kill(cid, "--all", "KILL").ok()
+    assert h.wait_until(lambda: not any(h.pid_alive(p) for p in left), 10), "kill --all left processes running"
+    rt.kill(cid, "--all", "KILL").ok()  # nothing left: still no error
+    rt.delete(cid).ok()
+
+
 @needs_ocipy
 def test_pause_resume_running(rt: Any, bundle: Any) -> None:
     cid = running(rt, bundle)

@@ -455,13 +455,16 @@ def _plan_codes(nnp: bool, seccomp: dict[str, Any] | None) -> list[int]:
 def test_filter_position_in_the_plan() -> None:
     deny = seccomp_cfg(syscalls=[rule("mkdir", "SCMP_ACT_ERRNO")])
     codes = _plan_codes(True, deny)
-    # noNewPrivileges: after the ids, capabilities and no_new_privs; before `created` (the runtime still listens)
+    # noNewPrivileges: last, after the ids, capabilities, no_new_privs and the wait for start: only execve follows
     i = codes.index(planfmt.OP_SECCOMP)
     assert codes.index(planfmt.OP_CAPSET) < i and codes.index(planfmt.OP_NO_NEW_PRIVS) < i
-    assert i < codes.index(planfmt.OP_SIGNAL_CREATED)
+    assert codes.index(planfmt.OP_WAIT_START) < i and codes[i + 1 :] == [planfmt.OP_EXEC]
+    # fds are marked close-on-exec before any filter (a profile need not allow close_range)
+    assert codes.index(planfmt.OP_CLOSE_FDS) < i
     # without it: before the uid/gid change and capset (installing needs CAP_SYS_ADMIN)
     codes = _plan_codes(False, deny)
     i = codes.index(planfmt.OP_SECCOMP)
+    assert codes.index(planfmt.OP_CLOSE_FDS) < i
     assert i < codes.index(planfmt.OP_SETGROUPS) < codes.index(planfmt.OP_SETUID) < codes.index(planfmt.OP_CAPSET)
     assert codes.count(planfmt.OP_SECCOMP) == 1
     assert planfmt.OP_SECCOMP not in _plan_codes(True, None)

@@ -106,17 +106,25 @@ def test_root_and_nul_refused(bad: str) -> None:
 
 
 def test_systemd_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ocipy.cgroups import systemd
+
     lay = layout.parse_mountinfo(HYBRID, ctrls("hugetlb"))
     assert paths.expand_slice("a-b-c.slice") == "/a.slice/a-b.slice/a-b-c.slice"
     assert paths.systemd_unit_path("machine.slice:libpod:abc") == "/machine.slice/libpod-abc.scope"
     assert paths.systemd_unit_path(":runc:abc") == "/system.slice/runc-abc.scope"
-    monkeypatch.setattr(paths, "SYSTEMD_RUNNING_MARK", "/nonexistent/ocipy")
+    assert systemd.unit_of(None, "x") == ("system.slice", "ocipy-x.scope", "system.slice:ocipy:x")
+    assert systemd.unit_of("a-b.slice:p:n", "x")[:2] == ("a-b.slice", "p-n.scope")
+    t = systemd.target_of(lay, "a-b.slice", "p-n.scope", "a-b.slice:p:n")
+    assert t.v1["memory"] == "/sys/fs/cgroup/memory/a.slice/a-b.slice/p-n.scope"
+    assert t.v1["name=systemd"] == "/sys/fs/cgroup/systemd/a.slice/a-b.slice/p-n.scope"
+    assert t.v2 == "/sys/fs/cgroup/unified/a.slice/a-b.slice/p-n.scope"
+    monkeypatch.setattr(systemd, "SYSTEMD_RUNNING_MARK", "/nonexistent/ocipy")
+    monkeypatch.setattr(systemd, "systemd_running", lambda: False)
     with pytest.raises(CgroupError, match="systemd is not running"):
-        paths.resolve("system.slice:ocipy:x", "x", lay, systemd=True)
+        systemd.create(lay, "system.slice:ocipy:x", "x", {})
     with pytest.raises(CgroupError, match="slice:prefix:name"):
-        paths.resolve("/plain/path", "x", lay, systemd=True)
+        systemd.create(lay, "/plain/path", "x", {})
     with pytest.raises(CgroupError, match="invalid slice"):
         paths.expand_slice("a--b.slice")
-    monkeypatch.setattr(paths, "SYSTEMD_RUNNING_MARK", "/")
-    with pytest.raises(CgroupError, match="not supported"):
-        paths.resolve(None, "x", lay, systemd=True)
+    with pytest.raises(CgroupError, match="must not end in .slice"):
+        systemd.unit_of("system.slice:p:x.slice", "x")

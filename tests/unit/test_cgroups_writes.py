@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ocipy.cgroups import CgroupError, devices, layout, manager, paths, v2
+from ocipy.cgroups.driver import driver_for
 
 FILES = [
     "cgroup.procs",
@@ -145,9 +146,9 @@ def test_create_and_remove_in_tree(tree: tuple[layout.Layout, Path]) -> None:
     target = paths.Target("/ocipy/a", v2=str(root / "ocipy" / "a"))
     rec = manager.create(lay, target, {})
     assert rec == {"v1": {}, "path": "/ocipy/a", "v2": str(root / "ocipy" / "a")}
-    assert manager.procs_files(rec) == [str(root / "ocipy" / "a" / "cgroup.procs")]
+    assert driver_for(rec).procs_files() == [str(root / "ocipy" / "a" / "cgroup.procs")]
     (root / "ocipy" / "a" / "sub" / "deeper").mkdir(parents=True)
-    manager.remove(rec)
+    driver_for(rec).remove()
     assert not (root / "ocipy" / "a").exists() and (root / "ocipy").exists()
 
 

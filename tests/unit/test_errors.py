@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -100,10 +101,79 @@ def test_text_log_file_is_logrus_style(tmp_path: Path) -> None:
     assert re.fullmatch(r'time="[^"]+" level=error msg="say \\"hi\\""\n', line), line
 
 
-def test_unwritable_log_falls_back_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    errors.setup(str(tmp_path / "missing-dir" / "log.json"), "json", False)
+def test_unopenable_log_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "missing-dir" / "log.json"
+    with pytest.raises(errors.OcipyError, match=f"^open {path}: no such file or directory$"):
+        errors.setup(str(path), "json", False)
+
+
+def test_cli_unopenable_log_is_json_on_stderr_and_exit_1(tmp_path: Path) -> None:
+    # runc: the log cannot be opened -> one error in the log format on stderr, exit 1, the command is not run
+    path = tmp_path / "missing-dir" / "log.json"
+    out = ocipy("--root", str(tmp_path), "--log", str(path), "--log-format", "json", "state", "nope")
+    assert out.returncode == 1
+    (line,) = out.stderr.splitlines()
+    rec = json.loads(line)
+    assert rec["level"] == "error" and rec["msg"] == f"open {path}: no such file or directory"
+    out = ocipy("--root", str(tmp_path), "--log", str(path), "state", "nope")
+    assert out.returncode == 1
+    assert out.stderr == f"ocipy: open {path}: no such file or directory\n"
+
+
+def test_file_prefix_is_a_file(tmp_path: Path) -> None:
+    log = tmp_path / "log.json"
+    errors.setup(f"file:{log}", "json", False)
     errors.error("boom")
-    assert capsys.readouterr().err == "ocipy: boom\n"
+    assert json.loads(log.read_text())["msg"] == "boom"
+
+
+def _bound(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(5)
+    return sock
+
+
+def test_journald_native_protocol(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sock = _bound(tmp_path / "journal.sock")
+    monkeypatch.setattr(errors, "JOURNAL_SOCKET", str(tmp_path / "journal.sock"))
+    with sock:
+        errors.setup("journald:mybox", "json", True)
+        errors.debug("step one")
+        errors.error('it "broke"\nbadly')
+        records = []
+        for _ in range(2):
+            data = sock.recv(65536).decode()
+            assert data.endswith("\n")
+            records.append(dict(line.split("=", 1) for line in data.splitlines()))
+    assert records[0]["MESSAGE"] == "step one" and records[0]["PRIORITY"] == "7"
+    assert records[1]["MESSAGE"] == 'it "broke" badly' and records[1]["PRIORITY"] == "3"
+    for rec in records:
+        assert rec["SYSLOG_IDENTIFIER"] == "mybox"
+        assert rec["SYSLOG_PID"] == str(os.getpid())
+    # the error reaches stderr too (Podman and people read it); debug lines only the journal
+    assert capsys.readouterr().err == 'ocipy: it "broke" badly\n'
+
+
+def test_syslog_dev_log_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sock = _bound(tmp_path / "log")
+    monkeypatch.setattr(errors, "SYSLOG_SOCKET", str(tmp_path / "log"))
+    with sock:
+        errors.setup("syslog:", "text", False)
+        errors.warning("careful")
+        data = sock.recv(65536).decode()
+    assert re.fullmatch(rf"<12>[A-Z][a-z]{{2}} [ \d]\d \d\d:\d\d:\d\d ocipy\[{os.getpid()}\]: careful", data), data
+
+
+def test_journald_without_journal_falls_back_to_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(errors, "JOURNAL_SOCKET", str(tmp_path / "nobody-listens"))
+    errors.setup("journald:x", "text", False)
+    errors.warning("lost?")
+    assert capsys.readouterr().err == "ocipy: warning: lost?\n"
 
 
 def test_cli_failure_with_containerd_flags(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def make(tmp_path: Path) -> Path:
     target = tmp_path / "ocipy"
@@ -35,3 +37,23 @@ def test_a_hostile_pythonpath_is_ignored(tmp_path: Path) -> None:
     res = subprocess.run([str(launcher), "--version"], check=False, capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
     assert "hijacked" not in res.stdout + res.stderr
+
+
+def test_pip_console_script_is_deaf_to_python_variables(tmp_path: Path) -> None:
+    # a PYTHONPATH shadowing a dependency (pydantic, loaded by validate) must not change what the command runs
+    script = Path(sys.executable).parent / "ocipy"
+    if not script.exists():
+        pytest.skip(f"no console script at {script}")
+    for dep in ("pydantic", "pydantic_core"):
+        evil = tmp_path / "evil" / dep
+        evil.mkdir(parents=True)
+        (evil / "__init__.py").write_text(f"raise SystemExit('shadowed {dep} was imported')\n")
+    bundle = tmp_path / "b"
+    (bundle / "rootfs").mkdir(parents=True)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(evil.parent), "PYTHONWARNINGS": "error"}
+    assert subprocess.run([str(script), "spec", "--bundle", str(bundle)], env=env, check=False).returncode == 0
+    res = subprocess.run(
+        [str(script), "validate", "--bundle", str(bundle)], env=env, capture_output=True, text=True, check=False
+    )
+    assert res.returncode == 0, res.stderr
+    assert "shadowed" not in res.stderr

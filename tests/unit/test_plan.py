@@ -16,6 +16,7 @@ import pytest
 
 from ocipy import mountopts as mo
 from ocipy import planfmt
+from ocipy.cgroups.layout import CgroupHierarchy
 from ocipy.plan import (
     CLONE_NEWCGROUP,
     CLONE_NEWIPC,
@@ -25,7 +26,6 @@ from ocipy.plan import (
     CLONE_NEWTIME,
     CLONE_NEWUSER,
     CLONE_NEWUTS,
-    CgroupHierarchy,
     CreatePlan,
     HostFacts,
     PlanError,
@@ -335,10 +335,11 @@ def test_stage0_order_user_first_mount_last() -> None:
 def test_new_user_namespace_then_usermap_then_the_rest() -> None:
     plan = compile_cfg(rootless_config(), console_fd=7, host_uid=1000)
     # the fifo is opened first, while the init is still the host root that owns the state directory
-    assert codes(plan)[:5] == ["OP_OPEN_FIFO", "OP_UNSHARE", "OP_SYNC_USERMAP", "OP_UNSHARE", "OP_CLONE"]
-    assert plan.ops[1][3][0] == CLONE_NEWUSER
-    assert plan.ops[3][3][0] & CLONE_NEWUSER == 0
-    assert plan.ops[3][3][0] == CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
+    # (after OP_REPORT, which only opens the --log file, also as the host root)
+    assert codes(plan)[:6] == ["OP_REPORT", "OP_OPEN_FIFO", "OP_UNSHARE", "OP_SYNC_USERMAP", "OP_UNSHARE", "OP_CLONE"]
+    assert plan.ops[2][3][0] == CLONE_NEWUSER
+    assert plan.ops[4][3][0] & CLONE_NEWUSER == 0
+    assert plan.ops[4][3][0] == CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
 
 
 def test_time_namespace_offsets_before_clone() -> None:
@@ -365,6 +366,7 @@ def test_canonical_stage1_order() -> None:
     assert first("OP_SYSCTL") < first("OP_READONLY_PATH") < first("OP_MASK_PATH") < first("OP_REMOUNT_ROOT_RO")
     assert first("OP_REMOUNT_ROOT_RO") < first("OP_NEW_KEYRING") < first("OP_SETRLIMIT") < first("OP_CAP_BOUNDING")
     assert names[-12:] == [
+        "OP_CLOSE_FDS",
         "OP_SETGROUPS",
         "OP_SETGID",
         "OP_SETUID",
@@ -375,7 +377,6 @@ def test_canonical_stage1_order() -> None:
         "OP_NO_NEW_PRIVS",
         "OP_SIGNAL_CREATED",
         "OP_WAIT_START",
-        "OP_CLOSE_FDS",
         "OP_EXEC",
     ]
 
@@ -558,8 +559,11 @@ def test_filesystem_mounts() -> None:
     by_dest = {strs(plan, o)[1]: o for o in ops(plan, planfmt.OP_MOUNT)}
     tmp = by_dest["/tmp"]
     assert strs(plan, tmp) == ["tmpfs", "/tmp", "tmpfs", "mode=1777,size=65536k"]
-    assert tmp[3] == (mo.MS_NOSUID | mo.MS_STRICTATIME, 0, 0, 0, planfmt.MNTF_MKDIR)
-    assert ("/mounts/2/options/4", "tmpcopyup is not supported: ignored") in plan.warnings
+    # tmpcopyup is carried out (the init copies what the directory held), never dropped with a warning
+    assert tmp[3] == (mo.MS_NOSUID | mo.MS_STRICTATIME, 0, 0, 0, planfmt.MNTF_MKDIR | planfmt.MNTF_COPYUP)
+    assert not [w for w in plan.warnings if "tmpcopyup" in w[1]]
+    # a tmpfs without mode= keeps the mode of an existing mount point (the init reads it)
+    assert by_dest["/x"][3][4] == planfmt.MNTF_MKDIR | planfmt.MNTF_TMPFS_MODE
     assert by_dest["/proc"][3][4] == planfmt.MNTF_MKDIR | planfmt.MNTF_PROC
     sysfs = by_dest["/sys"]  # own network namespace: a real sysfs
     assert strs(plan, sysfs)[2] == "sysfs" and sysfs[3][4] == planfmt.MNTF_MKDIR | planfmt.MNTF_PROC
@@ -567,6 +571,20 @@ def test_filesystem_mounts() -> None:
     assert mq == mo.MS_NOSUID | mo.MS_NOEXEC | mo.MS_NODEV | mo.MS_LAZYTIME | mo.MS_I_VERSION | mo.MS_SILENT
     remount = by_dest["/mnt/remount"][3][0]
     assert remount == mo.MS_REMOUNT | mo.MS_RDONLY | mo.MS_DIRSYNC | mo.MS_MANDLOCK
+
+
+@pytest.mark.parametrize(
+    "mount,where,phrase",
+    [
+        ({"destination": "/d", "type": "bind", "source": "/srv", "options": ["rbind", "nosuchopt"]}, 1, "unknown"),
+        ({"destination": "/d", "type": "bind", "source": "/srv", "options": ["bind", "tmpcopyup"]}, 1, "tmpfs"),
+        ({"destination": "/d", "type": "proc", "source": "proc", "options": ["nosuid", "tmpcopyup"]}, 1, "tmpfs"),
+    ],
+)
+def test_mount_options_never_dropped_silently(mount: dict[str, Any], where: int, phrase: str) -> None:
+    with pytest.raises(PlanError) as exc:
+        compile_cfg(minimal(mounts=[mount]))
+    assert exc.value.pointer == f"/mounts/0/options/{where}" and phrase in exc.value.message
 
 
 def test_sysfs_without_network_namespace_in_user_namespace() -> None:
@@ -653,9 +671,21 @@ def test_hooks_sync_only_for_create_time_hooks() -> None:
         assert fields(plan, planfmt.OP_SYNC_HOOKS) == ["/hooks"]
 
 
+def test_no_mount_namespace_is_a_chroot_without_binding_the_rootfs() -> None:
+    """config-linux.md lets a container inherit every namespace (runc runs it): nothing is moved onto the caller's
+    "/" and the rootfs is not even bound on itself (it would stay mounted in the caller's namespace)."""
+    plan = compile_cfg(minimal(linux={"namespaces": []}))
+    names = codes(plan)
+    assert "OP_PIVOT_ROOT" not in names and "OP_BIND_ROOT" not in names and "OP_MOUNT_PROPAGATION" not in names
+    assert names.index("OP_OPEN_ROOT") < names.index("OP_CHROOT")
+    assert plan.ops[names.index("OP_CHROOT")][3][0] == 1  # chroot only, no MS_MOVE
+    ro = compile_cfg(minimal(linux={"namespaces": []}, root={"path": "rootfs", "readonly": True}))
+    assert "OP_BIND_ROOT" in codes(ro) and "OP_REMOUNT_ROOT_RO" in codes(ro)
+
+
 def test_cgroup_procs_are_joined_first() -> None:
     plan = GOLDENS["cgroup_join"]()
-    assert codes(plan)[:2] == ["OP_OPEN_FIFO", "OP_JOIN_CGROUP"]
+    assert codes(plan)[:3] == ["OP_REPORT", "OP_OPEN_FIFO", "OP_JOIN_CGROUP"]
 
 
 def test_stand_in_namespace_objects_work() -> None:
@@ -691,7 +721,6 @@ ERRORS: list[tuple[str, Any, str]] = [
         minimal(linux={"namespaces": [{"type": "mount"}, {"type": "mount", "path": "/proc/1/ns/mnt"}]}),
         "/linux/namespaces/1: duplicate mount namespace",
     ),
-    ("no mount namespace", minimal(linux={"namespaces": [{"type": "pid"}]}), "/linux/namespaces: a mount namespace"),
     (
         "mappings without user namespace",
         minimal(linux={"uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),

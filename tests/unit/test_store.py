@@ -17,6 +17,7 @@ import pytest
 from ocipy import procfs, store
 from ocipy.errors import OcipyError
 from ocipy.signals import parse_signal
+from ocipy.state import State
 from ocipy.store import Store
 
 
@@ -32,16 +33,14 @@ def make(st: Store, cid: str, pid: int, **private: Any) -> store.Container:
     c = st.create_dir(cid)
     starttime = private.pop("starttime", procfs.starttime(pid) if pid else None)
     c.write_state(
-        {
-            "ociVersion": "1.3.0",
-            "id": cid,
-            "pid": pid,
-            "bundle": "/b",
-            "rootfs": "/b/rootfs",
-            "created": "2024-01-01T00:00:00.000000001Z",
-            "owner": "",
-            "ocipy": {"starttime": starttime, **private},
-        }
+        State(
+            cid,
+            pid=pid,
+            bundle="/b",
+            rootfs="/b/rootfs",
+            created="2024-01-01T00:00:00.000000001Z",
+            private={"starttime": starttime, **private},
+        )
     )
     return c
 
@@ -127,7 +126,7 @@ def test_write_state_is_atomic_and_readable(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(c.state_path).st_mode) == 0o600
     c.close()
     c2 = st.open("a")
-    assert c2.read_state()["bundle"] == "/b"
+    assert c2.read_state().bundle == "/b"
     c2.close()
 
 
@@ -231,10 +230,10 @@ def test_status_paused_from_v1_and_v2_freezer_files(tmp_path: Path, sleeper: sub
     st = Store(str(tmp_path / "root"))
     c = make(st, "one", sleeper.pid, cgroup={"v1": {"freezer": str(v1)}})
     assert c.status() == "running"
-    c.set_frozen(True)  # a plain file reads back what was written
+    c.cgroup().freeze(True)  # a plain file reads back what was written
     assert c.status() == "paused"
-    assert c.cgroup_pids() == [sleeper.pid]
-    c.set_frozen(False)
+    assert c.cgroup().pids() == [sleeper.pid]
+    c.cgroup().freeze(False)
     assert c.status() == "running"
 
     v2 = tmp_path / "unified"
@@ -250,9 +249,9 @@ def test_status_paused_from_v1_and_v2_freezer_files(tmp_path: Path, sleeper: sub
 
 def test_no_cgroup_record(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
     c = make(Store(str(tmp_path)), "a", sleeper.pid)
-    assert not c.has_freezer() and c.cgroup_pids() is None
+    assert not c.cgroup().has_freezer() and c.cgroup().pids() is None
     with pytest.raises(OcipyError, match="^container has no cgroup to freeze$"):
-        c.set_frozen(True)
+        c.cgroup().freeze(True)
     c.close()
 
 

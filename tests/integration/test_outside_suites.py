@@ -1,0 +1,299 @@
+"""What outside suites (runtime-tools, engine scenarios run beside runc 1.5.1) found, each met the way a caller
+meets it (issue 11). Every test here failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import ocipy_it_helpers as h  # loaded by conftest.py
+import pytest
+
+pytestmark = h.pytestmark()
+
+
+def _deny(*names: str, nnp: bool) -> dict:
+    """A profile allowing everything but `names` (EPERM): an older allow-list that lacks newer syscalls behaves the
+    same for them."""
+    return {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": list(names), "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+    }
+
+
+# -- a seccomp profile without the syscalls the runtime itself needs -----------------------------------------------
+
+
+@pytest.mark.parametrize("nnp", [False, True])
+def test_profile_without_close_range_runs(rt, bundle, nnp):
+    """The runtime-tools default profile lacks close_range: the init used it after loading the filter and died."""
+    bundle.process["noNewPrivileges"] = nnp
+    bundle.linux["seccomp"] = _deny("close_range", nnp=nnp)
+    bundle.sh("echo ran")
+    res = rt.run(bundle)
+    assert res.returncode == 0 and res.out == "ran\n", res.describe()
+
+
+def test_nnp_profile_only_execve_after_the_filter(rt, bundle):
+    """With noNewPrivileges the filter is loaded last: a profile may deny what waiting for `start` needs."""
+    bundle.process["noNewPrivileges"] = True
+    bundle.linux["seccomp"] = _deny("close_range", "fcntl", "poll", "ppoll", "rt_sigaction", nnp=True)
+    bundle.args("echo", "ran")
+    cid, _ = rt.create_ok(bundle)
+    rt.start(cid).ok()
+    assert rt.wait_status(cid, "stopped")
+    res = rt.run(bundle)
+    assert res.returncode == 0 and res.out == "ran\n", res.describe()
+
+
+# -- a failure after `create` returned is never silent ----------------------------------------------------------------
+
+
+def _bad_binary(bundle) -> None:
+    bad = bundle.rootfs / "bad"
+    bad.write_bytes(b"\x7fELF-not-really\x00\x01\x02")
+    bad.chmod(0o755)
+    bundle.args("/bad")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_exec_failure_after_create_is_one_line_on_stderr_and_in_the_log(rt, bundle, tmp_path, fmt):
+    _bad_binary(bundle)
+    log = tmp_path / "ocipy.log"
+    bundle.write()
+    cid = rt.new_id("late")
+    created = rt.call("--log", str(log), "--log-format", fmt, "create", "--bundle", str(bundle.path), cid).ok()
+    rt.remember(cid)
+    rt.call("--log", str(log), "--log-format", fmt, "start", cid).ok()
+    assert rt.wait_status(cid, "stopped")
+    # the container's stderr is the one create was given: the init writes there itself
+    assert h.wait_until(lambda: "exec failed" in created.err, 5), created.describe()
+    lines = [ln for ln in created.err.splitlines() if ln.strip()]
+    assert lines == ["ocipy: exec failed: /process/args (exec /bad): /bad: exec format error"], created.describe()
+    text = log.read_text()
+    if fmt == "json":
+        entries = [json.loads(ln) for ln in text.splitlines()]
+        err = [e for e in entries if e["level"] == "error"]
+        assert [e["msg"] for e in err] == ["exec failed: /process/args (exec /bad): /bad: exec format error"]
+        assert err[0]["time"].endswith("Z") and err[0]["time"][:2] == "20"
+    else:
+        assert 'level=error msg="exec failed: /process/args (exec /bad): /bad: exec format error"' in text, text
+
+
+def test_run_reports_a_late_exec_failure(rt, bundle):
+    _bad_binary(bundle)
+    res = rt.run(bundle)
+    assert res.returncode == 1, res.describe()
+    assert "exec failed: /process/args (exec /bad): /bad: exec format error" in res.err, res.describe()
+
+
+def test_late_failure_leaves_the_container_stopped_not_hanging(rt, bundle):
+    _bad_binary(bundle)
+    cid, _ = rt.create_ok(bundle)
+    t0 = time.monotonic()
+    rt.start(cid).ok()
+    assert rt.wait_status(cid, "stopped", timeout=5), time.monotonic() - t0
+    rt.delete(cid).ok()
+
+
+# -- a container with no namespace of its own --------------------------------------------------------------------
+
+
+def test_container_without_a_mount_namespace_runs_in_the_callers(rt, bundle, tmp_path):
+    """config-linux.md: a namespace type that is absent is inherited from the runtime; runc runs a config with no
+    namespaces at all (runtime-tools linux_ns_itype). Nothing is left mounted on the host."""
+    before = h.host_mounts()
+    bundle.config["mounts"] = []
+    bundle.linux["namespaces"] = []
+    bundle.linux["maskedPaths"] = []
+    bundle.linux["readonlyPaths"] = []
+    bundle.config.pop("hostname", None)
+    bundle.sh("ls /")
+    out = rt.run(bundle).ok().out.split()
+    assert "bin" in out and "etc" in out, out  # the busybox rootfs is its root (a chroot)
+    assert h.host_mounts() == before
+
+
+def test_container_without_a_mount_namespace_shares_the_callers(rt, bundle, tmp_path):
+    bundle.config["mounts"] = []
+    bundle.linux["namespaces"] = []
+    bundle.linux["maskedPaths"] = []
+    bundle.linux["readonlyPaths"] = []
+    bundle.config.pop("hostname", None)
+    bundle.args("sleep", "30")
+    cid, _ = rt.create_ok(bundle)
+    pid = rt.pid(cid)
+    for ns in ("mnt", "pid", "net", "uts", "ipc"):
+        assert os.readlink(f"/proc/{pid}/ns/{ns}") == os.readlink(f"/proc/self/ns/{ns}"), ns
+    assert os.readlink(f"/proc/{pid}/root") == str(bundle.rootfs)
+    rt.delete(cid, "--force").ok()
+
+
+# -- the loopback device of a new network namespace ------------------------------------------------------------------
+
+
+def test_loopback_is_up_in_a_new_network_namespace(rt, bundle):
+    out = rt.probe(bundle, "cat /sys/class/net/lo/flags")
+    assert int(out.strip(), 16) & 0x1, f"lo is down: flags {out.strip()}"  # IFF_UP
+
+
+def test_loopback_is_up_for_exec_too(rt, bundle):
+    bundle.args("sleep", "30")
+    cid, _ = rt.create_ok(bundle)
+    rt.start(cid).ok()
+    out = rt.call("exec", cid, "cat", "/sys/class/net/lo/flags").ok().out
+    assert int(out.strip(), 16) & 0x1, out
+
+
+# -- hooks --------------------------------------------------------------------------------------------------------
+
+
+def test_failing_poststart_hook_destroys_the_container(rt, bundle, tmp_path):
+    """runtime.md lifecycle step 9: stop the container and continue at step 12 (destroy), then 13 (poststop)."""
+    marker = tmp_path / "poststop-ran"
+    bundle.config["hooks"] = {
+        "poststart": [{"path": "/bin/false"}],
+        "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", f"touch {marker}"]}],
+    }
+    bundle.args("sleep", "30")
+    cid, _ = rt.create_ok(bundle)
+    pid = rt.pid(cid)
+    assert h.cgroup_dirs_named(cid), "create made no cgroup: the test would prove nothing"
+    rt.start(cid).fails("poststart")
+    assert h.wait_until(lambda: not h.pid_alive(pid), 5), "the container must be stopped"
+    rt.call("state", cid).fails("does not exist")
+    assert rt.state_dirs() == []
+    assert marker.exists(), "the poststop hooks must run"
+    assert h.cgroup_dirs_named(cid) == []
+
+
+def test_hooks_without_env_get_the_runtime_environment(rt, bundle, tmp_path):
+    """runc runs a hook that has no `env` with its own environment (config.md leaves it open; callers rely on it:
+    nvidia-container-toolkit and Podman's hooks read PATH)."""
+    out = tmp_path / "hook-env"
+    bundle.config["hooks"] = {
+        "prestart": [{"path": "/bin/sh", "args": ["sh", "-c", f"env > {out}"]}],
+        "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", f"env > {out}.poststop"], "env": ["ONLY=this"]}],
+    }
+    bundle.args("true")
+    rt.run(bundle, env={"IT_RUNTIME_ENV": "from-the-caller"}).ok()
+    seen = out.read_text().splitlines()
+    assert "IT_RUNTIME_ENV=from-the-caller" in seen, seen
+    assert any(ln.startswith("PATH=") for ln in seen), seen
+    # a hook with `env` gets exactly that
+    exact = (tmp_path / "hook-env.poststop").read_text().split()
+    assert "ONLY=this" in exact and not [e for e in exact if e.startswith("IT_RUNTIME_ENV")], exact
+
+
+# -- sysctl policy ------------------------------------------------------------------------------------------------
+
+
+def test_sysctl_kernel_hostname_is_refused_naming_the_field(rt, bundle):
+    bundle.linux["sysctl"] = {"kernel.hostname": "other"}
+    bundle.args("true")
+    _cid, res = rt.create(bundle)
+    res.fails("/linux/sysctl/kernel.hostname", "/hostname")
+    assert rt.state_dirs() == []
+
+
+def test_sysctl_kernel_domainname_equal_to_domainname_is_accepted(rt, bundle):
+    bundle.config["domainname"] = "example.test"
+    bundle.linux["sysctl"] = {"kernel.domainname": "example.test"}
+    assert rt.probe(bundle, "cat /proc/sys/kernel/domainname") == "example.test\n"
+
+
+def test_sysctl_kernel_domainname_conflicting_names_both_fields(rt, bundle):
+    bundle.config["domainname"] = "example.test"
+    bundle.linux["sysctl"] = {"kernel.domainname": "other.test"}
+    bundle.args("true")
+    _cid, res = rt.create(bundle)
+    res.fails("/linux/sysctl/kernel.domainname", "/domainname")
+
+
+# -- mounts ------------------------------------------------------------------------------------------------------
+
+
+def test_tmpcopyup_copies_what_the_directory_held(rt, bundle):
+    """`podman run --tmpfs /etc` sends tmpcopyup: the tmpfs must hold the image's /etc (owners, modes, links)."""
+    etc = bundle.rootfs / "etc"
+    (etc / "sub").mkdir()
+    (etc / "sub" / "deep").write_text("deep\n")
+    os.chown(etc / "sub" / "deep", 1234, 5678)
+    (etc / "sub" / "deep").chmod(0o604)
+    (etc / "link").symlink_to("sub/deep")
+    bundle.add_mount(destination="/etc", type="tmpfs", source="tmpfs", options=["nosuid", "tmpcopyup"])
+    out = rt.probe(
+        bundle,
+        "grep -c ' /etc ' /proc/self/mountinfo; cat /etc/link; stat -c '%u %g %a' /etc/sub/deep; "
+        "test -s /etc/passwd && echo passwd; echo new > /etc/written && echo writable",
+    )
+    assert out.split("\n")[:5] == ["1", "deep", "1234 5678 604", "passwd", "writable"], out
+    assert not (etc / "written").exists(), "the write must land in the tmpfs, not the rootfs"
+
+
+def test_tmpfs_without_mode_keeps_the_mount_points_mode(rt, bundle):
+    d = bundle.rootfs / "sticky"
+    d.mkdir()
+    d.chmod(0o1770)
+    bundle.add_mount(destination="/sticky", type="tmpfs", source="tmpfs", options=["size=1m"])
+    bundle.add_mount(destination="/explicit", type="tmpfs", source="tmpfs", options=["mode=0711"])
+    (bundle.rootfs / "explicit").mkdir(mode=0o755)
+    out = rt.probe(bundle, "stat -c %a /sticky /explicit; grep -c ' /sticky .* tmpfs ' /proc/self/mountinfo")
+    assert out.split() == ["1770", "711", "1"], out
+
+
+@pytest.mark.parametrize(
+    "options,where",
+    [(["rbind", "no-such-option"], 1), (["bind", "ro", "tmpcopyup"], 2)],
+)
+def test_mount_option_that_would_be_dropped_is_an_error(rt, bundle, tmp_path, options, where):
+    src = tmp_path / "src"
+    src.mkdir()
+    bundle.add_mount(destination="/mnt/x", type="bind", source=str(src), options=options)
+    bundle.args("true")
+    n = len(bundle.config["mounts"]) - 1
+    _cid, res = rt.create(bundle)
+    res.fails(f"/mounts/{n}/options/{where}")
+    assert rt.state_dirs() == []
+
+
+# -- HOME --------------------------------------------------------------------------------------------------------
+
+
+def _passwd(bundle) -> None:
+    (bundle.rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nit:x:1234:1234::/home/it:/bin/sh\n")
+
+
+@pytest.mark.parametrize("uid,home", [(0, "/root"), (1234, "/home/it"), (4321, "/")])
+def test_home_from_the_containers_passwd(rt, bundle, uid, home):
+    """runc sets HOME when process.env lacks it: the uid's passwd entry in the container, else "/"."""
+    _passwd(bundle)
+    bundle.process["user"] = {"uid": uid, "gid": uid}
+    bundle.process["env"] = [h.PATH_ENV]
+    assert rt.probe(bundle, 'echo "$HOME"') == home + "\n"
+
+
+def test_home_given_in_env_is_kept(rt, bundle):
+    _passwd(bundle)
+    bundle.process["env"] = [h.PATH_ENV, "HOME=/custom"]
+    assert rt.probe(bundle, 'echo "$HOME"') == "/custom\n"
+
+
+def test_home_for_exec(rt, bundle):
+    _passwd(bundle)
+    bundle.process["env"] = [h.PATH_ENV]
+    bundle.args("sleep", "30")
+    cid, _ = rt.create_ok(bundle)
+    rt.start(cid).ok()
+    assert rt.call("exec", "--user", "1234:1234", cid, "sh", "-c", 'echo "$HOME"').ok().out == "/home/it\n"
+    assert rt.call("exec", cid, "sh", "-c", 'echo "$HOME"').ok().out == "/root\n"
+
+
+def test_home_passwd_symlink_cannot_read_the_hosts(rt, bundle):
+    """/etc/passwd is read inside the rootfs: a link to the host's /etc/passwd resolves in the container."""
+    (bundle.rootfs / "etc" / "passwd").unlink()
+    (bundle.rootfs / "etc" / "passwd").symlink_to("/../../../../../../etc/shadow-not-there")
+    bundle.process["env"] = [h.PATH_ENV]
+    assert rt.probe(bundle, 'echo "$HOME"') == "/\n"
