@@ -422,6 +422,7 @@ def _corpus(base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     case("NUL in args[0]", __process__args=["a\x00b"])
     case("lone surrogate in env", __process__env=["A=\udcff"])
     case("lone surrogate in hostname", __hostname="\udcff")
+    case("hook timeout beyond the clock", __hooks={"createRuntime": [{"path": "/bin/true", "timeout": 2**40}]})
     cfg = copy.deepcopy(base)
     cfg["linux"]["netDevices"] = {"ocipy-nodev0": {}}
     cfg["mounts"].append({"destination": "/mnt", "type": "ext4", "source": "/nonexistent"})
