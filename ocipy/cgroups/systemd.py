@@ -406,6 +406,12 @@ def create(
             # systemd does not manage cpuset on v1: a new cpuset starts empty, copy the parents' values down
             chain = [c for c in created if c != cs]
             v1.init_cpuset(cs, chain)
+        if target.v2 and layout.v2 is not None:
+            # controllers systemd does not delegate (hugetlb on this hybrid host's unified hierarchy), only when asked
+            from .v2 import needed_controllers
+
+            need = {c for c in needed_controllers(files) if {"io": "blkio"}.get(c, c) not in layout.v1}
+            manager.enable_v2_controllers(layout, target.v2, need, want_all=False)
         rec = manager.record_of(target)
         rec["systemd"] = {"unit": unit, "slice": slice_}
         manager.apply(layout, rec, {k: v for k, v in files.items() if k != "pids"}, update=False)
