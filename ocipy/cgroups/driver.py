@@ -38,7 +38,7 @@ CGROUPFS = "cgroupfs"
 # driver name -> (module, class): the selection point. The systemd driver adds its row here.
 DRIVERS: dict[str, tuple[str, str]] = {
     CGROUPFS: ("ocipy.cgroups.driver", "Cgroupfs"),
-    "systemd": ("ocipy.cgroups.systemd", "Systemd"),  # --systemd-cgroup: a transient scope unit (systemd.py)
+    "systemd": ("ocipy.cgroups.sddriver", "Systemd"),  # --systemd-cgroup: a transient scope unit (systemd.py)
 }
 
 

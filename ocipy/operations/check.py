@@ -292,6 +292,8 @@ def drivers() -> dict[str, Any]:
         "--systemd-cgroup (Podman's and Kubernetes' default on systemd hosts) works here (docs/cgroups.md)"
         if sd_ok
         else "--systemd-cgroup fails here; the cgroupfs driver (default) works",
+        # where systemd runs, Podman and the kubelet default to the systemd driver: a default container needs it
+        needed=os.path.isdir("/run/systemd/system"),
     )
     # --- end systemd driver ---
     return out

@@ -78,6 +78,11 @@ def _write_pid_file(path: str, pid: int) -> None:
 
 def _console_fd(args: argparse.Namespace, terminal: bool) -> socket.socket | None:
     path = getattr(args, "console_socket", None)
+    if terminal and not path and getattr(args, "allocate_console", False):
+        # foreground `run`: the pty master comes back to this process (args.console_parent), which proxies it
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        args.console_parent = parent
+        return child
     if terminal and not path:
         raise OcipyError("/process/terminal: terminal is true but no --console-socket was given")
     if path and not terminal:

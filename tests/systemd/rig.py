@@ -100,8 +100,9 @@ def _rmdir_tree(top: str) -> bool:
 class Rig:
     """One booted systemd container. `run()` executes a command inside in a transient scope."""
 
-    def __init__(self, rootfs: Path, *, boot_timeout: float = 60.0) -> None:
+    def __init__(self, rootfs: Path, *, boot_timeout: float = 60.0, binds_ro: Sequence[str] = ()) -> None:
         self.rootfs = rootfs
+        self.binds_ro = list(binds_ro)  # host paths bound read-only at the same path (e.g. runc 1.5.1's build)
         self.name = f"ocipy-rig-{secrets.token_hex(4)}"
         self.boot_timeout = boot_timeout
         self.cgroups: list[str] = []
@@ -151,6 +152,7 @@ class Rig:
             f"--bind={PROJECT}",
             "--console=read-only",
             *storage,
+            *(f"--bind-ro={p}" for p in self.binds_ro),
         ]
         # enter our own cgroups first (the shell writes its own pid, then becomes nspawn)
         join = "; ".join(f"echo $$ > {shlex.quote(p)}" for p in procs)

@@ -208,3 +208,17 @@ def test_features_and_check(rig: Any, ocipy: Any) -> None:
     line = next(ln for ln in out.splitlines() if " systemd " in ln)
     assert line.split()[0] == "yes" or "answers on" in line, out
     assert "systemd 252 answers on /run/dbus/system_bus_socket" in out
+
+
+def test_file_write_fails_after_the_unit_started(rig: Any, bundles: Any, ocipy: Any) -> None:
+    """A resource only the files carry fails after systemd made the scope: the unit is stopped and the directories
+    ocipy made go too."""
+    name = cid()
+    unit = f"ocipy-{name}.scope"
+    b = bundles.make(SLEEP, {"memory": {"limit": 32 << 20, "swappiness": 101}}, f"ocipytest-b.slice:ocipy:{name}")
+    out = ocipy("--systemd-cgroup", "create", "--bundle", str(b), name, check=False)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("ocipy: /linux/resources/memory/swappiness: ")
+    assert_gone(rig, ocipy, name, unit)
