@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from ocipy import errors, handoff, planfmt, procfs
 from ocipy.errors import OcipyError
-from ocipy.launch import Launch, Message, debug_plan, write_id_maps
+from ocipy.faults import point
+from ocipy.launch import Launch, Message, debug_plan, report_warnings, write_id_maps
 from ocipy.state import CREATING, STOPPED, State
-from ocipy.store import CGROUP_FILE, CONFIG_FILE, Container, Store
+from ocipy.store import CONFIG_FILE, JOURNAL_KEY, Container, Store
 
 if TYPE_CHECKING:
     import argparse  # annotations only: importing argparse costs ~7 ms
@@ -93,6 +94,19 @@ def _idmapped_trees(plan: planfmt.Plan, pid: int) -> list[int]:
     return trees
 
 
+def _init_failure(launch: Launch, exc: OSError) -> OcipyError:
+    """An OS error while working on the init's namespaces (moving net devices in): when the init failed meanwhile
+    (a mount the kernel refused: its namespaces went with it), its own error is the cause; else the error, named."""
+    import select
+
+    if launch.pidfd >= 0 and select.select([launch.pidfd], [], [], 1.0)[0]:
+        for msg in launch.messages():
+            if msg.type == planfmt.MSG_ERROR:
+                return OcipyError(launch.describe_error(msg))
+    where = f"{exc.filename}: " if exc.filename else ""
+    return OcipyError(f"/linux/netDevices: {where}{(exc.strerror or str(exc)).lower()}")
+
+
 def _check_intel_rdt(spec: Any) -> None:
     """config-linux.md: intelRdt without a mounted resctrl filesystem MUST be an error; with one, ocipy cannot
     place the process yet, which must not pass silently either."""
@@ -151,6 +165,7 @@ class _Create:
 
     def run(self) -> Created:
         self.load()
+        point("create.validated")
         with self.undo:
             self.undo.callback(_run_poststop, self.poststop_on_failure, self.state)  # registered first: runs last
             lock = self.make_dir()
@@ -171,9 +186,8 @@ class _Create:
         errors.debug(f"create {self.cid}: bundle {self.bundle_dir}, state root {self.store.root}")
         self.spec, self.rootfs, self.document = bundle_mod.load_bundle(self.bundle_dir)
         errors.debug(f"config.json valid (ociVersion {self.spec.oci_version}), rootfs {self.rootfs}")
-        if self.spec.process is None:
-            raise OcipyError("/process: create needs a process")
-        self.terminal = bool(self.spec.process.terminal)
+        process = self.spec.process
+        self.terminal = bool(process.terminal) if process is not None else False
         _check_intel_rdt(self.spec)
         _check_memory_policy(self.spec)
         self.state = State(
@@ -193,7 +207,14 @@ class _Create:
         self.undo.callback(self.container.remove)
         lock = self.container.lock()
         self.undo.enter_context(lock)
+        point("create.dir")
+        # The recovery journal (docs/contracts.md, "Recovery"): state.json carries `ocipy.creating` until the
+        # commit in `finish`, and every resource is recorded in it before it is made.
+        self.state.private = {JOURNAL_KEY: {}}
+        self.container.write_state(self.state)
+        point("create.journal")
         os.mkfifo(self.container.fifo_path, 0o600)
+        point("create.fifo")
         errors.debug(f"state dir {self.store.root}/{self.cid} made and locked, exec fifo {self.container.fifo_path}")
         return lock  # type: ignore[return-value]
 
@@ -221,22 +242,29 @@ class _Create:
 
     def make_cgroups(self) -> Driver:
         """Made before the init exists, which joins them first (ocipy/cgroups/driver.py, docs/cgroups.md)."""
-        from ocipy import fastjson
-        from ocipy.cgroups.driver import NO_CGROUP, create_cgroups
+        from ocipy.cgroups.driver import NO_CGROUP, create_cgroups, planned_record
 
         linux = self.spec.linux
+        cgroups_path = linux.cgroups_path if linux else None
+        systemd = bool(getattr(self.args, "systemd_cgroup", False))
+        # the dirs about to be made, before any is: recovery rmdirs them (only empty ones go; nothing is killed)
+        self.state.private[JOURNAL_KEY] = {"cgroup": planned_record(self.cid, cgroups_path, systemd)}
+        self.container.write_state(self.state)
+        point("create.cgroups-planned")
         cgroup = create_cgroups(
             self.cid,
-            linux.cgroups_path if linux else None,
+            cgroups_path,
             dict(_section(self.document, "linux", "resources") or {}),
-            systemd=bool(getattr(self.args, "systemd_cgroup", False)),
+            systemd=systemd,
             rootless=_rootless(self.args),
         )
         errors.debug(f"cgroups: {'none' if cgroup is NO_CGROUP else ' '.join(cgroup.dirs())}")
+        point("create.cgroups")
         if cgroup is not NO_CGROUP:
             self.undo.callback(cgroup.remove)
-            # if this process is killed before state.json exists, `delete` finds the cgroups here
-            self.container.write_file(CGROUP_FILE, fastjson.dumps(cgroup.record).encode())
+            self.state.cgroup = cgroup.record  # owned from now on: recovery kills what is in them, then removes them
+            self.container.write_state(self.state)
+            point("create.cgroup-record")
         return cgroup
 
     def compile(self, cgroup: Driver) -> planfmt.Plan:
@@ -256,8 +284,7 @@ class _Create:
             seccomp_cache=self.store.seccomp_cache,
             log=errors.log_target(),
         )
-        for pointer, message in getattr(plan, "warnings", ()):
-            errors.quiet_warning(f"{pointer}: {message}")
+        report_warnings(plan)
         if errors.debug_enabled():
             debug_plan(plan)
         return plan
@@ -269,6 +296,7 @@ class _Create:
         self.launch = launch = Launch(self.plan, extra=self.fdmap)
         self.undo.callback(launch.abort)
         launch.start()
+        point("create.spawned")
         errors.debug(f"ocipy-init started from its sealed memfd: pid {launch.pid0}")
         handlers = {
             planfmt.MSG_USERMAP: self.on_usermap,
@@ -276,7 +304,7 @@ class _Create:
             planfmt.MSG_HOOKS: self.on_hooks,
             planfmt.MSG_SYNC: self.on_sync,
         }
-        if not launch.drive(handlers, until=planfmt.MSG_CREATED):
+        if not launch.drive(handlers, until=planfmt.MSG_CREATED, trace="create"):
             raise OcipyError("container init exited before it was set up")
         launch.close()
         return launch
@@ -288,11 +316,18 @@ class _Create:
 
     def on_pid(self, msg: Message) -> None:
         self.state.pid = msg.pid
+        self.state.private["starttime"] = procfs.starttime(msg.pid)
+        self.container.write_state(self.state)  # the init, before anything is done with it (net devices, hooks)
+        point("create.pid-recorded")
         linux = self.spec.linux
         if linux is not None and linux.net_devices:
             from ocipy import netdev  # pyroute2: only for configs that have netDevices
 
-            netdev.move({k: v.name for k, v in linux.net_devices.items()}, msg.pid)
+            try:
+                netdev.move({k: v.name for k, v in linux.net_devices.items()}, msg.pid)
+            except OSError as exc:
+                raise _init_failure(self.launch, exc) from None
+            point("create.netdevs")
 
     def on_hooks(self, msg: Message) -> None:
         from ocipy import hooks as hooks_mod
@@ -307,6 +342,7 @@ class _Create:
             # hooks still run (step 13)
             self.poststop_on_failure.extend(self.hook_lists.get("poststop") or [])
             raise
+        point("create.hooks")
 
     def on_sync(self, msg: Message) -> None:
         if msg.fds:  # OP_SECCOMP with a listener
@@ -322,17 +358,23 @@ class _Create:
         if self.pidfd_sock is not None:  # the container's init, as runc's "standard" init sends itself
             pidfdsock.send(self.pidfd_sock, launch.pid, launch.pidfd, "standard")
         apply_deferred(cgroup)  # cgroups: the pids limit, now that the init is set up
+        point("create.set-up")
         self.state.private = {
             "starttime": procfs.starttime(launch.pid),
             "hooks": {k: v for k, v in self.hook_lists.items() if k in KEPT_HOOKS and v},
             "rootless": _rootless(self.args),
         }
+        if self.spec.process is None:
+            self.state.private["no_process"] = True  # `start` refuses it (runtime.md)
         if cgroup is not NO_CGROUP:
             self.state.cgroup = cgroup.record  # includes the applied "resources", the base of `update`
         # exec's defaults: the config as it was now, whatever happens to the bundle later
         self.container.write_file(CONFIG_FILE, fastjson.dumps(self.document).encode())
-        self.container.write_state(self.state)
+        point("create.config")
+        self.container.write_state(self.state)  # the commit: the private state no longer holds the journal
+        point("create.state")
         errors.debug(f"state.json written: status created, pid {launch.pid}")
         if getattr(self.args, "pid_file", None):
             handoff.write_pid_file(self.args.pid_file, launch.pid)
+            point("create.pid-file")
             errors.debug(f"pid file {self.args.pid_file} written")

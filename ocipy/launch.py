@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ocipy import _shim, errors, planfmt
 from ocipy.errors import OcipyError
+from ocipy.faults import point
 
 
 @dataclass
@@ -26,6 +27,14 @@ class Message:
     pid: int
     detail: str
     fds: list[int] = field(default_factory=list)  # passed with the message (SCM_RIGHTS); the receiver owns them
+
+
+def report_warnings(plan: planfmt.Plan) -> None:
+    """The planner's warnings: config.md says a capability that cannot be granted MUST be logged as a warning (runc
+    prints it where it logs, stderr without --log); the others stay in --log (stderr is the container's here)."""
+    for pointer, message in getattr(plan, "warnings", ()):
+        warn = errors.warning if pointer.startswith("/process/capabilities") else errors.quiet_warning
+        warn(f"{pointer}: {message}")
 
 
 def debug_plan(plan: planfmt.Plan) -> None:
@@ -57,6 +66,15 @@ def describe_message(msg: Message) -> str:
     return ", ".join(p for p in parts if p)
 
 
+# short names of the messages, for fault-injection step names
+_MSG_NAMES = {
+    planfmt.MSG_ERROR: "error",
+    planfmt.MSG_USERMAP: "usermap",
+    planfmt.MSG_PID: "pid",
+    planfmt.MSG_HOOKS: "hooks",
+    planfmt.MSG_CREATED: "created",
+    planfmt.MSG_SYNC: "sync",
+}
 # the messages after which the init waits for MSG_ACK (shim/plan.h)
 _AWAITS_ACK = frozenset({planfmt.MSG_USERMAP, planfmt.MSG_HOOKS, planfmt.MSG_SYNC})
 # a handler of one message: the fds to send back with its MSG_ACK (or None)
@@ -132,12 +150,15 @@ class Launch:
         else:
             self._sock.send(data)
 
-    def drive(self, handlers: Mapping[int, Handler] | None = None, until: int = -1) -> bool:
+    def drive(self, handlers: Mapping[int, Handler] | None = None, until: int = -1, trace: str = "") -> bool:
         """The one loop over the init's messages (create, exec, hooks). MSG_ERROR is raised as the one line
         `describe_error` makes; any other message goes to its handler, if any; a message the init waits on (USERMAP,
         HOOKS, SYNC) is answered with MSG_ACK after its handler, carrying the fds the handler returns (closed once
-        sent). Fds that came with a message are closed after its handler. True once `until` arrived, False at EOF."""
+        sent). Fds that came with a message are closed after its handler. True once `until` arrived, False at EOF.
+        `trace`: the verb, for the fault-injection step names (`create.got-pid`, ocipy/faults.py)."""
         for msg in self.messages():
+            if trace:
+                point(f"{trace}.got-{_MSG_NAMES.get(msg.type, msg.type)}")
             if errors.debug_enabled():
                 errors.debug(f"init: {describe_message(msg)}")
             if msg.type == planfmt.MSG_ERROR:

@@ -17,6 +17,7 @@ import time
 from . import errors, procfs
 from . import posixlite as px
 from .errors import OcipyError
+from .faults import point
 from .signals import SIGKILL
 from .state import REFUSED, RUNNING, STOPPED
 
@@ -91,24 +92,23 @@ def destroy(c: Container) -> None:
         cgroup.remove()
     except OcipyError as exc:
         errors.warning(f"removing the cgroups: {exc}")
+    point("delete.cgroups")
     errors.debug("cgroups removed")
     try:
         run_recorded_hooks(c, "poststop")
     except Exception as exc:  # noqa: BLE001 -- runtime.md: a failing poststop hook is a warning, delete goes on
         errors.warning(f"poststop hooks: {exc}")
+    point("delete.poststop")
     c.remove()
     errors.debug(f"state dir of {c.id} removed")
 
 
 def delete(c: Container, force: bool) -> None:
     """`delete [--force]` of a locked container dir (runtime.md: only a stopped one unless forced)."""
-    if not c.has_state():
-        # a directory a killed create left behind: whatever it started in its cgroups goes, then the cgroups
-        if c.cgroup().pids():
-            c.cgroup().kill(SIGKILL)
-            wait_cgroup_empty(c, 2.0)
-        c.cgroup().remove()
-        c.remove()
+    if c.journal() is not None:
+        # half-made: a create that died (we hold its lock now) left it; undo what its journal names
+        errors.debug(f"delete {c.id}: half-made, undoing what its create recorded")
+        c.undo_create()
         return
     status = c.status()
     if not force:
@@ -117,6 +117,7 @@ def delete(c: Container, force: bool) -> None:
     if status != STOPPED:
         errors.debug(f"killing pid {c.pid} and its cgroup (SIGKILL), waiting for it")
         kill_and_wait(c)
+        point("delete.killed")
         wait_cgroup_empty(c, 2.0)
     destroy(c)
 
@@ -149,6 +150,11 @@ def _release_fifo(c: Container) -> None:
 def start(c: Container) -> None:
     """Steps 7-9: the startContainer hooks, release the init through the exec fifo, the poststart hooks."""
     c.status().require("start")
+    if c.read_state().private.get("no_process"):
+        # runtime.md: start MUST generate an error when process was not set; the container is stopped, so a delete
+        # then removes it
+        signal_init(c, SIGKILL)
+        raise OcipyError("/process: the container has no process to start (config.json had none at create)")
     try:
         run_recorded_hooks(c, "startContainer")
     except OcipyError:

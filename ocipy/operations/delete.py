@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .. import lifecycle
 from ..errors import OcipyError
+from ..faults import point
 from ..store import Store
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
@@ -23,6 +24,7 @@ def main(args: Any) -> int:
         raise
     try:
         c.lock()
+        point("delete.locked")
         lifecycle.delete(c, force)
     finally:
         c.close()

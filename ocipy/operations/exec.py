@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from ocipy import errors, foreground, handoff, planfmt
 from ocipy.errors import OcipyError
-from ocipy.launch import Launch, Message, debug_plan
+from ocipy.faults import point
+from ocipy.launch import Launch, Message, debug_plan, report_warnings
 from ocipy.store import CONFIG_FILE, PAUSED, Container, Store
 
 if TYPE_CHECKING:
@@ -178,6 +179,7 @@ def _exec(args: argparse.Namespace) -> int:
 
     detach = bool(getattr(args, "detach", False))
     c = Store.from_args(args).open_locked(args.container_id)
+    point("exec.locked")
     undo = contextlib.ExitStack()
     with undo:
         undo.callback(c.close)  # closing the dir fd also drops the lock
@@ -221,8 +223,7 @@ def _exec(args: argparse.Namespace) -> int:
             host_uid=os.geteuid(),
             seccomp_cache=c.store.seccomp_cache,
         )
-        for pointer, message in plan.warnings:
-            errors.quiet_warning(f"{pointer}: {message}")
+        report_warnings(plan)
         if errors.debug_enabled():
             errors.debug(f"exec in {args.container_id} (init pid {c.pid})")
             debug_plan(plan)
@@ -237,6 +238,7 @@ def _exec(args: argparse.Namespace) -> int:
             # the process freezes as soon as it joins the cgroup and goes on at `resume`, which needs the lock
             c.close()
         launch.start()
+        point("exec.spawned")
         if console is not None:
             console.close()
 
@@ -244,13 +246,14 @@ def _exec(args: argparse.Namespace) -> int:
             if msg.fds:  # OP_SECCOMP with a listener
                 handoff.send_seccomp_listener(spec, oci_state, launch.pid, msg.fds[0])
 
-        launch.drive({planfmt.MSG_SYNC: on_sync})
+        launch.drive({planfmt.MSG_SYNC: on_sync}, trace="exec")
         if launch.pid <= 0:
             raise OcipyError("ocipy-init exited before the process was started")
         if pidfd_sock is not None:  # the exec'd process, as runc's "setns" init sends itself
             pidfdsock.send(pidfd_sock, launch.pid, launch.pidfd, "setns")
         foreground.flush_pending(launch)
         launch.close()
+        point("exec.started")
         master = foreground.receive_master(proxy) if proxy is not None else -1
         if getattr(args, "pid_file", None):
             handoff.write_pid_file(args.pid_file, launch.pid)

@@ -9,6 +9,7 @@ import signal
 
 from ocipy import creator, errors, foreground, lifecycle
 from ocipy.errors import OcipyError
+from ocipy.faults import point
 from ocipy.launch import exit_code
 from ocipy.store import Store
 
@@ -22,6 +23,7 @@ def main(args: argparse.Namespace) -> int:
     if not detach and not getattr(args, "console_socket", None):
         args.allocate_console = True  # a terminal is then ocipy's to allocate and proxy (ocipy/ptyproxy.py)
     created = creator.create(args)
+    point("run.created")
     launch = created.launch
     pidfd = launch.pidfd
     master = -1
@@ -55,6 +57,7 @@ def main(args: argparse.Namespace) -> int:
         launch.abort()
         _delete(args)
         raise
+    point("run.started")
     if detach:
         launch.release()
         return 0
@@ -66,6 +69,7 @@ def main(args: argparse.Namespace) -> int:
             os.close(master)
     status = launch.wait()
     code = exit_code(status) if status is not None else 1
+    point("run.exited")
     errors.debug(f"run: the process exited with status {code}")
     for sig in foreground.FORWARDED:
         signal.signal(sig, signal.SIG_DFL)
