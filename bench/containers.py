@@ -247,7 +247,7 @@ def main() -> int:
         default=None,
         help="command line for ocipy (default: a fresh -IS launcher, as scripts/setup installs)",
     )
-    ap.add_argument("--runc", default=shutil.which("runc") or "/usr/sbin/runc")
+    ap.add_argument("--runc", default=shutil.which("runc") or "/usr/sbin/runc", help="command line for runc")
     ap.add_argument("--json", default=None, help="also write the medians and raw samples to this file")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = ap.parse_args()
@@ -270,7 +270,7 @@ def main() -> int:
         (bundle / "config.json").write_text(json.dumps(bundle_config(), indent=2))
         runtimes = [
             Runtime("ocipy", ocipy_argv, work / "state-ocipy", bundle, env),
-            Runtime("runc", [args.runc], work / "state-runc", bundle, env),
+            Runtime("runc", shlex.split(args.runc), work / "state-runc", bundle, env),
         ]
         print(
             f"ocipy: {' '.join(ocipy_argv)}\nrunc:  {args.runc}\nbundle: runc spec, terminal false, /bin/true; "

@@ -23,11 +23,14 @@ PROJECT = HERE.parent
 def resolve(spec: str) -> Runtime:
     env = dict(os.environ)
     if spec == "ocipy":
+        # The code of this checkout first (its venv, isolated as the launcher is), not whatever ocipy is installed.
+        py = PROJECT / ".venv" / "bin" / "python"
+        if py.exists():
+            return Runtime("ocipy", [str(py), "-I", "-m", "ocipy"], env)
         if os.access("/usr/local/bin/ocipy", os.X_OK):
             return Runtime("ocipy", ["/usr/local/bin/ocipy"], env)
-        py = PROJECT / ".venv" / "bin" / "python"
         env["PYTHONPATH"] = str(PROJECT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        return Runtime("ocipy", [str(py) if py.exists() else sys.executable, "-m", "ocipy"], env)
+        return Runtime("ocipy", [sys.executable, "-m", "ocipy"], env)
     if spec == "runc":
         path = shutil.which("runc") or "/usr/sbin/runc"
         return Runtime("runc", [path], env)

@@ -694,6 +694,16 @@ def main(argv: list[str] | None = None) -> int:
         px.dup2(devnull, sys.stdout.fileno())
         px.close(devnull)
         return 1
+    except OSError as exc:
+        # what the OS refused, named: the path and the reason (ENOSPC, EROFS, EMFILE, ... are not internal errors)
+        where = ": ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        reason = (exc.strerror or str(exc)).lower()
+        errors.error(f"{verb or 'ocipy'}: {where}: {reason}" if where else f"{verb or 'ocipy'}: {reason}")
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        return 255 if verb == "exec" else 1
     except Exception as exc:  # noqa: BLE001 -- the one place every other failure becomes one line
         errors.error(f"{verb or 'ocipy'}: internal error: {exc}")
         if debug:

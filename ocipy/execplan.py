@@ -131,6 +131,9 @@ class _ExecCompiler(_Compiler):
         self.process_ops()
         return self.plan
 
+    def container_root(self) -> str:
+        return f"/proc/{self.init_pid}/root"
+
     def stage0_join(self) -> None:
         for path in self.cgroup_procs:
             self.op(OP_JOIN_CGROUP, "/linux/cgroupsPath", s=(path,), what="join the container's cgroup")

@@ -134,6 +134,7 @@ class MountOptions:
     attr_set: int = 0  # MOUNT_ATTR_* to set recursively
     attr_clr: int = 0  # MOUNT_ATTR_* to clear recursively
     data: list[str] = field(default_factory=list)
+    data_where: list[int] = field(default_factory=list)  # the index in the options list of each data entry
     idmap: bool = False
     ridmap: bool = False
     tmpcopyup: bool = False
@@ -176,6 +177,7 @@ def parse(options: Sequence[str] | None) -> MountOptions:
             out.tmpcopyup = True
         else:
             out.data.append(opt)
+            out.data_where.append(i)
             continue
         out.where[opt] = i
     return out

@@ -15,16 +15,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocipy import caps, lsm, rootless
+from ocipy import caps, inroot, lsm, rootless
 from ocipy import mountopts as mo
 from ocipy.cgroups.layout import CgroupHierarchy, mounted_hierarchies
 from ocipy.errors import OcipyError
 from ocipy.planfmt import (
+    MNTF_COPYUP,
     MNTF_IDMAP,
     MNTF_IDMAP_REC,
     MNTF_MKDIR,
     MNTF_MKFILE,
     MNTF_PROC,
+    MNTF_TMPFS_MODE,
     NOSTR,
     OP_BIND_DEV,
     OP_BIND_ROOT,
@@ -277,6 +279,7 @@ class HostFacts:
     is_host_netns: Callable[[str], bool] = _is_host_netns
     lsms: frozenset[str] = frozenset()  # active LSMs ocipy can drive ("apparmor", "selinux")
     apparmor_exec: str = "/proc/self/attr/apparmor/exec"  # where an AppArmor exec transition is written
+    read_in_root: Callable[[str, str], bytes | None] = inroot.read_in_root  # a container file, read safely
     # the runtime itself runs in a user namespace that does not map the host's ids (rootless Podman): mknod,
     # sysfs of a network namespace it does not own and clearing locked mount flags are refused (docs/rootless.md)
     in_userns: bool = False
@@ -680,8 +683,12 @@ class _Compiler:
         source = _get(m, "source")
         opts = mo.parse(_get(m, "options"))
         bind = opts.bind or fstype == "bind"
-        if opts.tmpcopyup:
-            self.warn(pointer("mounts", i, "options", opts.where["tmpcopyup"]), "tmpcopyup is not supported: ignored")
+        if opts.tmpcopyup and (fstype != "tmpfs" or bind):
+            raise PlanError(pointer("mounts", i, "options", opts.where["tmpcopyup"]), "tmpcopyup is for tmpfs mounts")
+        if bind and opts.data:
+            # the kernel ignores filesystem data on a bind mount: an option ocipy does not know would be dropped
+            k = opts.data_where[0]
+            raise PlanError(pointer("mounts", i, "options", k), f"unknown option {opts.data[0]!r} for a bind mount")
         self.check_proc_dest(ptr, dest, fstype, source, bind)
         self.mount_dests.add(dest)
         if opts.idmap or _get(m, "uid_mappings") or _get(m, "gid_mappings"):
@@ -735,6 +742,11 @@ class _Compiler:
             flags &= ~mo.MS_RDONLY
             self.dev_ro.append(ptr)
         mntf = MNTF_MKDIR | (MNTF_PROC if fstype in ("proc", "sysfs") else 0)
+        if fstype == "tmpfs":
+            if not any(d.startswith("mode=") for d in opts.data):
+                mntf |= MNTF_TMPFS_MODE  # an existing mount point keeps its mode (runc)
+            if opts.tmpcopyup:
+                mntf |= MNTF_COPYUP
         self.op(
             OP_MOUNT,
             ptr,
@@ -1092,6 +1104,24 @@ class _Compiler:
         self.ioprio()
         self.capabilities_and_ids()
 
+    def container_root(self) -> str:
+        """The container's root as a host path, for reading its files (exec: the running init's root)."""
+        return self.rootfs
+
+    def home_of(self, uid: int) -> str:
+        """HOME for a process env that lacks it, as runc: the uid's entry in the container's /etc/passwd (a file
+        bind-mounted there, as Podman does, is read at its source), else "/"."""
+        text = None
+        for m in _get(self.spec, "mounts") or ():
+            if _clean(_get(m, "destination") or "/") == "/etc/passwd" and _get(m, "source"):
+                src = _get(m, "source")
+                if not src.startswith("/"):
+                    src = posixpath.join(self.bundle, src)
+                text = self.host.read_in_root("/", src)
+        if text is None:
+            text = self.host.read_in_root(self.container_root(), "/etc/passwd")
+        return inroot.passwd_home(text, uid) or "/"
+
     def before_exec(self) -> None:
         """The last step before the fds are closed and the program runs: create reports `created` and waits for
         `start` (ocipy/execplan.py overrides this: an exec'd process runs straight on)."""
@@ -1209,6 +1239,8 @@ class _Compiler:
         if not args or not args[0]:
             raise PlanError("/process/args", "at least one argument (the program) is required")
         env = list(_get(proc, "env") or ())
+        if not any(e.startswith("HOME=") for e in env):
+            env.append("HOME=" + self.home_of(uid))
         path = next((e[5:] for e in env if e.startswith("PATH=")), None)
         self.op(OP_FIND_EXEC, "/process/args/0", s=(args[0], path), what=f"find {args[0]}")
         self.op(

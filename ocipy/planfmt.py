@@ -87,6 +87,8 @@ MNTF_IDMAP = 0x8
 MNTF_REPLACE = 0x10
 MNTF_SRC_IN_ROOT = 0x20
 MNTF_IDMAP_REC = 0x40
+MNTF_TMPFS_MODE = 0x80
+MNTF_COPYUP = 0x100
 
 
 def mount_attrs(attr_set: int, attr_clr: int) -> int:

@@ -181,4 +181,8 @@ enum plan_code {
 #define MNTF_IDMAP_REC 0x40 /* with MNTF_IDMAP: apply the idmapping recursively (option "ridmap": open_tree with
                                AT_RECURSIVE and mount_setattr(AT_RECURSIVE)); without it only the top mount */
 
+#define MNTF_TMPFS_MODE 0x80 /* a tmpfs without mode=: when the destination exists, its mode goes first in the data
+                                ("mode=0755,..."), so the mount point keeps the mode it had (as runc) */
+#define MNTF_COPYUP 0x100   /* tmpcopyup: what the existing destination directory held is copied into the new tmpfs
+                               (owners, modes, times) before any remount */
 #endif

@@ -13,33 +13,49 @@ systemd does not own are removed. exec/pause/resume/kill/ps/events use the recor
 driver. Every failure is one line naming the field (`/linux/cgroupsPath` or the resource) and the unit, and leaves
 no unit, cgroup or process behind.
 
-The D-Bus client (`sdbus`, jeepney) is imported only here, and this module only with `--systemd-cgroup`.
+The driver class is `sddriver.Systemd` (light: what pause, kill, ps and state of a systemd container load); this
+module and the D-Bus client (`sdbus`, jeepney) are imported by its create, apply and remove only.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-from typing import Any
 
-from ..errors import OcipyError
 from . import CgroupError
-from .driver import Cgroupfs, Driver, rmdir_tree
-from .fsio import R
-from .layout import V2, Layout
-from .paths import POINTER, SYSTEMD_RUNNING_MARK, Target, expand_slice, parse_systemd, systemd_running
+from .driver import rmdir_tree
+
+# `delete` of a systemd container imports this module: layout/paths (dataclasses) and typing are loaded only by the
+# functions that need them
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .layout import Layout
+    from .paths import Target
+
+POINTER = "/linux/cgroupsPath"
+R = "/linux/resources"
+SYSTEMD_RUNNING_MARK = "/run/systemd/system"
 
 DEFAULT_SLICE = "system.slice"
 DEFAULT_PREFIX = "ocipy"
 USEC_INFINITY = (1 << 64) - 1
 CPU_PERIOD_DEFAULT = 100000
 
-Prop = tuple[str, tuple[str, Any]]
+Prop = tuple[str, tuple[str, "Any"]]
+
+
+def systemd_running() -> bool:
+    """sd_booted(3): systemd is PID 1 when /run/systemd/system exists."""
+    return os.path.isdir(SYSTEMD_RUNNING_MARK)
 
 
 # --- names ----------------------------------------------------------------------------------------------------
 def unit_of(cgroups_path: str | None, cid: str) -> tuple[str, str, str]:
     """(slice, unit, the cgroupsPath value used). The default is runc's form with ocipy's prefix."""
+    from .paths import expand_slice, parse_systemd
+
     value = cgroups_path or f"{DEFAULT_SLICE}:{DEFAULT_PREFIX}:{cid}"
     slice_, prefix, name = parse_systemd(value)
     if name.endswith(".slice"):
@@ -52,6 +68,8 @@ def unit_of(cgroups_path: str | None, cid: str) -> tuple[str, str, str]:
 def target_of(layout: Layout, slice_: str, unit: str, value: str) -> Target:
     """The scope's directory in every hierarchy: <mount>/<expanded slice>/<unit> (systemd's own paths are relative
     to the hierarchy root it sees, which is the mount's root here)."""
+    from .paths import Target, expand_slice
+
     rel = posixpath.join(expand_slice(slice_), unit)
     t = Target(value)
     for h in layout.v1_hierarchies() + list(layout.named.values()):
@@ -298,8 +316,8 @@ def _connect() -> Any:
         raise CgroupError(POINTER, f"--systemd-cgroup: {exc}") from None
 
 
-def _unified(layout: Layout) -> bool:
-    return layout.mode == V2
+def unified(layout: Layout) -> bool:
+    return layout.mode == "v2"  # layout.V2
 
 
 def _stop(sd: Any, unit: str) -> None:
@@ -351,7 +369,7 @@ def create(
             "run without --systemd-cgroup to use the cgroupfs driver",
         )
     target = target_of(layout, slice_, unit, value)
-    props, files = properties(res, unified=_unified(layout))
+    props, files = properties(res, unified=unified(layout))
     sd = _connect()
     managed = target.v1.get("name=systemd") or target.v2 or next(iter(target.v1.values()))
     holder = Placeholder(posixpath.join(managed, "cgroup.procs"))
@@ -365,7 +383,7 @@ def create(
             ("PIDs", ("au", [holder.pid])),
             ("MemoryAccounting", ("b", True)),
             ("CPUAccounting", ("b", True)),
-            ("IOAccounting" if _unified(layout) else "BlockIOAccounting", ("b", True)),
+            ("IOAccounting" if unified(layout) else "BlockIOAccounting", ("b", True)),
             ("TasksAccounting", ("b", True)),
             ("DefaultDependencies", ("b", False)),
         ]
@@ -388,6 +406,12 @@ def create(
             # systemd does not manage cpuset on v1: a new cpuset starts empty, copy the parents' values down
             chain = [c for c in created if c != cs]
             v1.init_cpuset(cs, chain)
+        if target.v2 and layout.v2 is not None:
+            # controllers systemd does not delegate (hugetlb on this hybrid host's unified hierarchy), only when asked
+            from .v2 import needed_controllers
+
+            need = {c for c in needed_controllers(files) if {"io": "blkio"}.get(c, c) not in layout.v1}
+            manager.enable_v2_controllers(layout, target.v2, need, want_all=False)
         rec = manager.record_of(target)
         rec["systemd"] = {"unit": unit, "slice": slice_}
         manager.apply(layout, rec, {k: v for k, v in files.items() if k != "pids"}, update=False)
@@ -451,7 +475,7 @@ def _field_of(exc: Exception, props: list[Prop]) -> str:
     return POINTER
 
 
-def _set_properties(record: dict[str, Any], props: list[Prop]) -> None:
+def set_properties(record: dict[str, Any], props: list[Prop]) -> None:
     from .sdbus import SystemdError
 
     unit = (record.get("systemd") or {}).get("unit", "")
@@ -482,50 +506,6 @@ def stop(record: dict[str, Any]) -> None:
         pass
     finally:
         sd.close()
-
-
-class Systemd(Cgroupfs):
-    """The driver (ocipy/cgroups/driver.py's interface). Its record is the cgroupfs record of the scope's
-    directories plus `"systemd": {"unit": ..., "slice": ...}`, so joining, freezing, killing, pids and stats work
-    on the directories as for cgroupfs; create, apply and remove go through systemd first."""
-
-    name = "systemd"
-    _holder: Placeholder | None = None
-
-    @classmethod
-    def create(cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool) -> Driver:
-        from . import layout
-
-        now = {k: v for k, v in resources.items() if k != "pids"}  # pids once the init is set up (apply_deferred)
-        record, holder = create(layout.detect(), cgroups_path, cid, now)
-        record["resources"] = resources
-        drv = cls(record)
-        drv._holder = holder
-        return drv
-
-    def _release(self) -> None:
-        if self._holder is not None:
-            self._holder.release()
-            self._holder = None
-
-    def apply(self, resources: dict[str, Any], update: bool = False) -> None:
-        """SetUnitProperties (runtime) for what systemd expresses, then the files (as runc's Set)."""
-        from . import layout, manager
-
-        self._release()
-        try:
-            lay = layout.detect()
-            props, files = properties(resources, unified=_unified(lay), create=not update)
-            if props:
-                _set_properties(self.record, props)
-            manager.apply(lay, self.record, files, update=update)
-        except CgroupError as exc:
-            raise OcipyError(str(exc)) from None
-
-    def remove(self) -> None:
-        self._release()
-        stop(self.record)
-        super().remove()
 
 
 def usable() -> tuple[bool, str]:

@@ -13,7 +13,7 @@ from typing import Any
 from ocipy import errors, procfs
 from ocipy.criu import common, externals, messages, swrk
 from ocipy.errors import OcipyError
-from ocipy.store import CONFIG_FILE, PAUSED, RUNNING, Container, Store
+from ocipy.store import CONFIG_FILE, Container, Store
 
 
 def _document(c: Container) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def _document(c: Container) -> dict[str, Any]:
 
     raw = c.read_file(CONFIG_FILE)
     if raw is None:
-        bundle = str(c.read_state().get("bundle") or "")
+        bundle = c.read_state().bundle
         try:
             with open(os.path.join(bundle, "config.json"), "rb") as f:
                 raw = f.read()
@@ -97,9 +97,7 @@ def checkpoint(args: Any) -> int:
 
 
 def _checkpoint(args: Any, c: Container) -> int:
-    status = c.status()
-    if status not in (RUNNING, PAUSED):
-        raise OcipyError(f"container cannot be checkpointed in {status} state")
+    c.status().require("checkpoint")
     pre_dump = bool(getattr(args, "pre_dump", False))
     leave_running = bool(getattr(args, "leave_running", False))
     criu = swrk.find_criu(getattr(args, "criu", None))
@@ -122,10 +120,9 @@ def _checkpoint(args: Any, c: Container) -> int:
     try:
         log_path = dirs.log_path("dump.log")
         opts = common.common_opts(args, dirs, document, "dump.log")
-        state = c.read_state()
         opts.update(
             pid=c.pid,
-            root=str(state.get("rootfs") or ""),
+            root=c.read_state().rootfs,
             leave_running=leave_running,
             tcp_skip_in_flight=bool(getattr(args, "tcp_skip_in_flight", False)),
             link_remap=bool(getattr(args, "link_remap", False)),
@@ -177,8 +174,7 @@ def destroy(c: Container) -> None:
     if not procfs.wait_gone(c.pid, c.starttime, 10.0):
         raise OcipyError(f"container init (pid {c.pid}) still runs after the dump")
     c.cgroup().remove()
-    hooks = c.private.get("hooks")
-    poststop = hooks.get("poststop") if isinstance(hooks, dict) else None
+    poststop = c.read_state().hooks.get("poststop")
     if poststop:
         from ocipy import hooks as hooks_mod
 

@@ -22,6 +22,7 @@ from typing import Any
 from ocipy import errors, fastjson, procfs
 from ocipy.criu import common, externals, messages, swrk
 from ocipy.errors import OcipyError
+from ocipy.state import State
 from ocipy.store import CGROUP_FILE, CONFIG_FILE, Container, Store
 
 KEPT_HOOKS = ("startContainer", "poststart", "poststop")
@@ -332,17 +333,23 @@ def restore(args: Any) -> int:
         private: dict[str, Any] = {
             "starttime": starttime,
             "hooks": {k: v for k, v in hook_lists.items() if k in KEPT_HOOKS and v},
-            "systemd": bool(getattr(args, "systemd_cgroup", False)),
             "rootless": os.geteuid() != 0,
-            "terminal": terminal,
             "restored": {"images": dirs.images},
         }
         if cgroup_record is not None:
             private["cgroup"] = cgroup_record
-        record = {k: v for k, v in _oci_state(cid, spec, bundle_dir, "", pid).items() if k != "status"}
-        record.update(rootfs=rootfs, created=errors.rfc3339_nano(), owner="", ocipy=private)
+        state = State(
+            cid,
+            oci_version=spec.oci_version,
+            pid=pid,
+            bundle=bundle_dir,
+            rootfs=rootfs,
+            created=errors.rfc3339_nano(),
+            annotations=dict(spec.annotations) if spec.annotations else None,
+            private=private,
+        )
         container.write_file(CONFIG_FILE, fastjson.dumps(document).encode())
-        container.write_state(record)
+        container.write_state(state)
         if getattr(args, "pid_file", None):
             _write_pid_file(args.pid_file, pid)
         if hook_lists.get("poststart"):

@@ -292,6 +292,8 @@ def drivers() -> dict[str, Any]:
         "--systemd-cgroup (Podman's and Kubernetes' default on systemd hosts) works here (docs/cgroups.md)"
         if sd_ok
         else "--systemd-cgroup fails here; the cgroupfs driver (default) works",
+        # where systemd runs, Podman and the kubelet default to the systemd driver: a default container needs it
+        needed=os.path.isdir("/run/systemd/system"),
     )
     # --- end systemd driver ---
     return out
@@ -514,7 +516,39 @@ def rootless() -> dict[str, Any]:
         if uid == 0
         else "rootless state falls back to /run/ocipy, which a user cannot write: set XDG_RUNTIME_DIR (pam_systemd)",
     )
+    from ocipy import rootless as rl
+
+    why = rl.reason()
+    out["mode"] = item(
+        True,
+        f"this process: {'rootless (' + why + ')' if why else 'not rootless (root in the initial user namespace)'}",
+        "rootless: state in $XDG_RUNTIME_DIR/ocipy, cgroups only where writable, devices bound (docs/rootless.md)"
+        if why
+        else "root: /run/ocipy and every cgroup",
+    )
+    own = _own_cgroup_v2()
+    out["cgroup"] = item(
+        own is not None and os.access(own, os.W_OK),
+        f"own cgroup v2: {own or '(none)'}" + (" (writable)" if own and os.access(own, os.W_OK) else ""),
+        "a delegated cgroup: rootless containers can get limits there (point /linux/cgroupsPath into it)"
+        if own and os.access(own, os.W_OK)
+        else "no writable cgroup: rootless containers run without one (no limits, pause, update, events)",
+    )
     return out
+
+
+def _own_cgroup_v2() -> str | None:
+    """This process's cgroup in the unified hierarchy, as a path under its mount point (None without one)."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            rel = next((line.rstrip("\n").split(":", 2)[2] for line in f if line.startswith("0::")), None)
+        with open("/proc/self/mountinfo") as f:
+            mnt = next((line.split()[4] for line in f if " - cgroup2 " in line), None)
+    except OSError:
+        return None
+    if rel is None or mnt is None:
+        return None
+    return os.path.join(mnt, rel.lstrip("/"))
 
 
 def checkpoint() -> dict[str, Any]:

@@ -6,8 +6,9 @@ import time
 
 from .. import errors, procfs
 from ..errors import OcipyError
+from ..faults import point
 from ..signals import SIGKILL
-from ..store import CREATED, STOPPED, Container, Store
+from ..store import STOPPED, Container, Store
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
 TYPE_CHECKING = False
@@ -40,8 +41,7 @@ def kill_and_wait(c: Container) -> None:
 
 
 def _run_poststop(c: Container) -> None:
-    hooks = c.private.get("hooks")
-    if isinstance(hooks, dict) and hooks.get("poststop"):  # the start module only for containers that have some
+    if c.read_state().hooks.get("poststop"):  # the start module only for containers that have some
         from .start import run_recorded_hooks
 
         run_recorded_hooks(c, "poststop")
@@ -57,32 +57,33 @@ def main(args: Any) -> int:
         raise
     try:
         c.lock()
-        if not c.has_state():
-            # a directory a killed create left behind: whatever it started in its cgroups goes, then the cgroups
-            if c.cgroup().pids():
-                c.cgroup().kill(SIGKILL)
-                _wait_cgroup_empty(c, 2.0)
-            c.cgroup().remove()
-            c.remove()
+        point("delete.locked")
+        if c.journal() is not None:
+            # half-made: a create that died (we hold its lock now) left it; undo what its journal names
+            errors.debug(f"delete {cid}: half-made, undoing what its create recorded")
+            c.undo_create()
             return 0
         status = c.status()
-        if status not in (STOPPED, CREATED) and not getattr(args, "force", False):
-            raise OcipyError(f"cannot delete container {cid} that is not stopped: {status}")
+        if not getattr(args, "force", False):
+            status.require("delete", cid)
         errors.debug(f"delete {cid}: status {status}")
         if status != STOPPED:
             errors.debug(f"killing pid {c.pid} and its cgroup (SIGKILL), waiting for it")
             kill_and_wait(c)
+            point("delete.killed")
             _wait_cgroup_empty(c, 2.0)
         elif c.cgroup().pids():
             # the init is gone but something it left in the cgroup is not: it must go for the cgroup to go
             c.cgroup().kill(SIGKILL)
             _wait_cgroup_empty(c, 2.0)
         c.cgroup().remove()
+        point("delete.cgroups")
         errors.debug("cgroups removed")
         try:
             _run_poststop(c)
         except Exception as exc:  # noqa: BLE001 -- runtime.md: a failing poststop hook is a warning, delete goes on
             errors.warning(f"poststop hooks: {exc}")
+        point("delete.poststop")
         c.remove()
         errors.debug(f"state dir of {cid} removed")
     finally:

@@ -55,8 +55,7 @@ def main(args: Any) -> int:
     c = Store.from_args(args).open(cid)
     try:
         c.read_state()
-        if c.status() == STOPPED:
-            raise OcipyError("container not running")
+        c.status().require("read_events")
         cgroup = c.cgroup()
         if getattr(args, "stats", False):
             _emit({"type": "stats", "id": cid, "data": cgroup.stats()})

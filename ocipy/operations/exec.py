@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from ocipy import errors, planfmt
 from ocipy.errors import OcipyError
+from ocipy.faults import point
 from ocipy.launch import Launch, exit_code
-from ocipy.store import CONFIG_FILE, PAUSED, STOPPED, Container, Store
+from ocipy.store import CONFIG_FILE, PAUSED, Container, Store
 
 if TYPE_CHECKING:
     import argparse  # annotations only: importing argparse costs ~7 ms
@@ -45,8 +46,7 @@ def _load_spec(c: Container) -> tuple[Any, dict[str, Any]]:
     data = c.read_file(CONFIG_FILE)
     where = os.path.join(c.dir, CONFIG_FILE)
     if data is None:  # a container made before create saved its config: the bundle's, as runc reads it
-        bundle = c.read_state().get("bundle")
-        where = os.path.join(bundle if isinstance(bundle, str) else "", "config.json")
+        where = os.path.join(c.read_state().bundle, "config.json")
         errors.debug(f"no saved config: using {where}")
         try:
             with open(where, "rb") as f:
@@ -172,10 +172,7 @@ def _process_from_flags(document: dict[str, Any], args: argparse.Namespace) -> d
 def _check_status(c: Container, ignore_paused: bool) -> bool:
     """Refuse a stopped container, and a paused one unless asked; True when it is paused."""
     status = c.status()
-    if status == STOPPED:
-        raise OcipyError("cannot exec in a stopped container")
-    if status == PAUSED and not ignore_paused:
-        raise OcipyError("cannot exec in a paused container (use --ignore-paused to override)")
+    status.require("exec", ignore_paused=ignore_paused)
     return status == PAUSED
 
 
@@ -185,6 +182,7 @@ def _exec(args: argparse.Namespace) -> int:
 
     detach = bool(getattr(args, "detach", False))
     c = Store.from_args(args).open_locked(args.container_id)
+    point("exec.locked")
     undo = contextlib.ExitStack()
     with undo:
         undo.callback(c.close)  # closing the dir fd also drops the lock
@@ -250,9 +248,11 @@ def _exec(args: argparse.Namespace) -> int:
             # the process freezes as soon as it joins the cgroup and goes on at `resume`, which needs the lock
             c.close()
         launch.start()
+        point("exec.spawned")
         if console is not None:
             console.close()
         for msg in launch.messages():
+            point(f"exec.got-{msg.type}")
             if errors.debug_enabled():
                 from ocipy.operations.create import planfmt_message
 
@@ -274,6 +274,7 @@ def _exec(args: argparse.Namespace) -> int:
             pidfdsock.send(pidfd_sock, launch.pid, launch.pidfd, "setns")
         _flush_pending(launch)
         launch.close()
+        point("exec.started")
         master = _receive_master(proxy) if proxy is not None else -1
         if getattr(args, "pid_file", None):
             _write_pid_file(args.pid_file, launch.pid)

@@ -74,10 +74,18 @@ HOOKS = [
 ]
 
 # What the mount planner really applies (ocipy/mountopts.py), with idmap/ridmap (binds in a new user namespace,
-# with its mappings); not `tmpcopyup` (accepted with a warning, the tmpfs starts empty). containerd 2.x reads this
-# (and mountExtensions) to decide on idmapped mounts.
+# with its mappings) and tmpcopyup (the init copies the directory's contents into the new tmpfs). containerd 2.x
+# reads this (and mountExtensions) to decide on idmapped mounts.
 MOUNT_OPTIONS = sorted(
-    {*mountopts.FLAGS, *mountopts.PROPAGATION, *mountopts.REC_ATTRS, *mountopts.REC_ATIME, "idmap", "ridmap"}
+    {
+        *mountopts.FLAGS,
+        *mountopts.PROPAGATION,
+        *mountopts.REC_ATTRS,
+        *mountopts.REC_ATIME,
+        "idmap",
+        "ridmap",
+        "tmpcopyup",
+    }
 )
 
 NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]

@@ -30,15 +30,15 @@ def main(args: Any) -> int:
     c = Store.from_args(args).open_locked(args.container_id)
     try:
         sig = SIGTERM if args.signal is None else parse_signal(args.signal)
-        if c.status() == STOPPED:
-            if args.all:
-                # The runc v2 shim calls `kill --all ID 9` when the init of a container without a pid namespace of
-                # its own (a pod sharing one) has exited: what the init left in the cgroup goes, and, as in runc,
-                # a stopped container is no error for --all (there may be nothing left).
-                if c.cgroup().pids():
-                    c.cgroup().kill(sig)
-                return 0
-            raise OcipyError("container not running")
+        status = c.status()
+        if status == STOPPED and args.all:
+            # The runc v2 shim calls `kill --all ID 9` when the init of a container without a pid namespace of
+            # its own (a pod sharing one) has exited: what the init left in the cgroup goes, and, as in runc,
+            # a stopped container is no error for --all (there may be nothing left).
+            if c.cgroup().pids():
+                c.cgroup().kill(sig)
+            return 0
+        status.require("kill")
         if args.all and c.cgroup().kill(sig):
             return 0
         if not signal_init(c, sig):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import OcipyError
-from ..store import RUNNING, Store
+from ..store import Store
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
 TYPE_CHECKING = False
@@ -14,9 +13,7 @@ if TYPE_CHECKING:
 def main(args: Any) -> int:
     c = Store.from_args(args).open_locked(args.container_id)
     try:
-        # only a running container: a frozen created one would still read `created` (the fifo wins)
-        if c.status() != RUNNING:
-            raise OcipyError("container not running")
+        c.status().require("pause")
         c.cgroup().freeze(True)
     finally:
         c.close()

@@ -31,7 +31,7 @@ def container_pids(args: Any) -> list[int]:
             from ocipy import errors
             from ocipy.rootless import no_cgroup_message
 
-            errors.warning(no_cgroup_message("list processes from", c.private) + ": the init process only")
+            errors.warning(no_cgroup_message("list processes from", c.read_state().private) + ": the init process only")
         return pids
     finally:
         c.close()

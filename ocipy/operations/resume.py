@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import OcipyError
-from ..store import PAUSED, Store
+from ..store import Store
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
 TYPE_CHECKING = False
@@ -14,8 +13,7 @@ if TYPE_CHECKING:
 def main(args: Any) -> int:
     c = Store.from_args(args).open_locked(args.container_id)
     try:
-        if c.status() != PAUSED:
-            raise OcipyError("container not paused")
+        c.status().require("resume")
         c.cgroup().freeze(False)
     finally:
         c.close()

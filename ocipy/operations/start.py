@@ -8,7 +8,8 @@ from .. import errors
 from .. import posixlite as px
 from ..errors import OcipyError
 from ..signals import SIGKILL
-from ..store import CREATED, STOPPED, Container, Store
+from ..state import REFUSED, RUNNING
+from ..store import Container, Store
 from .kill import signal_init
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
@@ -16,8 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-_STOPPED_MSG = "cannot start a container that has stopped"
-_RUNNING_MSG = "cannot start an already running container"
+_STOPPED_MSG = REFUSED["start/stopped"]
 
 
 def run_recorded_hooks(c: Container, kind: str) -> None:
@@ -26,8 +26,7 @@ def run_recorded_hooks(c: Container, kind: str) -> None:
     `ocipy.hooks` is imported only when there are hooks to run, so a hook-less start/delete never pays for it. It
     raises for the kinds that fail the operation (startContainer, poststart) and only warns for poststop.
     """
-    recorded = c.private.get("hooks")
-    hooks = recorded.get(kind) if isinstance(recorded, dict) else None
+    hooks = c.read_state().hooks.get(kind)
     if not hooks:
         return
     try:
@@ -35,14 +34,10 @@ def run_recorded_hooks(c: Container, kind: str) -> None:
     except ImportError:
         errors.warning(f"{kind} hooks recorded but ocipy.hooks is not available: skipped")
         return
-    mod.run_hooks(kind, hooks, c.oci_state(), pid=c.pid)
-
-
-def _check_created(status: str) -> None:
-    if status == STOPPED:
-        raise OcipyError(_STOPPED_MSG)
-    if status != CREATED:
-        raise OcipyError(_RUNNING_MSG)
+    # poststart: the state as `start` left it, "running" with the init's pid, even when a short process has
+    # already exited by the time the hook runs (config.md: called after the user-specified process is started)
+    state = c.read_state().oci(RUNNING) if kind == "poststart" else c.oci_state()
+    mod.run_hooks(kind, hooks, state, pid=c.pid)
 
 
 def _destroy(c: Container) -> None:
@@ -76,7 +71,7 @@ def _destroy(c: Container) -> None:
 def main(args: Any) -> int:
     c = Store.from_args(args).open_locked(args.container_id)
     try:
-        _check_created(c.status())
+        c.status().require("start")
         try:
             run_recorded_hooks(c, "startContainer")
         except OcipyError:
@@ -89,7 +84,7 @@ def main(args: Any) -> int:
             if exc.errno == errno.ENXIO:  # nobody holds the read end: the init is gone
                 raise OcipyError(_STOPPED_MSG) from None
             if exc.errno == errno.ENOENT:  # someone else started it meanwhile
-                _check_created(c.status())
+                c.status().require("start")
             raise OcipyError(f"open {c.fifo_path}: {exc.strerror}") from None
         errors.debug(f"start {c.id}: writing the exec fifo {c.fifo_path}: the init execs the process")
         try:

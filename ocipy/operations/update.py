@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from ..errors import OcipyError
-from ..store import STOPPED, Store
+from ..store import Store
 
 _MULT = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
@@ -118,19 +118,16 @@ def main(args: Any) -> int:
     change = merge(change, from_flags(args))
     c = Store.from_args(args).open_locked(args.container_id)
     try:
-        if c.status() == STOPPED:
-            raise OcipyError("container not running")
+        c.status().require("update")
         cgroup = c.cgroup()
         stored = cgroup.record.get("resources")
         old: dict[str, Any] = stored if isinstance(stored, dict) else {}
         merged = merge(old, change)
         # write again every group the update touches, with its merged values (memory+swap need each other)
         cgroup.apply({k: merged[k] for k in change if k != "devices"}, update=True)
-        st = dict(c.read_state())
-        priv = dict(c.private)
-        priv["cgroup"] = {**cgroup.record, "resources": merged}
-        st["ocipy"] = priv
-        c.write_state(st)
+        state = c.read_state()
+        state.cgroup = {**cgroup.record, "resources": merged}
+        c.write_state(state)
     finally:
         c.close()
     return 0

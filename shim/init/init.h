@@ -126,6 +126,9 @@ int op_setdomainname(struct ctx *c, const struct plan_op *op);
 int op_report(struct ctx *c, const struct plan_op *op);
 void late_report(struct ctx *c, int index, int err);
 
+/* copyup.c: copy what the directory olddir holds into newroot (owners, modes, times); 0 or errno */
+int copy_up(int olddir, int newroot);
+
 /* net.c */
 int op_loopback_up(struct ctx *c, const struct plan_op *op);
 

@@ -133,12 +133,46 @@ int op_mount(struct ctx *c, const struct plan_op *op)
 	unsigned long prop = (unsigned long)op->a[2];
 	uint64_t attrs = (uint64_t)op->a[3], mntf = (uint64_t)op->a[4];
 	int mk = (mntf & MNTF_MKDIR) ? MK_DIR : (mntf & MNTF_MKFILE) ? MK_FILE : MK_NONE;
-	int tfd = -1, sfd = -1, nfd = -1, e;
+	int tfd = -1, sfd = -1, nfd = -1, olddir = -1, e;
 	char tpath[32], spath[32];
+	static char databuf[8192];
 	struct stat st;
 
 	if (!dst)
 		return fail(c, EINVAL, "mount: no destination");
+	if (mntf & (MNTF_TMPFS_MODE | MNTF_COPYUP)) {
+		/* what is there before the mount: its mode (tmpfs without mode=), its contents (tmpcopyup) */
+		int probe = -1;
+		e = root_open(c, dst, MK_NONE, 0, 0, 0, &probe);
+		if (e && e != ENOENT)
+			return e;
+		c->detail = NULL;
+		if (!e) {
+			if (fstat(probe, &st) == 0 && S_ISDIR(st.st_mode)) {
+				const char *d0 = data ? data : "";
+				if ((mntf & MNTF_TMPFS_MODE) && strlen(d0) < sizeof databuf - 16) {
+					char *p = databuf;
+					memcpy(p, "mode=0", 6);
+					p += 6;
+					*p++ = (char)('0' + ((st.st_mode >> 9) & 7));
+					*p++ = (char)('0' + ((st.st_mode >> 6) & 7));
+					*p++ = (char)('0' + ((st.st_mode >> 3) & 7));
+					*p++ = (char)('0' + (st.st_mode & 7));
+					if (*d0)
+						*p++ = ',';
+					str_copy(p, sizeof databuf - (size_t)(p - databuf), d0);
+					data = databuf;
+				}
+				if ((mntf & MNTF_COPYUP) &&
+				    (olddir = openat(probe, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+					e = fail2(c, errno, "tmpcopyup: open ", dst);
+					close(probe);
+					return e;
+				}
+			}
+			close(probe);
+		}
+	}
 	e = root_open(c, dst, mk, mk == MK_FILE ? 0644 : 0755, (mntf & MNTF_PROC) != 0, 0, &tfd);
 	if (e)
 		return e;
@@ -196,6 +230,22 @@ int op_mount(struct ctx *c, const struct plan_op *op)
 		goto out;
 	}
 attached:
+	if (olddir >= 0) {
+		int newdir;
+		e = root_open(c, dst, MK_NONE, 0, 0, 0, &nfd);
+		if (e)
+			goto out;
+		newdir = openat(nfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		e = newdir < 0 ? errno : copy_up(olddir, newdir);
+		if (newdir >= 0)
+			close(newdir);
+		close(nfd);
+		nfd = -1;
+		if (e) {
+			e = fail2(c, e, "tmpcopyup into ", dst);
+			goto out;
+		}
+	}
 	if (!reflags && !prop && !attrs)
 		goto out;
 
@@ -229,6 +279,8 @@ attached:
 		}
 	}
 out:
+	if (olddir >= 0)
+		close(olddir);
 	if (nfd >= 0)
 		close(nfd);
 	if (sfd >= 0)

@@ -50,10 +50,6 @@ def rig() -> Iterator[Any]:
         leftovers = r.stop(client) if r is not None else []
         if client is not None:
             client.close()
-        if r is None:
-            import shutil
-
-            shutil.rmtree(work, ignore_errors=True)
         assert not leftovers, f"the CRI rig left: {leftovers}"
 
 

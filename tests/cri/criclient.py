@@ -8,6 +8,7 @@ calls with the defaults a kubelet would send, and keeps the pod configs (CreateC
 from __future__ import annotations
 
 import importlib
+import json
 import shutil
 import sys
 import tempfile
@@ -51,6 +52,10 @@ def _generate() -> tuple[Any, Any]:
 
 pb, pb_grpc = _generate()
 
+# seconds a pod or container call may take before the client gives up (a runtime that fails a call can leave
+# containerd retrying for ever; the suite must fail, not hang)
+CALL = 45
+
 Ns = pb.NamespaceMode
 
 
@@ -70,6 +75,7 @@ class Cri:
         self.logs = logs
         self.cgroup_parent = cgroup_parent
         self.pods: dict[str, Pod] = {}
+        self.netns_paths: list[str] = []  # every pod network namespace containerd made (checked at the end)
 
     def close(self) -> None:
         self.channel.close()
@@ -109,27 +115,35 @@ class Cri:
         resp = self.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=config, runtime_handler=handler), timeout=timeout)
         pod = Pod(resp.pod_sandbox_id, config, handler)
         self.pods[pod.id] = pod
+        spec = json.loads(self.pod_status(pod, verbose=True).info["info"])["runtimeSpec"]
+        self.netns_paths += [n["path"] for n in spec["linux"]["namespaces"] if n["type"] == "network" and n.get("path")]
         return pod
 
     def pod_status(self, pod: Pod, verbose: bool = False) -> Any:
         return self.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pod.id, verbose=verbose), timeout=30)
 
     def stop_pod(self, pod: Pod) -> None:
-        self.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod.id), timeout=120)
+        self.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod.id), timeout=CALL)
 
     def remove_pod(self, pod: Pod) -> None:
-        self.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod.id), timeout=120)
-        self.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod.id), timeout=120)
+        self.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod.id), timeout=CALL)
+        self.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod.id), timeout=CALL)
         self.pods.pop(pod.id, None)
 
     def list_pods(self) -> list[Any]:
         return list(self.rt.ListPodSandbox(pb.ListPodSandboxRequest(), timeout=30).items)
 
-    def remove_all_pods(self) -> None:
+    def remove_all_pods(self) -> list[str]:
+        """Stop and remove every pod; the ids of those that could not be removed."""
+        failed = []
         for item in self.list_pods():
-            self.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=item.id), timeout=120)
-            self.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=item.id), timeout=120)
+            try:
+                self.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=item.id), timeout=CALL)
+                self.rt.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=item.id), timeout=CALL)
+            except grpc.RpcError:
+                failed.append(item.id)
         self.pods.clear()
+        return failed
 
     # -- containers --------------------------------------------------------------------------------------------
 
@@ -164,13 +178,13 @@ class Cri:
             ),
         )
         resp = self.rt.CreateContainer(
-            pb.CreateContainerRequest(pod_sandbox_id=pod.id, config=config, sandbox_config=pod.config), timeout=120
+            pb.CreateContainerRequest(pod_sandbox_id=pod.id, config=config, sandbox_config=pod.config), timeout=CALL
         )
         pod.containers.append(resp.container_id)
         return str(resp.container_id)
 
     def start(self, cid: str) -> None:
-        self.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=120)
+        self.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=CALL)
 
     def run(self, pod: Pod, name: str, cmd: list[str], **kw: Any) -> str:
         cid = self.create(pod, name, cmd, **kw)
@@ -178,10 +192,10 @@ class Cri:
         return cid
 
     def stop(self, cid: str, timeout: int = 0) -> None:
-        self.rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=timeout), timeout=timeout + 120)
+        self.rt.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=timeout), timeout=timeout + CALL)
 
     def remove(self, cid: str) -> None:
-        self.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=120)
+        self.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=CALL)
 
     def status(self, cid: str, verbose: bool = False) -> Any:
         return self.rt.ContainerStatus(pb.ContainerStatusRequest(container_id=cid, verbose=verbose), timeout=30)
@@ -210,8 +224,6 @@ class Cri:
         )
 
     def pid(self, cid: str) -> int:
-        import json
-
         return int(json.loads(self.status(cid, verbose=True).info["info"])["pid"])
 
     def wait_state(self, cid: str, state: int, timeout: float = 30) -> Any:

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -249,6 +250,18 @@ def remove_cgroup_tree(rel: str) -> list[str]:
     return left
 
 
+def cgroup_tree_pids(rel: str) -> list[int]:
+    """Every process in the cgroup `rel` or below it, in any hierarchy."""
+    found: set[int] = set()
+    for root in cgroup_roots():
+        top = root / rel.lstrip("/")
+        if top.is_dir():
+            for procs in top.rglob("cgroup.procs"):
+                with contextlib.suppress(OSError):
+                    found.update(int(x) for x in procs.read_text().split())
+    return sorted(found)
+
+
 def process_cgroup(pid: int, controller: str) -> str:
     with open(f"/proc/{pid}/cgroup") as f:
         for line in f:
@@ -404,17 +417,36 @@ class CriContainerd:
 
     def stop(self, client: Any = None) -> list[str]:
         """Remove every pod (through CRI when a client is given), stop containerd by pid, stop any shim it left,
-        detach mounts, delete the netns, the cgroups and the temp dir. Returns a list of leftovers (for a test)."""
+        kill what is still in the pods' cgroups (ours by construction), remove those cgroups, the pod network
+        namespaces containerd made, our netns and the temp dir. Returns what had to be cleaned up by force (a test
+        fails on it); nothing stays either way."""
         leftovers: list[str] = []
         if client is not None and self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(Exception):
-                client.remove_all_pods()
+            try:
+                leftovers += [f"pod {p} (CRI could not remove it)" for p in client.remove_all_pods()]
+            except Exception as exc:  # noqa: BLE001 (clean-up goes on whatever the CRI says)
+                leftovers.append(f"pods (CRI: {exc})")
         if self.proc is not None:
             stop_child(self.proc)
         for pid in pids_mentioning(str(self.sock)):  # shims: containerd-shim-runc-v2 -address SOCK ...
             leftovers.append(f"shim pid {pid}")
             stop_pid(pid)
+        procs = cgroup_tree_pids(self.cgroup_parent)
+        if procs:
+            leftovers.append(f"container processes {procs}")
+            for pid in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while cgroup_tree_pids(self.cgroup_parent) and time.monotonic() < deadline:
+                time.sleep(0.05)
         leftovers += [f"cgroup {c}" for c in remove_cgroup_tree(self.cgroup_parent)]
+        for path in getattr(client, "netns_paths", []):
+            if os.path.exists(path):
+                leftovers.append(f"netns {path}")
+                subprocess.run(["umount", path], capture_output=True, check=False)
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
         if self.netns_made:
             subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, check=False)
         remove_tree(self.work)
@@ -422,15 +454,24 @@ class CriContainerd:
 
 
 def make_rig(work: Path) -> CriContainerd:
-    """Build the images, start containerd with CRI and import them (the caller stops it)."""
-    ocipy = engine_runtime(work)
-    images = work / "images"
-    images.mkdir()
-    pause = build_pause(images)
-    busybox = build_busybox(images)
-    rig = CriContainerd(work, ocipy)
-    rig.start()
-    rig.import_images(pause, busybox)
+    """Build the images, start containerd with CRI and import them (the caller stops it). On failure nothing stays:
+    containerd, shims, netns, cgroups and `work` are removed before the error propagates."""
+    rig: CriContainerd | None = None
+    try:
+        ocipy = engine_runtime(work)
+        images = work / "images"
+        images.mkdir()
+        pause = build_pause(images)
+        busybox = build_busybox(images)
+        rig = CriContainerd(work, ocipy)
+        rig.start()
+        rig.import_images(pause, busybox)
+    except BaseException:
+        if rig is not None:
+            rig.stop()
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     return rig
 
 

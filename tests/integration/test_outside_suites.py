@@ -104,7 +104,6 @@ def test_late_failure_leaves_the_container_stopped_not_hanging(rt, bundle):
 def test_container_without_a_mount_namespace_runs_in_the_callers(rt, bundle, tmp_path):
     """config-linux.md: a namespace type that is absent is inherited from the runtime; runc runs a config with no
     namespaces at all (runtime-tools linux_ns_itype). Nothing is left mounted on the host."""
-    before = h.host_mounts()
     bundle.config["mounts"] = []
     bundle.linux["namespaces"] = []
     bundle.linux["maskedPaths"] = []
@@ -113,7 +112,9 @@ def test_container_without_a_mount_namespace_runs_in_the_callers(rt, bundle, tmp
     bundle.sh("ls /")
     out = rt.run(bundle).ok().out.split()
     assert "bin" in out and "etc" in out, out  # the busybox rootfs is its root (a chroot)
-    assert h.host_mounts() == before
+    # nothing the config did not ask for is mounted in the caller's namespace, not even the rootfs on itself
+    with open("/proc/self/mountinfo") as f:
+        assert str(bundle.path) not in f.read()
 
 
 def test_container_without_a_mount_namespace_shares_the_callers(rt, bundle, tmp_path):
@@ -210,3 +211,176 @@ def test_sysctl_kernel_domainname_conflicting_names_both_fields(rt, bundle):
     bundle.args("true")
     _cid, res = rt.create(bundle)
     res.fails("/linux/sysctl/kernel.domainname", "/domainname")
+
+
+# -- mounts ------------------------------------------------------------------------------------------------------
+
+
+def test_tmpcopyup_copies_what_the_directory_held(rt, bundle):
+    """`podman run --tmpfs /etc` sends tmpcopyup: the tmpfs must hold the image's /etc (owners, modes, links)."""
+    etc = bundle.rootfs / "etc"
+    (etc / "sub").mkdir()
+    (etc / "sub" / "deep").write_text("deep\n")
+    os.chown(etc / "sub" / "deep", 1234, 5678)
+    (etc / "sub" / "deep").chmod(0o604)
+    (etc / "link").symlink_to("sub/deep")
+    bundle.add_mount(destination="/etc", type="tmpfs", source="tmpfs", options=["nosuid", "tmpcopyup"])
+    out = rt.probe(
+        bundle,
+        "grep -c ' /etc ' /proc/self/mountinfo; cat /etc/link; stat -c '%u %g %a' /etc/sub/deep; "
+        "test -s /etc/passwd && echo passwd; echo new > /etc/written && echo writable",
+    )
+    assert out.split("\n")[:5] == ["1", "deep", "1234 5678 604", "passwd", "writable"], out
+    assert not (etc / "written").exists(), "the write must land in the tmpfs, not the rootfs"
+
+
+def test_tmpfs_without_mode_keeps_the_mount_points_mode(rt, bundle):
+    d = bundle.rootfs / "sticky"
+    d.mkdir()
+    d.chmod(0o1770)
+    bundle.add_mount(destination="/sticky", type="tmpfs", source="tmpfs", options=["size=1m"])
+    bundle.add_mount(destination="/explicit", type="tmpfs", source="tmpfs", options=["mode=0711"])
+    (bundle.rootfs / "explicit").mkdir(mode=0o755)
+    out = rt.probe(bundle, "stat -c %a /sticky /explicit; grep -c ' /sticky .* tmpfs ' /proc/self/mountinfo")
+    assert out.split() == ["1770", "711", "1"], out
+
+
+@pytest.mark.parametrize(
+    "options,where",
+    [(["rbind", "no-such-option"], 1), (["bind", "ro", "tmpcopyup"], 2)],
+)
+def test_mount_option_that_would_be_dropped_is_an_error(rt, bundle, tmp_path, options, where):
+    src = tmp_path / "src"
+    src.mkdir()
+    bundle.add_mount(destination="/mnt/x", type="bind", source=str(src), options=options)
+    bundle.args("true")
+    n = len(bundle.config["mounts"]) - 1
+    _cid, res = rt.create(bundle)
+    res.fails(f"/mounts/{n}/options/{where}")
+    assert rt.state_dirs() == []
+
+
+# -- HOME --------------------------------------------------------------------------------------------------------
+
+
+def _passwd(bundle) -> None:
+    (bundle.rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nit:x:1234:1234::/home/it:/bin/sh\n")
+
+
+@pytest.mark.parametrize("uid,home", [(0, "/root"), (1234, "/home/it"), (4321, "/")])
+def test_home_from_the_containers_passwd(rt, bundle, uid, home):
+    """runc sets HOME when process.env lacks it: the uid's passwd entry in the container, else "/"."""
+    _passwd(bundle)
+    bundle.process["user"] = {"uid": uid, "gid": uid}
+    bundle.process["env"] = [h.PATH_ENV]
+    assert rt.probe(bundle, 'echo "$HOME"') == home + "\n"
+
+
+def test_home_given_in_env_is_kept(rt, bundle):
+    _passwd(bundle)
+    bundle.process["env"] = [h.PATH_ENV, "HOME=/custom"]
+    assert rt.probe(bundle, 'echo "$HOME"') == "/custom\n"
+
+
+def test_home_for_exec(rt, bundle):
+    _passwd(bundle)
+    bundle.process["env"] = [h.PATH_ENV]
+    bundle.args("sleep", "30")
+    cid, _ = rt.create_ok(bundle)
+    rt.start(cid).ok()
+    assert rt.call("exec", "--user", "1234:1234", cid, "sh", "-c", 'echo "$HOME"').ok().out == "/home/it\n"
+    assert rt.call("exec", cid, "sh", "-c", 'echo "$HOME"').ok().out == "/root\n"
+
+
+def test_home_passwd_symlink_cannot_read_the_hosts(rt, bundle):
+    """/etc/passwd is read inside the rootfs: a link to the host's /etc/passwd resolves in the container."""
+    (bundle.rootfs / "etc" / "passwd").unlink()
+    (bundle.rootfs / "etc" / "passwd").symlink_to("/../../../../../../etc/shadow-not-there")
+    bundle.process["env"] = [h.PATH_ENV]
+    assert rt.probe(bundle, 'echo "$HOME"') == "/\n"
+
+
+# -- foreground run with a terminal ----------------------------------------------------------------------------------
+
+
+def test_foreground_run_with_terminal_allocates_and_proxies_a_pty(rt, bundle, tmp_path):
+    """`ocipy spec` then `ocipy run` (terminal: true, no --console-socket), typed at a terminal: runc allocates the
+    pty itself and proxies it; ocipy refused."""
+    import pty
+    import select
+    import subprocess
+
+    bundle.process["terminal"] = True
+    bundle.sh("tty; stty size; echo ready; read x; echo got:$x; exit 3")
+    bundle.write()
+    cid = rt.new_id("tty")
+    master, slave = pty.openpty()
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+    p = subprocess.Popen(
+        rt.argv("run", "--bundle", str(bundle.path), cid),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=h.runtime_env(),
+        start_new_session=True,
+    )
+    os.close(slave)
+    out, sent, deadline = b"", False, time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if master in ready:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                out += data
+            if not sent and b"ready" in out:
+                os.write(master, b"typed\r")
+                sent = True
+            if p.poll() is not None and master not in ready:
+                break
+        rc = p.wait(timeout=10)
+    finally:
+        os.close(master)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    text = out.decode(errors="replace")
+    assert rc == 3, text
+    assert "/dev/pts/" in text and "33 101" in text and "got:typed" in text, text
+
+
+def test_foreground_run_with_terminal_and_plain_stdio(rt, bundle):
+    """Without a terminal on the caller's side the pty's output still reaches stdout."""
+    bundle.process["terminal"] = True
+    bundle.sh("tty; echo out")
+    res = rt.run(bundle)
+    assert res.returncode == 0, res.describe()
+    assert "/dev/pts/" in res.out and "out" in res.out, res.describe()
+
+
+def test_detached_run_with_terminal_still_needs_a_console_socket(rt, bundle):
+    bundle.process["terminal"] = True
+    bundle.args("true")
+    rt.run(bundle, "-d").fails("console-socket")
+    assert rt.state_dirs() == []
+
+
+def test_poststart_hook_sees_running_and_the_pid(rt, bundle, tmp_path):
+    """config.md: poststart runs after the process started; its state is `running` with the pid, even when the
+    process (here `true`) is already gone by then (runtime-tools hooks_stdin)."""
+    out = tmp_path / "poststart.json"
+    bundle.config["hooks"] = {"poststart": [{"path": "/bin/sh", "args": ["sh", "-c", f"cat > {out}"]}]}
+    bundle.args("true")
+    cid, _ = rt.create_ok(bundle)
+    pid = rt.pid(cid)
+    rt.start(cid).ok()
+    state = json.loads(out.read_text())
+    assert state["status"] == "running" and state["pid"] == pid, state

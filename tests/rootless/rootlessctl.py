@@ -18,6 +18,7 @@ Nothing here kills by name or touches another user's processes, ids or files.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -163,6 +164,54 @@ def write_launcher(path: Path) -> str:
     return str(path)
 
 
+def _traversable_by_others(path: str) -> bool:
+    """Every directory from / down to path lets others in (o+x), and path itself is readable by others."""
+    p = Path(path).resolve()
+    for d in [*reversed(p.parents), p]:
+        mode = os.stat(d).st_mode
+        if d.is_dir() and not mode & 0o001:
+            return False
+    return bool(os.stat(p).st_mode & 0o004)
+
+
+def shared_launcher(work: Path) -> str:
+    """A launcher the unprivileged user can run. The checkout's own when the user can reach it; otherwise (a clone
+    under a 0700 home, say) a mirror of the package and its dependencies under `work`, hard-linked where the file
+    system allows (the files stay root's, readable by all), and a launcher naming the base interpreter."""
+    path = work / "bin" / "ocipy"
+    write_launcher(path)
+    text = path.read_text()
+    lines = text.splitlines()
+    paths: list[str] = ast.literal_eval(lines[3].split("=", 1)[1].strip())  # the `sys.path[:0] = [...]` line
+    interpreter = lines[0][2:].split()[0]
+    forced = os.environ.get("OCIPY_ROOTLESS_MIRROR") == "1"  # to test the mirror on a host that needs none
+    if not forced and all(_traversable_by_others(p) for p in [*paths, interpreter]):
+        return str(path)
+    lib = work / "lib"
+    lib.mkdir(mode=0o755)
+    mirrored = []
+    for i, src in enumerate(paths):
+        dest = lib / str(i)
+        if i == 0:  # the checkout: only the package
+            dest.mkdir(mode=0o755)
+            src, dest = os.path.join(src, "ocipy"), dest / "ocipy"
+        # hard links share the files' modes: only when every file is readable by all already
+        private = subprocess.run(["find", src, "-type", "f", "!", "-perm", "-o+r", "-print", "-quit"],
+                                 capture_output=True, text=True, check=True).stdout  # fmt: skip
+        if private or subprocess.run(["cp", "-al", src, str(dest)], capture_output=True, check=False).returncode:
+            shutil.rmtree(dest, ignore_errors=True)
+            subprocess.run(["cp", "-a", src, str(dest)], check=True)
+            subprocess.run(["chmod", "-R", "a+rX", str(dest)], check=True)  # a private copy: ours to change
+        else:
+            subprocess.run(["find", str(dest), "-type", "d", "-exec", "chmod", "a+rx", "{}", "+"], check=True)
+        mirrored.append(str(lib / str(i)))
+    real = os.path.realpath(interpreter)
+    lines[0] = f"#!{real} -IS"
+    lines[3] = f"sys.path[:0] = {mirrored!r}"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
 class RootlessUser:
     """One unprivileged user (see the module doc). `run()` runs a command as it, with a login-like environment."""
 
@@ -193,7 +242,7 @@ class RootlessUser:
             shutil.rmtree(work, ignore_errors=True)
             raise
         pw = pwd.getpwnam(name)
-        launcher = runtime or write_launcher(work / "bin" / "ocipy")
+        launcher = runtime or shared_launcher(work)
         user = cls(work, name, pw.pw_uid, pw.pw_gid, launcher)
         try:
             user._setup()

@@ -108,7 +108,10 @@ def test_state_root_is_xdg_runtime_dir(user: RootlessUser, bundle: Bundle, cid: 
         assert os.stat(f"/proc/{st['pid']}").st_uid == user.uid
         assert ocipy(user, "start", cid).returncode == 0
         assert json.loads(ocipy(user, "state", cid).stdout)["status"] == "running"
-        assert ocipy(user, "kill", cid, "KILL").returncode == 0
+        p = ocipy(user, "exec", cid, "sh", "-c", "id -u; cat /proc/self/uid_map; exit 3")
+        assert p.returncode == 3, show(p)
+        assert p.stdout.split("\n")[0] == "0" and p.stdout.split("\n")[1].split() == ["0", str(user.uid), "1"]
+        assert ocipy(user, "kill", "--all", cid, "KILL").returncode == 0  # no cgroup: the init
         for _ in range(100):
             if json.loads(ocipy(user, "state", cid).stdout)["status"] == "stopped":
                 break

@@ -365,3 +365,17 @@ def test_pause_needs_a_cgroup(pm: RootlessUser) -> None:
         p = pm.podman("pause", name)
         assert p.returncode != 0, show(p)
         assert inspect(pm, name, "{{.State.Status}}") == "running"
+
+
+def test_network_host_shows_the_hosts_sysfs(pm: RootlessUser) -> None:
+    """No network namespace of its own: sysfs cannot be mounted in the host's, so the host's /sys is bound."""
+    out = sh(pm, "ls /sys/class/net", network="host")
+    assert sorted(out.split()) == sorted(os.listdir("/sys/class/net"))
+
+
+def test_privileged(pm: RootlessUser) -> None:
+    """--privileged rootless: every capability of Podman's user namespace, real sysfs (own network namespace),
+    mounts allowed; host devices bound (nothing is created)."""
+    out = sh(pm, "grep ' /sys ' /proc/mounts; mount -t tmpfs none /tmp && echo mounted; grep Seccomp: /proc/self/status",
+             "--privileged")  # fmt: skip
+    assert "sysfs /sys sysfs rw" in out and "mounted" in out and "Seccomp:\t0" in out, out

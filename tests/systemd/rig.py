@@ -12,8 +12,8 @@ This machine has no systemd as PID 1 and hybrid cgroups (../shared/design/host.m
   cannot stack on the overlay root);
 - waits for `systemctl is-system-running --wait`, remounts the v1 controllers read-write in the container's mount
   namespace (nspawn mounts them read-only) and runs `systemctl daemon-reexec`, so systemd applies unit limits;
-- runs commands as transient services (`systemd-run --pipe --wait`) entered with nsenter, so a command runs where a
-  service of that host would: in a unit's cgroup under systemd;
+- runs commands in transient scopes (`systemd-run --scope`) entered with nsenter, so a command runs where a command
+  of that host would: in a unit's cgroup under systemd;
 - stops by pid: SIGTERM to nspawn (a clean poweroff of the container), SIGKILL after a timeout, then any process left
   in its cgroups is killed and the cgroups are removed, deepest first, along with the temporary dirs.
 
@@ -43,8 +43,8 @@ NSPAWN_RUN = "/run/systemd/nspawn"
 # the engines keep image and container storage here; each gets an empty host dir (not the overlay root)
 # the ocipy command inside, made by `install_ocipy` (the rig's root is a throw-away overlay)
 OCIPY = "/usr/local/bin/ocipy"
-# ocipy's stdio are files, not the service's pipes: a created container inherits them and would keep a pipe open
-# (systemd-run --pipe waits for EOF); the files are printed afterwards.
+# a command's stdio inside the rig are files, not the service's pipes: a created container (or conmon, a shim)
+# inherits them and would keep a pipe open, which systemd-run --pipe waits on; the files are printed afterwards.
 WRAP = 'o=$(mktemp) e=$(mktemp); "$@" <"$o" >"$o" 2>"$e"; rc=$?; cat "$o"; cat "$e" >&2; rm -f "$o" "$e"; exit $rc'
 STORAGE = ("/var/lib/containers", "/var/lib/docker", "/var/lib/containerd")
 
@@ -98,10 +98,11 @@ def _rmdir_tree(top: str) -> bool:
 
 
 class Rig:
-    """One booted systemd container. `run()` executes a command inside as a transient service."""
+    """One booted systemd container. `run()` executes a command inside in a transient scope."""
 
-    def __init__(self, rootfs: Path, *, boot_timeout: float = 60.0) -> None:
+    def __init__(self, rootfs: Path, *, boot_timeout: float = 60.0, binds_ro: Sequence[str] = ()) -> None:
         self.rootfs = rootfs
+        self.binds_ro = list(binds_ro)  # host paths bound read-only at the same path (e.g. runc 1.5.1's build)
         self.name = f"ocipy-rig-{secrets.token_hex(4)}"
         self.boot_timeout = boot_timeout
         self.cgroups: list[str] = []
@@ -151,6 +152,7 @@ class Rig:
             f"--bind={PROJECT}",
             "--console=read-only",
             *storage,
+            *(f"--bind-ro={p}" for p in self.binds_ro),
         ]
         # enter our own cgroups first (the shell writes its own pid, then becomes nspawn)
         join = "; ".join(f"echo $$ > {shlex.quote(p)}" for p in procs)
@@ -231,21 +233,22 @@ class Rig:
         argv: Sequence[str] | str,
         *,
         check: bool = True,
-        input: str | None = None,
         timeout: float = 120,
         env: dict[str, str] | None = None,
         unit_props: Sequence[str] = (),
     ) -> subprocess.CompletedProcess[str]:
-        """Run argv (a list, or a string for `sh -c`) inside as a transient service of the rig's systemd, with
-        stdin/stdout/stderr piped back; the result carries its exit status."""
+        """Run argv (a list, or a string for `sh -c`) inside, in a transient scope of the rig's systemd
+        (`systemd-run --scope`: a unit under system.slice, like a login session's command), from the worktree, with a
+        clean environment; its stdout, stderr and exit status come back. The command's own stdio are files (WRAP),
+        printed when it ends: what it leaves running (a container, conmon, a shim) must not hold our pipes. A
+        service would not do: systemd stops it, and kills what it leaves (conmon), when its main process exits."""
         if isinstance(argv, str):
             argv = ["/bin/sh", "-c", argv]
-        sd = ["systemd-run", "--quiet", "--pipe", "--wait", "--collect", "--service-type=exec"]
-        sd.append(f"--working-directory={PROJECT}")
-        for k, v in (env or {}).items():
-            sd.append(f"--setenv={k}={v}")
-        sd += [f"--property={p}" for p in unit_props]
-        out = self.enter([*sd, "--", *argv], check=False, input=input or "", timeout=timeout)
+        clean = ["env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"]
+        clean += [f"{k}={v}" for k, v in (env or {}).items()]
+        sd = ["systemd-run", "--scope", "--quiet", "--collect", *(f"--property={p}" for p in unit_props)]
+        wrap = f"cd {shlex.quote(str(PROJECT))} && {WRAP}"
+        out = self.enter([*clean, *sd, "--", "/bin/sh", "-c", wrap, "sh", *argv], check=False, timeout=timeout)
         if check and out.returncode != 0:
             raise RigError(f"{shlex.join(argv)}: exit {out.returncode}\n{out.stdout}\n{out.stderr}")
         return out
@@ -256,7 +259,7 @@ class Rig:
 
     def ocipy(self, *args: str, check: bool = True, prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
         """`ocipy ARGS` inside as a service; `prefix` runs before it (e.g. unshare)."""
-        return self.run(["sh", "-c", WRAP, "sh", *prefix, OCIPY, *args], check=check)
+        return self.run([*prefix, OCIPY, *args], check=check)
 
     def show(self, unit: str, *props: str) -> dict[str, str]:
         """`systemctl show UNIT -p ...` as a dict."""
@@ -297,6 +300,8 @@ class Rig:
                 time.sleep(0.1)
         self.cgroups = [d for d in self.cgroups if os.path.isdir(d)]
         subprocess.run(["rm", "-rf", "--one-file-system", str(self.tmp)], check=False)
+        # nspawn leaves its propagation dir when /run is not a tmpfs ("we can't allow that"): ours goes
+        subprocess.run(["rm", "-rf", "--one-file-system", f"{NSPAWN_RUN}/propagate/{self.name}"], check=False)
         if not getattr(self, "_nspawn_run_dir_existed", True):
             for d in (f"{NSPAWN_RUN}/propagate", f"{NSPAWN_RUN}/locks", NSPAWN_RUN):
                 with contextlib.suppress(OSError):

@@ -66,6 +66,9 @@ def test_scope_limits_update_pause_exec_delete(rig: Any, bundles: Any, ocipy: An
         dirs = scope_dirs(rig, unit)
         for h in ("memory", "pids", "cpu", "cpuset", "freezer", "devices", "systemd"):
             assert f"/sys/fs/cgroup/{h}/ocipytest.slice/ocipytest-a.slice/{unit}" in dirs
+        # only the init is in the scope: the placeholder that held it until the init joined has left
+        procs = rig.enter(["cat", f"/sys/fs/cgroup/systemd/ocipytest.slice/ocipytest-a.slice/{unit}/cgroup.procs"])
+        assert len(procs.stdout.split()) == 1
         ocipy("start", name)
         # from inside the container (its cgroup namespace is rooted at the scope)
         seen = in_container(
@@ -205,3 +208,17 @@ def test_features_and_check(rig: Any, ocipy: Any) -> None:
     line = next(ln for ln in out.splitlines() if " systemd " in ln)
     assert line.split()[0] == "yes" or "answers on" in line, out
     assert "systemd 252 answers on /run/dbus/system_bus_socket" in out
+
+
+def test_file_write_fails_after_the_unit_started(rig: Any, bundles: Any, ocipy: Any) -> None:
+    """A resource only the files carry fails after systemd made the scope: the unit is stopped and the directories
+    ocipy made go too."""
+    name = cid()
+    unit = f"ocipy-{name}.scope"
+    b = bundles.make(SLEEP, {"memory": {"limit": 32 << 20, "swappiness": 101}}, f"ocipytest-b.slice:ocipy:{name}")
+    out = ocipy("--systemd-cgroup", "create", "--bundle", str(b), name, check=False)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("ocipy: /linux/resources/memory/swappiness: ")
+    assert_gone(rig, ocipy, name, unit)

@@ -102,6 +102,7 @@ def test_features_has_every_key_runc_has_and_validates() -> None:
     Features.model_validate(doc)
     assert RUNC_KEYS <= key_paths(doc), sorted(RUNC_KEYS - key_paths(doc))
     assert doc["linux"]["netDevices"] == {"enabled": True}
+    assert {"tmpcopyup", "rro", "idmap", "nosymfollow"} <= set(doc["mountOptions"])
     # what ocipy does not do is false / empty, not left out
     assert doc["linux"]["memoryPolicy"] == {"modes": [], "flags": []}
     assert doc["linux"]["intelRdt"] == {"enabled": False, "schemata": False, "monitoring": False}
@@ -129,6 +130,8 @@ def test_features_keys_match_runc_151() -> None:
     ours = json.loads(ocipy("features").stdout)
     assert key_paths(runc) <= key_paths(ours), sorted(key_paths(runc) - key_paths(ours))
     assert [k for k in runc["linux"]] == [k for k in ours["linux"]]
+    # every mount option runc applies, ocipy applies (plus idmap/ridmap, which runc lists as mountExtensions only)
+    assert set(runc["mountOptions"]) <= set(ours["mountOptions"]), set(runc["mountOptions"]) - set(ours["mountOptions"])
 
 
 def test_check_json_sections_summary_and_exit() -> None:
@@ -221,3 +224,17 @@ def test_create_refuses_a_memory_policy_features_does_not_offer(tmp_path: Path) 
     assert res.returncode == 1
     assert res.stderr.strip() == "ocipy: /linux/memoryPolicy: memory policies are not supported by ocipy yet"
     assert not (tmp_path / "state" / "mp").exists()
+
+
+def test_systemd_driver_is_needed_where_systemd_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Podman's and the kubelet's default cgroup manager on a systemd host is systemd: if ocipy's driver cannot work
+    # there, a default container cannot run, and check says so (exit 1)
+    from ocipy.cgroups import systemd
+
+    monkeypatch.setattr(systemd, "usable", lambda: (False, "no bus"))
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(os.path, "isdir", lambda p: True if p == "/run/systemd/system" else real_isdir(p))
+    item = check.drivers()["systemd"]
+    assert item["available"] is False and item["needed"] is True
+    monkeypatch.setattr(os.path, "isdir", lambda p: False if p == "/run/systemd/system" else real_isdir(p))
+    assert check.drivers()["systemd"]["needed"] is False

@@ -559,8 +559,11 @@ def test_filesystem_mounts() -> None:
     by_dest = {strs(plan, o)[1]: o for o in ops(plan, planfmt.OP_MOUNT)}
     tmp = by_dest["/tmp"]
     assert strs(plan, tmp) == ["tmpfs", "/tmp", "tmpfs", "mode=1777,size=65536k"]
-    assert tmp[3] == (mo.MS_NOSUID | mo.MS_STRICTATIME, 0, 0, 0, planfmt.MNTF_MKDIR)
-    assert ("/mounts/2/options/4", "tmpcopyup is not supported: ignored") in plan.warnings
+    # tmpcopyup is carried out (the init copies what the directory held), never dropped with a warning
+    assert tmp[3] == (mo.MS_NOSUID | mo.MS_STRICTATIME, 0, 0, 0, planfmt.MNTF_MKDIR | planfmt.MNTF_COPYUP)
+    assert not [w for w in plan.warnings if "tmpcopyup" in w[1]]
+    # a tmpfs without mode= keeps the mode of an existing mount point (the init reads it)
+    assert by_dest["/x"][3][4] == planfmt.MNTF_MKDIR | planfmt.MNTF_TMPFS_MODE
     assert by_dest["/proc"][3][4] == planfmt.MNTF_MKDIR | planfmt.MNTF_PROC
     sysfs = by_dest["/sys"]  # own network namespace: a real sysfs
     assert strs(plan, sysfs)[2] == "sysfs" and sysfs[3][4] == planfmt.MNTF_MKDIR | planfmt.MNTF_PROC
@@ -568,6 +571,20 @@ def test_filesystem_mounts() -> None:
     assert mq == mo.MS_NOSUID | mo.MS_NOEXEC | mo.MS_NODEV | mo.MS_LAZYTIME | mo.MS_I_VERSION | mo.MS_SILENT
     remount = by_dest["/mnt/remount"][3][0]
     assert remount == mo.MS_REMOUNT | mo.MS_RDONLY | mo.MS_DIRSYNC | mo.MS_MANDLOCK
+
+
+@pytest.mark.parametrize(
+    "mount,where,phrase",
+    [
+        ({"destination": "/d", "type": "bind", "source": "/srv", "options": ["rbind", "nosuchopt"]}, 1, "unknown"),
+        ({"destination": "/d", "type": "bind", "source": "/srv", "options": ["bind", "tmpcopyup"]}, 1, "tmpfs"),
+        ({"destination": "/d", "type": "proc", "source": "proc", "options": ["nosuid", "tmpcopyup"]}, 1, "tmpfs"),
+    ],
+)
+def test_mount_options_never_dropped_silently(mount: dict[str, Any], where: int, phrase: str) -> None:
+    with pytest.raises(PlanError) as exc:
+        compile_cfg(minimal(mounts=[mount]))
+    assert exc.value.pointer == f"/mounts/0/options/{where}" and phrase in exc.value.message
 
 
 def test_sysfs_without_network_namespace_in_user_namespace() -> None:
