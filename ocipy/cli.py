@@ -103,10 +103,12 @@ _CRIU_COMMON = (
         "manage_cgroups_mode",
         "cgroups mode: soft, full or strict",
     ),
-    _s(
+    Opt(
         ("--empty-ns",),
         "empty_ns",
-        "create a namespace, but don't restore its properties",
+        "list",
+        None,
+        "create a namespace, but don't restore its properties (repeatable: network)",
     ),
     _b(("--auto-dedup",), "auto_dedup", "enable auto deduplication of memory images"),
     _b(
@@ -136,6 +138,8 @@ VERBS: dict[str, Verb] = {
                 "leave_running",
                 "leave the process running after checkpointing",
             ),
+            _b(("--tcp-skip-in-flight",), "tcp_skip_in_flight", "skip in-flight tcp connections"),
+            _b(("--link-remap",), "link_remap", "allow one to link unlinked files back when possible"),
             Opt(
                 ("--status-fd",),
                 "status_fd",

@@ -18,6 +18,7 @@ external's kind without guessing from names (the image directory travels with Po
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 from typing import Any
@@ -254,7 +255,12 @@ def external_stdio(pid: int, mounts: list[MountEntry]) -> list[dict[str, Any]]:
         key = f"file[{mnt_id:x}:{st.st_ino:x}]"
         null = st_mod.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
         writable = int(info.get("flags", "0").strip() or "0", 8) & (os.O_WRONLY | os.O_RDWR) != 0
-        entry = {"fd": fd, "key": key, "null": null, "writable": writable}
+        path = ""
+        if not null:
+            with contextlib.suppress(OSError):
+                path = os.readlink(f"/proc/{pid}/fd/{fd}")
+        flags = int(info.get("flags", "0").strip() or "0", 8) & (os.O_ACCMODE | os.O_APPEND)
+        entry = {"fd": fd, "key": key, "null": null, "writable": writable, "path": path, "flags": flags}
         same = [e for e in out if e["key"] == key]
         if not same:
             out.append(entry)
