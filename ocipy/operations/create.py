@@ -257,9 +257,7 @@ def create(args: argparse.Namespace) -> Created:
     spec, rootfs, document = bundle_mod.load_bundle(bundle_dir)
     errors.debug(f"config.json valid (ociVersion {spec.oci_version}), rootfs {rootfs}")
     process = spec.process
-    if process is None:
-        raise OcipyError("/process: create needs a process")
-    terminal = bool(process.terminal)
+    terminal = bool(process.terminal) if process is not None else False
     _check_intel_rdt(spec)
     _check_memory_policy(spec)
 
@@ -356,7 +354,10 @@ def create(args: argparse.Namespace) -> Created:
             log=errors.log_target(),
         )
         for pointer, message in getattr(plan, "warnings", ()):
-            errors.quiet_warning(f"{pointer}: {message}")
+            # config.md: a capability that cannot be granted MUST be logged as a warning (runc prints it where it
+            # logs, stderr without --log); the other warnings stay in --log (stderr is the container's here)
+            warn = errors.warning if pointer.startswith("/process/capabilities") else errors.quiet_warning
+            warn(f"{pointer}: {message}")
         if errors.debug_enabled():
             _debug_plan(plan)
         # Launch numbers the init's sync and plan fds after every fd in this map, so nothing collides.
@@ -442,6 +443,8 @@ def create(args: argparse.Namespace) -> Created:
             "hooks": {k: v for k, v in hook_lists.items() if k in KEPT_HOOKS and v},
             "rootless": _rootless(args),
         }
+        if process is None:
+            state.private["no_process"] = True  # `start` refuses it (runtime.md)
         if cgroup is not NO_CGROUP:
             state.cgroup = cgroup.record  # includes the applied "resources", the base of `update`
         # exec's defaults: the config as it was now, whatever happens to the bundle later
