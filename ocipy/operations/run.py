@@ -10,6 +10,7 @@ import signal
 
 from ocipy import errors
 from ocipy.errors import OcipyError
+from ocipy.faults import point
 from ocipy.launch import exit_code
 
 TYPE_CHECKING = False
@@ -39,6 +40,7 @@ def main(args: argparse.Namespace) -> int:
     if not detach and not getattr(args, "console_socket", None):
         args.allocate_console = True  # a terminal is then ocipy's to allocate and proxy (ocipy/ptyproxy.py)
     created = create_op.create(args)
+    point("run.created")
     launch = created.launch
     pidfd = launch.pidfd
     master = -1
@@ -72,6 +74,7 @@ def main(args: argparse.Namespace) -> int:
         launch.abort()
         _delete(delete_op, args)
         raise
+    point("run.started")
     if detach:
         launch.release()
         return 0
@@ -83,6 +86,7 @@ def main(args: argparse.Namespace) -> int:
             os.close(master)
     status = launch.wait()
     code = exit_code(status) if status is not None else 1
+    point("run.exited")
     errors.debug(f"run: the process exited with status {code}")
     for sig in FORWARDED:
         signal.signal(sig, signal.SIG_DFL)
