@@ -383,3 +383,24 @@ def test_hooks_at_restore(rt, bundle, tmp_path):
     assert [ln[0] for ln in lines] == ["prestart", "createRuntime", "poststart", "poststop"], lines
     assert lines[0][1] == "creating" and lines[2][1:] == ["running", str(pid)], lines
     assert lines[0][2] == str(pid), "prestart sees the restored init's pid"
+
+
+def test_foreground_restore_waits_and_exits_with_the_status(rt, bundle, tmp_path):
+    data = counter_bundle(
+        bundle,
+        tmp_path,
+        "i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo $i > /data/count.tmp; mv /data/count.tmp /data/count; "
+        "sleep 0.05; done; exit 7",
+    )
+    cid = run_detached(rt, bundle)
+    wait_count(data, 3)
+    images = tmp_path / "images"
+    criu(rt, "checkpoint", "--image-path", str(images), cid).ok()
+    stopped_at = read_count(data)
+    assert stopped_at < 60
+    rt.ids.add(cid)
+    res = criu(rt, "restore", "--bundle", str(bundle.path), "--image-path", str(images), cid, timeout=60)
+    assert res.returncode == 7, res.describe()
+    assert read_count(data) == 60
+    assert cid not in rt.state_dirs(), "a foreground restore removes the container when its process exits"
+    assert not h.cgroup_dirs_named(cid)
