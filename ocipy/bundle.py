@@ -41,6 +41,9 @@ def load_bundle(bundle_dir: str) -> tuple[Any, str, dict[str, Any]]:
     document is config.json as parsed, after the lenient fixes, for what is handed on as JSON (hooks, resources)."""
     spec, rootfs, problems, document = _check(bundle_dir, lenient=True)
     if problems:
+        pointer, message = problems[0]
+        if not pointer and os.path.isdir(bundle_dir):  # the file itself (unreadable, not JSON): its whole path
+            raise OcipyError(f"{os.path.join(os.path.abspath(bundle_dir), CONFIG_NAME)}: {message}")
         raise OcipyError(format_bundle_problem(problems[0]))
     assert spec is not None and rootfs is not None  # no problems means both were produced
     return spec, rootfs, document
@@ -75,7 +78,8 @@ def _drop_unknown_capabilities(obj: object) -> None:
         if isinstance(names, list):
             for i, name in enumerate(names):
                 if isinstance(name, str) and name not in known:
-                    errors.quiet_warning(f"/process/capabilities/{key}/{i}: unknown capability {name!r}: ignored")
+                    # a warning where runc puts it (stderr without --log): config.md says logged, not dropped
+                    errors.warning(f"/process/capabilities/{key}/{i}: unknown capability {name!r}: ignored")
             capsets[key] = [n for n in names if not isinstance(n, str) or n in known]
 
 

@@ -103,10 +103,12 @@ _CRIU_COMMON = (
         "manage_cgroups_mode",
         "cgroups mode: soft, full or strict",
     ),
-    _s(
+    Opt(
         ("--empty-ns",),
         "empty_ns",
-        "create a namespace, but don't restore its properties",
+        "list",
+        None,
+        "create a namespace, but don't restore its properties (repeatable: network)",
     ),
     _b(("--auto-dedup",), "auto_dedup", "enable auto deduplication of memory images"),
     _b(
@@ -136,6 +138,8 @@ VERBS: dict[str, Verb] = {
                 "leave_running",
                 "leave the process running after checkpointing",
             ),
+            _b(("--tcp-skip-in-flight",), "tcp_skip_in_flight", "skip in-flight tcp connections"),
+            _b(("--link-remap",), "link_remap", "allow one to link unlinked files back when possible"),
             Opt(
                 ("--status-fd",),
                 "status_fd",
@@ -366,6 +370,7 @@ VERBS: dict[str, Verb] = {
 # argparse when the input is plain
 FAST_VERBS = frozenset(
     {"start", "state", "kill", "delete", "pause", "resume", "list", "ps", "features", "create", "run", "exec"}
+    | {"checkpoint", "restore"}  # runc spends ~30 ms around CRIU: argparse alone would be as much
 )
 
 # verb -> module under ocipy.operations (`list` shadows a builtin)
@@ -693,6 +698,16 @@ def main(argv: list[str] | None = None) -> int:
         px.dup2(devnull, sys.stdout.fileno())
         px.close(devnull)
         return 1
+    except OSError as exc:
+        # what the OS refused, named: the path and the reason (ENOSPC, EROFS, EMFILE, ... are not internal errors)
+        where = ": ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        reason = (exc.strerror or str(exc)).lower()
+        errors.error(f"{verb or 'ocipy'}: {where}: {reason}" if where else f"{verb or 'ocipy'}: {reason}")
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        return 255 if verb == "exec" else 1
     except Exception as exc:  # noqa: BLE001 -- the one place every other failure becomes one line
         errors.error(f"{verb or 'ocipy'}: internal error: {exc}")
         if debug:

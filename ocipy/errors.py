@@ -78,9 +78,22 @@ def rfc3339_nano(ns: int | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
 
 
+MAX_LINE = 1000  # characters of one message; a longer one keeps its head (the field) and tail (the reason)
+
+
+def shorten(value: str, keep: int = 200) -> str:
+    """A config value for an error line: whole when short, else its first `keep` characters and its length."""
+    if len(value) <= keep:
+        return value
+    return f"{value[:keep]}... ({len(value)} characters)"
+
+
 def _one_line(msg: str) -> str:
-    # a message is one line whatever the exception text held
-    return " ".join(msg.split("\n")).replace("\r", " ")
+    # a message is one line whatever the exception text held, and a bounded one whatever value it echoes
+    msg = " ".join(msg.split("\n")).replace("\r", " ")
+    if len(msg) > MAX_LINE:
+        msg = f"{msg[:500]}... ({len(msg)} characters in all) ...{msg[-300:]}"
+    return msg
 
 
 def _json_line(level: str, msg: str) -> str:

@@ -33,7 +33,19 @@ class _Context:
 
 
 _scan = _json.make_scanner(_Context())  # type: ignore[arg-type]  # any object with these attributes
-_quote = _json.encode_basestring  # like ensure_ascii=False
+_quote_utf8 = _json.encode_basestring  # like ensure_ascii=False
+_quote_ascii = _json.encode_basestring_ascii
+
+
+def _quote(s: str) -> str:
+    """ensure_ascii=False, except for a string UTF-8 cannot carry (a lone surrogate, which a JSON `\\udcff` escape
+    can): that one is written with \\u escapes, so every document dumps() makes encodes to UTF-8."""
+    if not s.isascii():
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError:
+            return _quote_ascii(s)
+    return _quote_utf8(s)
 
 
 def loads(text: str | bytes) -> Any:

@@ -64,9 +64,12 @@ def _pid_in_container(pid: int) -> int:
     return pid
 
 
+MAX_TIMEOUT = 2**31 - 1  # seconds (68 years); more would overflow the clock of poll/select: no timeout then
+
+
 def _timeout(hook: dict[str, Any]) -> float | None:
     t = hook.get("timeout")
-    return float(t) if isinstance(t, int) and t > 0 else None
+    return float(t) if isinstance(t, int) and 0 < t <= MAX_TIMEOUT else None
 
 
 def _env(hook: dict[str, Any]) -> dict[str, str]:

@@ -15,7 +15,7 @@ import errno
 from . import posixlite as px
 from . import procfs
 from .errors import OcipyError
-from .state import CREATED, OCI_VERSION, PAUSED, RUNNING, STOPPED, State, Status
+from .state import CREATED, CREATING, OCI_VERSION, PAUSED, RUNNING, STOPPED, State, Status
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
 TYPE_CHECKING = False
@@ -24,10 +24,24 @@ if TYPE_CHECKING:
 
     from .cgroups.driver import Driver
 
-__all__ = ["CREATED", "OCI_VERSION", "PAUSED", "RUNNING", "STOPPED", "Container", "State", "Status", "Store"]
+__all__ = [
+    "CREATED",
+    "CREATING",
+    "JOURNAL_KEY",
+    "OCI_VERSION",
+    "PAUSED",
+    "RUNNING",
+    "STOPPED",
+    "Container",
+    "State",
+    "Status",
+    "Store",
+]
 
 STATE_FILE = "state.json"
-CGROUP_FILE = "cgroup.json"  # create's record of the cgroups it made, until state.json exists
+CGROUP_FILE = "cgroup.json"  # where creates before the journal recorded their cgroups until state.json existed
+JOURNAL_KEY = "creating"  # private state key, until create commits: what it has made (docs/contracts.md)
+KILL_TIMEOUT = 10.0  # seconds to wait for a SIGKILLed init to exit
 FIFO_FILE = "exec.fifo"
 CONFIG_FILE = "config.json"  # the validated config as create saw it: exec's defaults, whatever the bundle does later
 ID_MAX = 1024
@@ -72,6 +86,7 @@ class Container:
         self.dir = px.join(store.root, cid)
         self.fd = dirfd
         self._state: State | None = None
+        self._locked = False  # this process holds the dir's lock (through self.fd)
 
     # --- files -------------------------------------------------------------------------------------------------
     @property
@@ -95,7 +110,37 @@ class Container:
         import fcntl
 
         fcntl.flock(self.fd, fcntl.LOCK_EX)
+        self._locked = True
         return _Lock(self.fd)
+
+    def try_lock(self) -> bool:
+        """The lock if nobody holds it; False when another command (a create in progress) does."""
+        import fcntl
+
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        self._locked = True
+        return True
+
+    def _locked_elsewhere(self) -> bool:
+        """Another command holds the lock (probed through a fresh open of the dir, so our own lock is untouched)."""
+        if self._locked:
+            return False
+        import fcntl
+
+        try:
+            fd = px.open(self.dir, px.O_RDONLY | px.O_DIRECTORY | px.O_NOFOLLOW | px.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            px.close(fd)
+        return False
 
     def has_state(self) -> bool:
         try:
@@ -105,7 +150,8 @@ class Container:
         return True
 
     def read_state(self) -> State:
-        """The stored state; a directory without a readable state.json is no container (`container does not exist`)."""
+        """The stored state. A directory without state.json is a create that has recorded nothing yet (or died
+        before it could): a half-made container with an empty journal (docs/contracts.md, "Recovery")."""
         if self._state is None:
             from . import fastjson as json
 
@@ -116,7 +162,12 @@ class Container:
                     dir_fd=self.fd,
                 )
             except FileNotFoundError:
-                raise OcipyError("container does not exist") from None
+                legacy = self._legacy_cgroup_record()
+                private: dict[str, Any] = {JOURNAL_KEY: {}}
+                if legacy is not None:
+                    private["cgroup"] = legacy  # made before the journal existed: owned
+                self._state = State(self.id, private=private)
+                return self._state
             with open(fd, "rb") as f:
                 raw = f.read()
             try:
@@ -137,19 +188,26 @@ class Container:
 
     def write_file(self, name: str, data: bytes) -> None:
         """Atomically replace a file of the container dir: temp file, fsync, rename, fsync the dir (so a crash
-        leaves the old file or the new one, never a torn one)."""
+        leaves the old file or the new one, never a torn one). An OS error names the file."""
         tmp = f".{name}.{px.getpid()}.tmp"
-        fd = px.open(tmp, px.O_WRONLY | px.O_CREAT | px.O_TRUNC | px.O_CLOEXEC | px.O_NOFOLLOW, 0o600, dir_fd=self.fd)
         try:
-            px.write(fd, data)
-            px.fsync(fd)
-        except BaseException:
+            fd = px.open(
+                tmp, px.O_WRONLY | px.O_CREAT | px.O_TRUNC | px.O_CLOEXEC | px.O_NOFOLLOW, 0o600, dir_fd=self.fd
+            )
+            try:
+                view = memoryview(data)
+                while view:  # a short write (a nearly full disk) is not the end
+                    view = view[px.write(fd, view) :]
+                px.fsync(fd)
+            except BaseException:
+                px.close(fd)
+                px.unlink(tmp, dir_fd=self.fd)
+                raise
             px.close(fd)
-            px.unlink(tmp, dir_fd=self.fd)
-            raise
-        px.close(fd)
-        px.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-        px.fsync(self.fd)
+            px.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+            px.fsync(self.fd)
+        except OSError as exc:  # ENOSPC, EDQUOT, EROFS, EIO ...: the file and the reason
+            raise _os_error(px.join(self.dir, name), exc) from None
 
     def read_file(self, name: str) -> bytes | None:
         """A private file of the container dir, None when missing."""
@@ -188,7 +246,15 @@ class Container:
             return False
         return True
 
+    def journal(self) -> dict[str, Any] | None:
+        """What an uncommitted create recorded (`ocipy.creating`); None once create has committed."""
+        j = self.read_state().private.get(JOURNAL_KEY)
+        return j if isinstance(j, dict) else None
+
     def status(self) -> Status:
+        if self.journal() is not None:
+            # half-made: `creating` while its create runs (holds the lock), `stopped` once that create is gone
+            return CREATING if self._locked_elsewhere() else STOPPED
         if not self.init_alive():
             return STOPPED
         if self.fifo_exists():
@@ -198,15 +264,20 @@ class Container:
         return RUNNING
 
     def oci_state(self) -> dict[str, Any]:
-        """The OCI state with the status derived now (`state`, the hooks' stdin)."""
-        return self.read_state().oci(self.status())
+        """The OCI state with the status derived now (`state`, the hooks' stdin); a half-made container shows pid 0."""
+        status = self.status()
+        out = self.read_state().oci(status)
+        if self.journal() is not None:
+            out["pid"] = 0
+        return out
 
     # --- cgroups (owned by ocipy/cgroups/driver.py) -------------------------------------------------------------
     def cgroup_record(self) -> Any:
-        """The container's cgroups: from the state, or, for a directory a killed create left before writing its
-        state, from the record create writes as soon as it has made them (so `delete` can still remove them)."""
-        if self.has_state():
-            return self.read_state().cgroup
+        """The cgroups the container owns (create made them): the private state's `cgroup`."""
+        return self.read_state().cgroup
+
+    def _legacy_cgroup_record(self) -> Any:
+        """cgroup.json: where creates before the journal recorded their cgroups until state.json existed."""
         raw = self.read_file(CGROUP_FILE)
         if raw is None:
             return None
@@ -222,9 +293,44 @@ class Container:
         from .cgroups.driver import NO_CGROUP, NO_CGROUP_ROOTLESS, driver_for
 
         drv = driver_for(self.cgroup_record())
-        if drv is NO_CGROUP and self.has_state() and self.read_state().rootless:
+        if drv is NO_CGROUP and self.read_state().rootless:
             return NO_CGROUP_ROOTLESS  # its errors say why: created rootless without a cgroup it could write
         return drv
+
+    # --- recovery of a half-made container (docs/contracts.md, "Recovery") ----------------------------------------
+    def undo_create(self) -> None:
+        """Undo what an uncommitted create made, whatever instant it died at, then remove the directory. The caller
+        holds the lock (so that create is gone). Order: processes (the recorded init, everything in the owned
+        cgroups: the init joins them before it forks), then the cgroups (owned, then planned: rmdir only takes
+        empty ones, and nothing is killed in a planned one), then the directory (fifo and state with it). Net
+        devices and mounts live in the init's namespaces and go with its last process."""
+        import time
+
+        journal = self.journal() or {}
+        cgroup = self.cgroup()
+        init = procfs.pidfd_open(self.pid, self.starttime) if self.pid > 0 else None
+        try:
+            if init is not None:
+                procfs.send_signal(init, 9)
+            deadline = time.monotonic() + KILL_TIMEOUT
+            while cgroup.pids() and time.monotonic() < deadline:
+                cgroup.kill(9)
+                time.sleep(0.002)
+            if init is not None and not procfs.wait_exit(init, max(0.0, deadline - time.monotonic())):
+                raise OcipyError(f"container init (pid {self.pid}) did not exit after SIGKILL")
+        finally:
+            if init is not None:
+                px.close(init)
+        cgroup.remove()
+        from .cgroups.driver import driver_for
+
+        planned = journal.get("cgroup")
+        for d in reversed(driver_for(planned).dirs() if isinstance(planned, dict) else []):
+            try:
+                px.rmdir(d)
+            except OSError:
+                pass  # not made, or not empty: then not ours
+        self.remove()
 
 
 def _os_error(path: str, exc: OSError) -> OcipyError:
@@ -277,7 +383,8 @@ class Store:
         return px.join(self.root, "@cache", "seccomp")
 
     def create_dir(self, cid: str) -> Container:
-        """Make `<root>/<id>` (0700) and return it locked; EEXIST -> `container with given ID already exists`."""
+        """Make `<root>/<id>` (0700) and return it locked; EEXIST -> `container with given ID already exists`,
+        unless what is there is a half-made container whose create is gone: that is undone first (recovery)."""
         validate_id(cid)
         path = px.join(self.root, cid)
         try:
@@ -289,9 +396,14 @@ class Store:
 
             raise OcipyError(explain_root_error(self.root, exc, self.root_given)) from None
         try:
-            px.mkdir(path, 0o700)
-        except FileExistsError:
-            raise OcipyError("container with given ID already exists") from None
+            for _ in range(3):
+                try:
+                    px.mkdir(path, 0o700)
+                    break
+                except FileExistsError:
+                    self._recover(cid)
+            else:
+                raise OcipyError("container with given ID already exists")
         except PermissionError as exc:
             from .rootless import explain_root_error
 
@@ -301,6 +413,19 @@ class Store:
         c = Container(self, cid, self._open_fd(cid))
         c.lock()
         return c
+
+    def _recover(self, cid: str) -> None:
+        """An existing `<root>/<id>`: undo it when it is a half-made container nobody works on, else EEXIST."""
+        try:
+            old = self.open(cid)
+        except OcipyError:
+            return  # gone meanwhile: mkdir again
+        try:
+            if not old.try_lock() or old.journal() is None:
+                raise OcipyError("container with given ID already exists")
+            old.undo_create()
+        finally:
+            old.close()
 
     def open(self, cid: str) -> Container:
         """An existing container dir (not yet locked); missing -> `container does not exist`."""
@@ -315,7 +440,7 @@ class Store:
         return Container(self, cid, fd)
 
     def open_locked(self, cid: str) -> Container:
-        """`open` + `lock`, and require a state.json (a half-made dir is no container)."""
+        """`open` + `lock`, and the state read (a half-made container reads as one with an open journal)."""
         c = self.open(cid)
         try:
             c.lock()
@@ -326,7 +451,7 @@ class Store:
         return c
 
     def ids(self) -> list[str]:
-        """Ids with a state.json, sorted; half-made dirs (create in progress or crashed) are left out."""
+        """Every container directory, sorted: half-made ones too (`creating` or `stopped`, docs/cli.md)."""
         try:
             names = px.listdir(self.root)
         except FileNotFoundError:
@@ -337,6 +462,9 @@ class Store:
                 validate_id(name)
             except OcipyError:
                 continue
-            if px.isfile(px.join(self.root, name, STATE_FILE)):
-                out.append(name)
+            try:
+                if px.stat(px.join(self.root, name), follow_symlinks=False).st_mode & 0o170000 == 0o040000:
+                    out.append(name)
+            except OSError:
+                continue
         return sorted(out)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -88,7 +89,7 @@ struct kernel_sigaction {
 
 /* The child: never returns. keep has room for npairs + 2 entries, tmp for npairs. */
 __attribute__((noreturn)) static void child(int exec_fd, char *const argv[], const int *fdmap, int npairs,
-					     int errfd, int base, int *tmp, int *keep)
+					     int errfd, int base, int *tmp, int *keep, long parent)
 {
 	static char *const empty_env[] = {NULL};
 	struct kernel_sigaction dfl = {SIG_DFL, 0, NULL, 0};
@@ -99,6 +100,13 @@ __attribute__((noreturn)) static void child(int exec_fd, char *const argv[], con
 		if (i != SIGKILL && i != SIGSTOP)
 			syscall(SYS_rt_sigaction, i, &dfl, NULL, sizeof(uint64_t));
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
+	/* The spawned init dies with its spawner until it reports (docs/contracts.md, "Recovery"): a runtime killed
+	 * before it recorded the init's pid leaves no unrecorded process behind. Stage 0 exits after MSG_PID; the
+	 * container init it clones (CLONE_PARENT) does not inherit this. The getppid check covers a spawner that died
+	 * before the prctl. */
+	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0UL, 0UL, 0UL);
+	if (syscall(SYS_getppid) != parent)
+		syscall(SYS_exit_group, 127);
 
 	/* Move everything we need above the highest destination first, so no dup2 overwrites a source. */
 	w = (int)syscall(SYS_fcntl, errfd, F_DUPFD_CLOEXEC, base);
@@ -155,7 +163,7 @@ pid_t ocipy_spawn(int exec_fd, char *const argv[], const int *fdmap, int npairs,
 	sigset_t all, old;
 	struct clone_args args;
 	ssize_t n;
-	long pid;
+	long pid, self = (long)getpid();
 
 	*pidfd_out = -1;
 	*err_out = 0;
@@ -189,7 +197,7 @@ pid_t ocipy_spawn(int exec_fd, char *const argv[], const int *fdmap, int npairs,
 		/* clone3 filtered (older seccomp profiles): the legacy clone returns the pidfd in parent_tid */
 		pid = syscall(SYS_clone, (unsigned long)(CLONE_PIDFD | SIGCHLD), NULL, &pidfd, NULL, 0UL);
 	if (pid == 0)
-		child(exec_fd, argv, fdmap, npairs, errpipe[1], base, tmp, keep);
+		child(exec_fd, argv, fdmap, npairs, errpipe[1], base, tmp, keep, self);
 	if (pid < 0)
 		err = errno;
 

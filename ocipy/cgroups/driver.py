@@ -455,6 +455,18 @@ def driver_for(record: object) -> Driver:
     return driver_class(str(record.get("driver") or CGROUPFS))(record)
 
 
+def planned_record(cid: str, cgroups_path: str | None, systemd: bool) -> dict[str, Any] | None:
+    """The cgroupfs record of the dirs `create_cgroups` is about to make (every hierarchy), for create's recovery
+    journal (docs/contracts.md, "Recovery"): recovery only rmdirs them. None when the path does not resolve
+    (create_cgroups then says why)."""
+    from . import CgroupError, layout, manager, paths
+
+    try:
+        return manager.record_of(paths.resolve(cgroups_path, cid, layout.detect(), systemd=systemd))
+    except (CgroupError, OSError):
+        return None
+
+
 def create_cgroups(
     cid: str, cgroups_path: str | None, resources: dict[str, Any], *, systemd: bool, rootless: bool
 ) -> Driver:

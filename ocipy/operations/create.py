@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from ocipy import errors, planfmt, procfs
 from ocipy.errors import OcipyError
+from ocipy.faults import point
 from ocipy.launch import Launch, write_id_maps
-from ocipy.state import CREATING, STOPPED, State
-from ocipy.store import CONFIG_FILE, Container, Store
+from ocipy.state import CREATED, CREATING, STOPPED, State
+from ocipy.store import CONFIG_FILE, JOURNAL_KEY, Container, Store
 
 if TYPE_CHECKING:
     import argparse  # annotations only: importing argparse costs ~7 ms
@@ -24,6 +25,14 @@ if TYPE_CHECKING:
 CREATE_HOOKS = ("prestart", "createRuntime", "createContainer")
 KEPT_HOOKS = ("startContainer", "poststart", "poststop")
 HOOK_KINDS = CREATE_HOOKS + KEPT_HOOKS
+_MSG_NAMES = {
+    planfmt.MSG_ERROR: "error",
+    planfmt.MSG_USERMAP: "usermap",
+    planfmt.MSG_PID: "pid",
+    planfmt.MSG_HOOKS: "hooks",
+    planfmt.MSG_CREATED: "created",
+    planfmt.MSG_SYNC: "sync",
+}
 
 
 @dataclass
@@ -69,6 +78,11 @@ def _write_pid_file(path: str, pid: int) -> None:
 
 def _console_fd(args: argparse.Namespace, terminal: bool) -> socket.socket | None:
     path = getattr(args, "console_socket", None)
+    if terminal and not path and getattr(args, "allocate_console", False):
+        # foreground `run`: the pty master comes back to this process (args.console_parent), which proxies it
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        args.console_parent = parent
+        return child
     if terminal and not path:
         raise OcipyError("/process/terminal: terminal is true but no --console-socket was given")
     if path and not terminal:
@@ -111,6 +125,47 @@ def _idmapped_trees(plan: planfmt.Plan, pid: int) -> list[int]:
     finally:
         os.close(userns)
     return trees
+
+
+def _died_during_setup(launch: Launch, cgroup: Any, document: dict[str, Any]) -> str:
+    """Why the init went away without a word: the OOM killer (a memory limit below what setup needs) is named with
+    the field; otherwise how it ended."""
+    import signal as signal_mod
+
+    status = None
+    if launch.pid > 0:
+        with contextlib.suppress(ChildProcessError, OSError):
+            status = launch.wait(1.0)
+    try:
+        oom = cgroup.oom_kills() > 0
+    except Exception:  # noqa: BLE001 -- a cgroup that cannot be read does not make a worse message
+        oom = False
+    killed = status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal_mod.SIGKILL
+    if oom:
+        limit = _section(document, "linux", "resources", "memory", "limit")
+        what = f" ({limit} bytes)" if isinstance(limit, int) else ""
+        return (
+            f"/linux/resources/memory/limit: the container init was killed by the OOM killer while it was being set "
+            f"up: the memory limit{what} is below what the setup needs"
+        )
+    if killed:
+        return "container init was killed (SIGKILL) before it was set up"
+    if status is not None and os.WIFSIGNALED(status):
+        return f"container init was killed by signal {os.WTERMSIG(status)} before it was set up"
+    return "container init exited before it was set up"
+
+
+def _init_failure(launch: Launch, exc: OSError) -> OcipyError:
+    """An OS error while working on the init's namespaces (moving net devices in): when the init failed meanwhile
+    (a mount the kernel refused: its namespaces went with it), its own error is the cause; else the error, named."""
+    import select
+
+    if launch.pidfd >= 0 and select.select([launch.pidfd], [], [], 1.0)[0]:
+        for msg in launch.messages():
+            if msg.type == planfmt.MSG_ERROR:
+                return OcipyError(launch.describe_error(msg))
+    where = f"{exc.filename}: " if exc.filename else ""
+    return OcipyError(f"/linux/netDevices: {where}{(exc.strerror or str(exc)).lower()}")
 
 
 def _check_intel_rdt(spec: Any) -> None:
@@ -230,9 +285,7 @@ def create(args: argparse.Namespace) -> Created:
     spec, rootfs, document = bundle_mod.load_bundle(bundle_dir)
     errors.debug(f"config.json valid (ociVersion {spec.oci_version}), rootfs {rootfs}")
     process = spec.process
-    if process is None:
-        raise OcipyError("/process: create needs a process")
-    terminal = bool(process.terminal)
+    terminal = bool(process.terminal) if process is not None else False
     _check_intel_rdt(spec)
     _check_memory_policy(spec)
 
@@ -245,13 +298,21 @@ def create(args: argparse.Namespace) -> Created:
         annotations=dict(spec.annotations) if spec.annotations else None,
     )
     poststop_on_failure: list[dict[str, Any]] = []
+    point("create.validated")
     with contextlib.ExitStack() as undo:
         undo.callback(_run_poststop, poststop_on_failure, state)  # registered first, so it runs last
         container = store.create_dir(cid)
         undo.callback(container.remove)
         lock = container.lock()
         undo.enter_context(lock)
+        point("create.dir")
+        # The recovery journal (docs/contracts.md, "Recovery"): state.json carries `ocipy.creating` until the
+        # commit below, and every resource is recorded in it before it is made.
+        state.private = {JOURNAL_KEY: {}}
+        container.write_state(state)
+        point("create.journal")
         os.mkfifo(container.fifo_path, 0o600)
+        point("create.fifo")
         errors.debug(f"state dir {store.root}/{cid} made and locked, exec fifo {container.fifo_path}")
 
         console = _console_fd(args, terminal)
@@ -282,8 +343,14 @@ def create(args: argparse.Namespace) -> Created:
                 raise OcipyError(f"--preserve-fds: fd {src} is not open") from None
 
         # --- cgroups (ocipy/cgroups/driver.py, docs/cgroups.md): made before the init exists, which joins them first
-        from ocipy.cgroups.driver import NO_CGROUP, apply_deferred, create_cgroups
+        from ocipy.cgroups.driver import NO_CGROUP, apply_deferred, create_cgroups, planned_record
 
+        cgroups_path = spec.linux.cgroups_path if spec.linux else None
+        systemd = bool(getattr(args, "systemd_cgroup", False))
+        # the dirs about to be made, before any is: recovery rmdirs them (only empty ones go; nothing is killed)
+        state.private[JOURNAL_KEY] = {"cgroup": planned_record(cid, cgroups_path, systemd)}
+        container.write_state(state)
+        point("create.cgroups-planned")
         cgroup = create_cgroups(
             cid,
             spec.linux.cgroups_path if spec.linux else None,
@@ -292,13 +359,12 @@ def create(args: argparse.Namespace) -> Created:
             rootless=_rootless(args),
         )
         errors.debug(f"cgroups: {'none' if cgroup is NO_CGROUP else ' '.join(cgroup.dirs())}")
+        point("create.cgroups")
         if cgroup is not NO_CGROUP:
             undo.callback(cgroup.remove)
-            # if this process is killed before state.json exists, `delete` finds the cgroups here
-            from ocipy import fastjson
-            from ocipy.store import CGROUP_FILE
-
-            container.write_file(CGROUP_FILE, fastjson.dumps(cgroup.record).encode())
+            state.cgroup = cgroup.record  # owned from now on: recovery kills what is in them, then removes them
+            container.write_state(state)
+            point("create.cgroup-record")
         # --- end cgroups ---
 
         plan = plan_mod.compile_create(
@@ -316,7 +382,10 @@ def create(args: argparse.Namespace) -> Created:
             log=errors.log_target(),
         )
         for pointer, message in getattr(plan, "warnings", ()):
-            errors.quiet_warning(f"{pointer}: {message}")
+            # config.md: a capability that cannot be granted MUST be logged as a warning (runc prints it where it
+            # logs, stderr without --log); the other warnings stay in --log (stderr is the container's here)
+            warn = errors.warning if pointer.startswith("/process/capabilities") else errors.quiet_warning
+            warn(f"{pointer}: {message}")
         if errors.debug_enabled():
             _debug_plan(plan)
         # Launch numbers the init's sync and plan fds after every fd in this map, so nothing collides.
@@ -328,8 +397,10 @@ def create(args: argparse.Namespace) -> Created:
         linux = spec.linux
 
         launch.start()
+        point("create.spawned")
         errors.debug(f"ocipy-init started from its sealed memfd: pid {launch.pid0}")
         for msg in launch.messages():
+            point(f"create.got-{_MSG_NAMES.get(msg.type, msg.type)}")
             if errors.debug_enabled():
                 errors.debug(f"init: {planfmt_message(msg)}")
             if msg.type == planfmt.MSG_ERROR:
@@ -348,10 +419,17 @@ def create(args: argparse.Namespace) -> Created:
                         os.close(fd)
             elif msg.type == planfmt.MSG_PID:
                 state.pid = msg.pid
+                state.private["starttime"] = procfs.starttime(msg.pid)
+                container.write_state(state)  # the init, before anything is done with it (net devices, hooks)
+                point("create.pid-recorded")
                 if linux is not None and linux.net_devices:
                     from ocipy import netdev  # pyroute2: only for configs that have netDevices
 
-                    netdev.move({k: v.name for k, v in linux.net_devices.items()}, msg.pid)
+                    try:
+                        netdev.move({k: v.name for k, v in linux.net_devices.items()}, msg.pid)
+                    except OSError as exc:
+                        raise _init_failure(launch, exc) from None
+                    point("create.netdevs")
             elif msg.type == planfmt.MSG_HOOKS:
                 from ocipy import hooks as hooks_mod
 
@@ -359,12 +437,15 @@ def create(args: argparse.Namespace) -> Created:
                     for kind in CREATE_HOOKS:
                         if hook_lists.get(kind):
                             errors.debug(f"running {len(hook_lists[kind])} {kind} hook(s)")
-                            hooks_mod.run_hooks(kind, hook_lists[kind], state.oci(CREATING), pid=launch.pid)
+                            # runtime.md: `creating` is step 2 of the lifecycle; these hooks are steps 3-5, after
+                            # the environment exists, so their state says `created` (runc says `creating`)
+                            hooks_mod.run_hooks(kind, hook_lists[kind], state.oci(CREATED), pid=launch.pid)
                 except OcipyError:
                     # runtime.md lifecycle steps 3-5: stop the container, destroy it (the undo stack), then the
                     # poststop hooks still run (step 13)
                     poststop_on_failure.extend(hook_lists.get("poststop") or [])
                     raise
+                point("create.hooks")
                 launch.ack()
             # --- seccomp listener (owner: the seccomp issue) ---
             elif msg.type == planfmt.MSG_SYNC and msg.fds:
@@ -378,7 +459,7 @@ def create(args: argparse.Namespace) -> Created:
             elif msg.type == planfmt.MSG_CREATED:
                 break
         else:
-            raise OcipyError("container init exited before it was set up")
+            raise OcipyError(_died_during_setup(launch, cgroup, document))
 
         launch.close()
         if console is not None:
@@ -386,21 +467,27 @@ def create(args: argparse.Namespace) -> Created:
         if pidfd_sock is not None:  # the container's init, as runc's "standard" init sends itself
             pidfdsock.send(pidfd_sock, launch.pid, launch.pidfd, "standard")
         apply_deferred(cgroup)  # cgroups: the pids limit, now that the init is set up
+        point("create.set-up")
         state.private = {
             "starttime": procfs.starttime(launch.pid),
             "hooks": {k: v for k, v in hook_lists.items() if k in KEPT_HOOKS and v},
             "rootless": _rootless(args),
         }
+        if process is None:
+            state.private["no_process"] = True  # `start` refuses it (runtime.md)
         if cgroup is not NO_CGROUP:
             state.cgroup = cgroup.record  # includes the applied "resources", the base of `update`
         # exec's defaults: the config as it was now, whatever happens to the bundle later
         from ocipy import fastjson
 
         container.write_file(CONFIG_FILE, fastjson.dumps(document).encode())
-        container.write_state(state)
+        point("create.config")
+        container.write_state(state)  # the commit: the private state no longer holds the journal
+        point("create.state")
         errors.debug(f"state.json written: status created, pid {launch.pid}")
         if getattr(args, "pid_file", None):
             _write_pid_file(args.pid_file, launch.pid)
+            point("create.pid-file")
             errors.debug(f"pid file {args.pid_file} written")
         undo.pop_all()
         lock.__exit__(None, None, None)

@@ -6,6 +6,7 @@ import time
 
 from .. import errors, procfs
 from ..errors import OcipyError
+from ..faults import point
 from ..signals import SIGKILL
 from ..store import STOPPED, Container, Store
 
@@ -56,13 +57,11 @@ def main(args: Any) -> int:
         raise
     try:
         c.lock()
-        if not c.has_state():
-            # a directory a killed create left behind: whatever it started in its cgroups goes, then the cgroups
-            if c.cgroup().pids():
-                c.cgroup().kill(SIGKILL)
-                _wait_cgroup_empty(c, 2.0)
-            c.cgroup().remove()
-            c.remove()
+        point("delete.locked")
+        if c.journal() is not None:
+            # half-made: a create that died (we hold its lock now) left it; undo what its journal names
+            errors.debug(f"delete {cid}: half-made, undoing what its create recorded")
+            c.undo_create()
             return 0
         status = c.status()
         if not getattr(args, "force", False):
@@ -71,17 +70,20 @@ def main(args: Any) -> int:
         if status != STOPPED:
             errors.debug(f"killing pid {c.pid} and its cgroup (SIGKILL), waiting for it")
             kill_and_wait(c)
+            point("delete.killed")
             _wait_cgroup_empty(c, 2.0)
         elif c.cgroup().pids():
             # the init is gone but something it left in the cgroup is not: it must go for the cgroup to go
             c.cgroup().kill(SIGKILL)
             _wait_cgroup_empty(c, 2.0)
         c.cgroup().remove()
+        point("delete.cgroups")
         errors.debug("cgroups removed")
         try:
             _run_poststop(c)
         except Exception as exc:  # noqa: BLE001 -- runtime.md: a failing poststop hook is a warning, delete goes on
             errors.warning(f"poststop hooks: {exc}")
+        point("delete.poststop")
         c.remove()
         errors.debug(f"state dir of {cid} removed")
     finally:

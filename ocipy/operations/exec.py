@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ocipy import errors, planfmt
 from ocipy.errors import OcipyError
+from ocipy.faults import point
 from ocipy.launch import Launch, exit_code
 from ocipy.store import CONFIG_FILE, PAUSED, Container, Store
 
@@ -181,6 +182,7 @@ def _exec(args: argparse.Namespace) -> int:
 
     detach = bool(getattr(args, "detach", False))
     c = Store.from_args(args).open_locked(args.container_id)
+    point("exec.locked")
     undo = contextlib.ExitStack()
     with undo:
         undo.callback(c.close)  # closing the dir fd also drops the lock
@@ -229,7 +231,10 @@ def _exec(args: argparse.Namespace) -> int:
             seccomp_cache=c.store.seccomp_cache,
         )
         for pointer, message in plan.warnings:
-            errors.quiet_warning(f"{pointer}: {message}")
+            # config.md: a capability that cannot be granted MUST be logged as a warning (runc prints it where it
+            # logs, stderr without --log); the other warnings stay in --log (stderr is the container's here)
+            warn = errors.warning if pointer.startswith("/process/capabilities") else errors.quiet_warning
+            warn(f"{pointer}: {message}")
         if errors.debug_enabled():
             from ocipy.operations.create import _debug_plan
 
@@ -246,9 +251,11 @@ def _exec(args: argparse.Namespace) -> int:
             # the process freezes as soon as it joins the cgroup and goes on at `resume`, which needs the lock
             c.close()
         launch.start()
+        point("exec.spawned")
         if console is not None:
             console.close()
         for msg in launch.messages():
+            point(f"exec.got-{msg.type}")
             if errors.debug_enabled():
                 from ocipy.operations.create import planfmt_message
 
@@ -270,6 +277,7 @@ def _exec(args: argparse.Namespace) -> int:
             pidfdsock.send(pidfd_sock, launch.pid, launch.pidfd, "setns")
         _flush_pending(launch)
         launch.close()
+        point("exec.started")
         master = _receive_master(proxy) if proxy is not None else -1
         if getattr(args, "pid_file", None):
             _write_pid_file(args.pid_file, launch.pid)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import signal
 
 from ocipy import errors
 from ocipy.errors import OcipyError
+from ocipy.faults import point
 from ocipy.launch import exit_code
 
 TYPE_CHECKING = False
@@ -35,9 +37,26 @@ def main(args: argparse.Namespace) -> int:
     from ocipy.operations import start as start_op
 
     detach = bool(getattr(args, "detach", False))
+    if not detach and not getattr(args, "console_socket", None):
+        args.allocate_console = True  # a terminal is then ocipy's to allocate and proxy (ocipy/ptyproxy.py)
     created = create_op.create(args)
+    point("run.created")
     launch = created.launch
     pidfd = launch.pidfd
+    master = -1
+    console_parent = getattr(args, "console_parent", None)
+    if console_parent is not None:
+        from ocipy import ptyproxy
+
+        try:
+            master = ptyproxy.receive_master(console_parent)
+            ptyproxy.copy_window_size(0, master)  # before start: the process may ask for it at once
+        except OSError as exc:
+            launch.abort()
+            _delete(delete_op, args)
+            raise OcipyError(f"/process/terminal: receiving the pty: {(exc.strerror or str(exc)).lower()}") from None
+        finally:
+            console_parent.close()
 
     def forward(signum: int, _frame: object) -> None:
         with contextlib.suppress(ProcessLookupError, OSError):
@@ -45,19 +64,29 @@ def main(args: argparse.Namespace) -> int:
 
     if not detach:
         for sig in FORWARDED:
-            signal.signal(sig, forward)
+            if not (master >= 0 and sig == signal.SIGWINCH):  # with a pty its size is what changes
+                signal.signal(sig, forward)
     try:
         start_op.main(args)
     except OcipyError:
+        if master >= 0:
+            os.close(master)
         launch.abort()
         _delete(delete_op, args)
         raise
+    point("run.started")
     if detach:
         launch.release()
         return 0
     errors.debug(f"run: waiting for pid {launch.pid}, forwarding signals")
+    if master >= 0:
+        try:
+            ptyproxy.proxy(master, pidfd)
+        finally:
+            os.close(master)
     status = launch.wait()
     code = exit_code(status) if status is not None else 1
+    point("run.exited")
     errors.debug(f"run: the process exited with status {code}")
     for sig in FORWARDED:
         signal.signal(sig, signal.SIG_DFL)

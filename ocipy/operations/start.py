@@ -8,7 +8,7 @@ from .. import errors
 from .. import posixlite as px
 from ..errors import OcipyError
 from ..signals import SIGKILL
-from ..state import REFUSED
+from ..state import REFUSED, RUNNING
 from ..store import Container, Store
 from .kill import signal_init
 
@@ -34,7 +34,10 @@ def run_recorded_hooks(c: Container, kind: str) -> None:
     except ImportError:
         errors.warning(f"{kind} hooks recorded but ocipy.hooks is not available: skipped")
         return
-    mod.run_hooks(kind, hooks, c.oci_state(), pid=c.pid)
+    # poststart: the state as `start` left it, "running" with the init's pid, even when a short process has
+    # already exited by the time the hook runs (config.md: called after the user-specified process is started)
+    state = c.read_state().oci(RUNNING) if kind == "poststart" else c.oci_state()
+    mod.run_hooks(kind, hooks, state, pid=c.pid)
 
 
 def _destroy(c: Container) -> None:
@@ -69,6 +72,11 @@ def main(args: Any) -> int:
     c = Store.from_args(args).open_locked(args.container_id)
     try:
         c.status().require("start")
+        if c.read_state().private.get("no_process"):
+            # runtime.md: start MUST generate an error when process was not set; the container is stopped, so a
+            # delete then removes it
+            signal_init(c, SIGKILL)
+            raise OcipyError("/process: the container has no process to start (config.json had none at create)")
         try:
             run_recorded_hooks(c, "startContainer")
         except OcipyError:

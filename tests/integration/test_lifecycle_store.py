@@ -233,7 +233,7 @@ def test_list_table_json_quiet(env: Env) -> None:
     dead = env.spawn("true")
     dead.wait()
     env.entry("a-much-longer-container-name", dead.pid)
-    (env.root / "half").mkdir()  # create in progress / crashed: not listed
+    (env.root / "half").mkdir()  # a create that died before it recorded anything: listed as stopped (docs/cli.md)
     out = env.ocipy("list")
     lines = out.stdout.splitlines()
     assert lines[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
@@ -243,10 +243,13 @@ def test_list_table_json_quiet(env: Env) -> None:
     assert lines[1].split()[:3] == ["a-much-longer-container-name", "0", "stopped"]
     assert lines[2].split()[:3] == ["alpha", str(proc.pid), "running"]
     assert lines[2].split()[-1] == "root" or os.geteuid() != 0
-    assert env.ocipy("list", "-q").stdout == "a-much-longer-container-name\nalpha\n"
+    assert lines[3].split()[:3] == ["half", "0", "stopped"]
+    assert env.ocipy("list", "-q").stdout == "a-much-longer-container-name\nalpha\nhalf\n"
     docs = json.loads(env.ocipy("list", "--format=json").stdout)
-    assert [d["id"] for d in docs] == ["a-much-longer-container-name", "alpha"]
+    assert [d["id"] for d in docs] == ["a-much-longer-container-name", "alpha", "half"]
     assert docs[1]["status"] == "running"
+    assert env.ocipy("delete", "half").returncode == 0  # undone without --force: it is stopped
+    assert not (env.root / "half").exists()
 
 
 def test_pause_resume_rules_without_cgroup(env: Env) -> None:

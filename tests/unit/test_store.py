@@ -73,12 +73,38 @@ def test_default_root(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_create_dir_layout_and_exists(tmp_path: Path) -> None:
     st = Store(str(tmp_path / "root"))
-    c = st.create_dir("web")
+    c = make(st, "web", 0)
     mode = os.stat(c.dir).st_mode
     assert stat.S_IMODE(mode) == 0o700
     c.close()
     with pytest.raises(OcipyError, match="^container with given ID already exists$"):
         st.create_dir("web")
+
+
+def test_create_dir_while_another_create_works_on_the_id(tmp_path: Path) -> None:
+    st = Store(str(tmp_path))
+    c = st.create_dir("web")  # locked, nothing recorded yet: a create in progress
+    with pytest.raises(OcipyError, match="^container with given ID already exists$"):
+        st.create_dir("web")
+    assert st.open("web").status() == store.CREATING
+    c.close()
+
+
+def test_create_dir_undoes_a_dead_create(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    """A half-made container whose create is gone (lock free, journal open): the next create undoes it first --
+    the recorded init is killed, the planned cgroup dirs rmdir'd."""
+    st = Store(str(tmp_path / "root"))
+    planned = tmp_path / "cg"
+    planned.mkdir()
+    c = make(st, "web", sleeper.pid, creating={"cgroup": {"v1": {"pids": str(planned)}}})
+    os.mkfifo(c.fifo_path)
+    c.close()
+    assert st.open("web").status() == store.STOPPED
+    assert st.ids() == ["web"]
+    st.create_dir("web").close()
+    assert sleeper.wait(5) == -9
+    assert not planned.exists()
+    assert sorted(os.listdir(tmp_path / "root" / "web")) == []
 
 
 def test_open_missing(tmp_path: Path) -> None:
@@ -104,13 +130,20 @@ def test_write_state_is_atomic_and_readable(tmp_path: Path) -> None:
     c2.close()
 
 
-def test_half_made_dir_is_not_listed_and_not_a_container(tmp_path: Path) -> None:
+def test_half_made_dir_is_listed_stopped(tmp_path: Path) -> None:
+    """docs/cli.md: a half-made container (no state yet, or an open journal) is listed: `creating` while its
+    create holds the lock, `stopped` once that create is gone; delete undoes it."""
     st = Store(str(tmp_path))
     st.create_dir("half").close()
     make(st, "whole", 0).close()
+    assert st.ids() == ["half", "whole"]
+    half = st.open_locked("half")
+    assert half.journal() == {}
+    assert half.status() == store.STOPPED
+    assert half.oci_state()["pid"] == 0
+    half.undo_create()
+    half.close()
     assert st.ids() == ["whole"]
-    with pytest.raises(OcipyError, match="^container does not exist$"):
-        st.open_locked("half")
 
 
 def test_corrupt_state_is_one_line_error(tmp_path: Path) -> None:
