@@ -22,7 +22,7 @@ from ocipy import errors, handoff, planfmt, procfs
 from ocipy.errors import OcipyError
 from ocipy.faults import point
 from ocipy.launch import Launch, Message, debug_plan, report_warnings, write_id_maps
-from ocipy.state import CREATING, STOPPED, State
+from ocipy.state import CREATED, CREATING, STOPPED, State
 from ocipy.store import CONFIG_FILE, JOURNAL_KEY, Container, Store
 
 if TYPE_CHECKING:
@@ -72,7 +72,8 @@ def _idmapped_trees(plan: planfmt.Plan, pid: int) -> list[int]:
     from ocipy import _shim
     from ocipy.mountopts import MS_REC
 
-    wanted = [(i, op) for i, op in enumerate(plan.ops) if op[0] == planfmt.OP_MOUNT and op[3][4] & planfmt.MNTF_IDMAP]
+    trees_of = planfmt.MNTF_IDMAP | planfmt.MNTF_TREE
+    wanted = [(i, op) for i, op in enumerate(plan.ops) if op[0] == planfmt.OP_MOUNT and op[3][4] & trees_of]
     if not wanted:
         return []
     trees: list[int] = []
@@ -82,16 +83,48 @@ def _idmapped_trees(plan: planfmt.Plan, pid: int) -> list[int]:
             source = plan.string_at(op[2][0])
             try:
                 rbind, ridmap = bool(op[3][0] & MS_REC), bool(op[3][4] & planfmt.MNTF_IDMAP_REC)
-                trees.append(_shim.idmapped_tree(source, userns, rbind, ridmap))
+                # MNTF_TREE: a plain clone, made here as the runtime (the init in its user namespace could not
+                # even look up a source under a root-only directory)
+                ns = userns if op[3][4] & planfmt.MNTF_IDMAP else -1
+                trees.append(_shim.idmapped_tree(source, ns, rbind, ridmap))
             except OSError as exc:
                 for fd in trees:
                     os.close(fd)
+                kind = "idmapped" if op[3][4] & planfmt.MNTF_IDMAP else "bind source"
                 raise OcipyError(
-                    f"{plan.field_of(i)} (idmapped {source}): {(exc.strerror or str(exc)).lower()}"
+                    f"{plan.field_of(i)} ({kind} {source}): {(exc.strerror or str(exc)).lower()}"
                 ) from None
     finally:
         os.close(userns)
     return trees
+
+
+def _died_during_setup(launch: Launch, cgroup: Any, document: dict[str, Any]) -> str:
+    """Why the init went away without a word: the OOM killer (a memory limit below what setup needs) is named with
+    the field; otherwise how it ended."""
+    import signal as signal_mod
+
+    status = None
+    if launch.pid > 0:
+        with contextlib.suppress(ChildProcessError, OSError):
+            status = launch.wait(1.0)
+    try:
+        oom = cgroup.oom_kills() > 0
+    except Exception:  # noqa: BLE001 -- a cgroup that cannot be read does not make a worse message
+        oom = False
+    killed = status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal_mod.SIGKILL
+    if oom:
+        limit = _section(document, "linux", "resources", "memory", "limit")
+        what = f" ({limit} bytes)" if isinstance(limit, int) else ""
+        return (
+            f"/linux/resources/memory/limit: the container init was killed by the OOM killer while it was being set "
+            f"up: the memory limit{what} is below what the setup needs"
+        )
+    if killed:
+        return "container init was killed (SIGKILL) before it was set up"
+    if status is not None and os.WIFSIGNALED(status):
+        return f"container init was killed by signal {os.WTERMSIG(status)} before it was set up"
+    return "container init exited before it was set up"
 
 
 def _init_failure(launch: Launch, exc: OSError) -> OcipyError:
@@ -305,7 +338,7 @@ class _Create:
             planfmt.MSG_SYNC: self.on_sync,
         }
         if not launch.drive(handlers, until=planfmt.MSG_CREATED, trace="create"):
-            raise OcipyError("container init exited before it was set up")
+            raise OcipyError(_died_during_setup(launch, cgroup, self.document))
         launch.close()
         return launch
 
@@ -336,7 +369,9 @@ class _Create:
             for kind in CREATE_HOOKS:
                 if self.hook_lists.get(kind):
                     errors.debug(f"running {len(self.hook_lists[kind])} {kind} hook(s)")
-                    hooks_mod.run_hooks(kind, self.hook_lists[kind], self.state.oci(CREATING), pid=self.launch.pid)
+                    # runtime.md: `creating` is step 2 of the lifecycle; these hooks are steps 3-5, after the
+                    # environment exists, so their state says `created` (runc says `creating`)
+                    hooks_mod.run_hooks(kind, self.hook_lists[kind], self.state.oci(CREATED), pid=self.launch.pid)
         except OcipyError:
             # runtime.md lifecycle steps 3-5: stop the container, destroy it (the undo stack), then the poststop
             # hooks still run (step 13)

@@ -27,6 +27,7 @@ from ocipy.planfmt import (
     MNTF_MKFILE,
     MNTF_PROC,
     MNTF_TMPFS_MODE,
+    MNTF_TREE,
     NOSTR,
     OP_BIND_DEV,
     OP_BIND_ROOT,
@@ -274,6 +275,7 @@ class HostFacts:
 
     has_kcore: bool = True
     cap_last_cap: int = caps.LAST_KNOWN
+    bounding: int | None = None  # the runtime's own bounding set (None: unknown, every capability grantable)
     cgroups: tuple[CgroupHierarchy, ...] = ()
     is_dir: Callable[[str], bool] = os.path.isdir
     is_host_netns: Callable[[str], bool] = _is_host_netns
@@ -291,6 +293,7 @@ class HostFacts:
         return cls(
             has_kcore=os.path.exists("/proc/kcore"),
             cap_last_cap=caps.host_last_cap(),
+            bounding=caps.own_bounding_set(),
             cgroups=mounted_hierarchies(),
             lsms=lsm.active(),
             apparmor_exec=lsm.apparmor_exec_path(),
@@ -721,6 +724,10 @@ class _Compiler:
             mntf = MNTF_MKDIR if self.host.is_dir(source) else MNTF_MKFILE
             if opts.idmap:
                 mntf |= MNTF_IDMAP | (MNTF_IDMAP_REC if opts.ridmap else 0)
+            elif "user" in self.ns.new and self.host_uid == 0 and not self.host.in_userns:
+                # resolved as the runtime, before the user namespace: the runtime clones the source and the init
+                # attaches the copy (runc's mount-fd handling); a source under a root-only host directory works
+                mntf |= MNTF_TREE
             if dest == "/dev":
                 self.dev_bind = True
             kind = "rbind" if flags & mo.MS_REC else "bind"
@@ -1184,6 +1191,13 @@ class _Compiler:
                 self.warn(pointer("process", "capabilities", key, i), f"unknown capability {cap!r}: ignored")
             elif num > self.host.cap_last_cap:
                 self.warn(pointer("process", "capabilities", key, i), f"{cap} is not known to this kernel: ignored")
+            elif self.host.bounding is not None and not self.host.bounding >> num & 1:
+                # config.md: runtimes SHOULD NOT fail on capabilities that cannot be granted (a restricted
+                # environment); capset would fail with EPERM for the whole set
+                self.warn(
+                    pointer("process", "capabilities", key, i),
+                    f"{cap} cannot be granted (not in the runtime's own bounding set): ignored",
+                )
             else:
                 mask |= 1 << num
         return mask
