@@ -78,7 +78,8 @@ def _drop_unknown_capabilities(obj: object) -> None:
         if isinstance(names, list):
             for i, name in enumerate(names):
                 if isinstance(name, str) and name not in known:
-                    errors.quiet_warning(f"/process/capabilities/{key}/{i}: unknown capability {name!r}: ignored")
+                    # a warning where runc puts it (stderr without --log): config.md says logged, not dropped
+                    errors.warning(f"/process/capabilities/{key}/{i}: unknown capability {name!r}: ignored")
             capsets[key] = [n for n in names if not isinstance(n, str) or n in known]
 
 

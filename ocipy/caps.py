@@ -61,3 +61,16 @@ def host_last_cap() -> int:
             return int(f.read().strip())
     except (OSError, ValueError):
         return LAST_KNOWN
+
+
+def own_bounding_set() -> int | None:
+    """This process's capability bounding set (CapBnd of /proc/self/status), None if unreadable. A capability
+    outside it can be granted to no process this one starts, in any user namespace."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

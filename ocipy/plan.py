@@ -274,6 +274,7 @@ class HostFacts:
 
     has_kcore: bool = True
     cap_last_cap: int = caps.LAST_KNOWN
+    bounding: int | None = None  # the runtime's own bounding set (None: unknown, every capability grantable)
     cgroups: tuple[CgroupHierarchy, ...] = ()
     is_dir: Callable[[str], bool] = os.path.isdir
     is_host_netns: Callable[[str], bool] = _is_host_netns
@@ -291,6 +292,7 @@ class HostFacts:
         return cls(
             has_kcore=os.path.exists("/proc/kcore"),
             cap_last_cap=caps.host_last_cap(),
+            bounding=caps.own_bounding_set(),
             cgroups=mounted_hierarchies(),
             lsms=lsm.active(),
             apparmor_exec=lsm.apparmor_exec_path(),
@@ -489,8 +491,6 @@ class _Compiler:
     # -- driver
 
     def run(self) -> CreatePlan:
-        if self.process is None:
-            raise PlanError("/process", "required to create a container")
         if not os.path.isabs(self.rootfs):
             raise PlanError("/root/path", f"rootfs {self.rootfs!r} must be an absolute path")
         self.read_namespaces()
@@ -963,7 +963,7 @@ class _Compiler:
 
     def stage1_after_root_switch(self) -> None:
         proc, linux = self.process, self.linux
-        cwd = _get(proc, "cwd")
+        cwd = _get(proc, "cwd") if proc is not None else "/"
         if not cwd or not cwd.startswith("/"):
             raise PlanError("/process/cwd", f"{cwd!r} must be an absolute path")
         if _clean(cwd) != "/":
@@ -1078,6 +1078,11 @@ class _Compiler:
 
     def process_ops(self) -> None:
         proc = self.process
+        if proc is None:
+            # config.md: process is OPTIONAL at create and REQUIRED by start: the container is set up and waits;
+            # `start` refuses it (runtime.md: start MUST generate an error when process was not set)
+            self.before_exec()
+            return
         if not _get(proc, "terminal"):
             # its own session and process group, as runc: kill(0, sig) or a job-control signal from the container
             # must never reach the caller's group, and CRIU cannot dump a pid namespace whose init's session leader
@@ -1181,6 +1186,13 @@ class _Compiler:
                 self.warn(pointer("process", "capabilities", key, i), f"unknown capability {cap!r}: ignored")
             elif num > self.host.cap_last_cap:
                 self.warn(pointer("process", "capabilities", key, i), f"{cap} is not known to this kernel: ignored")
+            elif self.host.bounding is not None and not self.host.bounding >> num & 1:
+                # config.md: runtimes SHOULD NOT fail on capabilities that cannot be granted (a restricted
+                # environment); capset would fail with EPERM for the whole set
+                self.warn(
+                    pointer("process", "capabilities", key, i),
+                    f"{cap} cannot be granted (not in the runtime's own bounding set): ignored",
+                )
             else:
                 mask |= 1 << num
         return mask
@@ -1210,6 +1222,10 @@ class _Compiler:
         self.op(OP_CAP_BOUNDING, "/process/capabilities/bounding", a=(masks["bounding"],), what="bounding set")
         # Before any seccomp filter: a profile need not allow close_range (or fcntl) for ocipy's sake.
         self.op(OP_CLOSE_FDS, "", a=(self.extra_fds,), what=f"keep {self.extra_fds} extra fds")
+        cwd = _get(proc, "cwd")
+        # The working directory (and its getcwd check) before any seccomp filter too, as root; a directory root
+        # cannot enter (a user namespace) is tried again below with the process's own ids.
+        self.op(OP_CHDIR, "/process/cwd", s=(cwd,), a=(1,), what=f"cd {cwd}")
         nnp = bool(_get(proc, "no_new_privileges"))
         prog = self.seccomp_program()
         if not nnp:
@@ -1233,8 +1249,7 @@ class _Compiler:
         umask = _get(user, "umask")
         umask = DEFAULT_UMASK if umask is None else int(umask)
         self.op(OP_UMASK, "/process/user/umask", a=(umask,), what=f"umask {umask:04o}")
-        cwd = _get(proc, "cwd")
-        self.op(OP_CHDIR, "/process/cwd", s=(cwd,), what=f"cd {cwd}")
+        self.op(OP_CHDIR, "/process/cwd", s=(cwd,), a=(2,), what=f"cd {cwd} (if root could not)")
         args = list(_get(proc, "args") or ())
         if not args or not args[0]:
             raise PlanError("/process/args", "at least one argument (the program) is required")

@@ -138,7 +138,9 @@ enum plan_code {
 	                           for MSG_ACK */
 	OP_UMASK = 53,          /* umask(a0) */
 	OP_CHDIR = 54,          /* s0 = cwd: chdir, then verify the cwd is reachable from the root (getcwd must not
-	                           start with "(unreachable)"), against CVE-2024-21626 */
+	                           start with "(unreachable)"), against CVE-2024-21626. a0 = 1: a first attempt as root
+	                           (before any seccomp filter, which may deny getcwd): EACCES/EPERM is remembered, not
+	                           an error; a0 = 2: again, with the process's ids, only if that first attempt failed. */
 	OP_FIND_EXEC = 55,      /* s0 = args[0], s1 = PATH value from the process env (NULL = default PATH):
 	                           resolve like execvp inside the container and keep the result for OP_EXEC.
 	                           Not found: MSG_ERROR(err = ENOENT, detail = "executable file not found in $PATH: X")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
-from ocipy.criu import log, messages
+from ocipy.criu import messages
 from ocipy.criu.swrk import CriuFailed
 from ocipy.errors import OcipyError
 
@@ -20,14 +19,14 @@ def _reason(exc: OSError) -> str:
     return (exc.strerror or str(exc)).lower()
 
 
-@dataclass
 class Dirs:
     """The open image directory (and work directory): CRIU opens them as /proc/<our pid>/fd/N."""
 
-    images: str
-    images_fd: int
-    work: str | None
-    work_fd: int | None
+    def __init__(self, images: str, images_fd: int, work: str | None, work_fd: int | None) -> None:
+        self.images = images
+        self.images_fd = images_fd
+        self.work = work
+        self.work_fd = work_fd
 
     @property
     def log_dir(self) -> str:
@@ -126,6 +125,8 @@ def common_opts(args: Any, dirs: Dirs, document: dict[str, Any], log_file: str) 
 
 def failure(what: str, exc: CriuFailed, log_path: str) -> OcipyError:
     """One line: CRIU's reason (the first error of its log, else its answer) and where the log is."""
+    from ocipy.criu import log
+
     reason = log.first_error(log_path) or exc.reason or "failed"
     if exc.errno and "errno" not in reason:
         reason += f" (errno {exc.errno}: {os.strerror(exc.errno).lower()})"

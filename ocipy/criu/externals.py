@@ -18,11 +18,12 @@ external's kind without guessing from names (the image directory travels with Po
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import posixpath
-from dataclasses import dataclass, field
 from typing import Any
+
+from ocipy import fastjson
 
 EXTERNALS_FILE = "ocipy-externals.json"
 DESCRIPTORS_FILE = "descriptors.json"  # runc's name and format: the init's fds 0-2 as /proc/PID/fd shows them
@@ -31,15 +32,19 @@ EXT_NS_KEYS = {"network": "extRootNetNS", "pid": "extRootPidNS"}
 CRIU_NS_NAMES = {"network": "net", "pid": "pid", "ipc": "ipc", "uts": "uts", "mount": "mnt", "user": "user"}
 
 
-@dataclass(frozen=True)
 class MountEntry:
-    mount_id: int
-    parent: int
-    root: str
-    point: str
-    fstype: str
-    source: str
-    super_opts: str
+    """One line of /proc/PID/mountinfo."""
+
+    __slots__ = ("fstype", "mount_id", "parent", "point", "root", "source", "super_opts")
+
+    def __init__(self, mount_id: int, parent: int, root: str, point: str, fstype: str, source: str, opts: str) -> None:
+        self.mount_id = mount_id
+        self.parent = parent
+        self.root = root
+        self.point = point
+        self.fstype = fstype
+        self.source = source
+        self.super_opts = opts
 
 
 def _unescape(s: str) -> str:
@@ -105,11 +110,11 @@ def _cgroup_hierarchy(entry: MountEntry) -> str:
     return ",".join(names)
 
 
-@dataclass
 class DumpPlan:
-    ext_mnt: list[tuple[str, str]] = field(default_factory=list)
-    external: list[str] = field(default_factory=list)
-    record: list[dict[str, str]] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.ext_mnt: list[tuple[str, str]] = []
+        self.external: list[str] = []
+        self.record: list[dict[str, str]] = []
 
     def add(self, key: str, name: str, kind: str, **extra: str) -> None:
         if any(k == key for k, _ in self.ext_mnt):
@@ -149,8 +154,8 @@ def write_record(images_fd: int, plan: DumpPlan, descriptors: list[str], stdio: 
         fd = os.open(
             name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600, dir_fd=images_fd
         )
-        with open(fd, "w") as f:
-            json.dump(payload, f)
+        with open(fd, "wb") as f:
+            f.write(fastjson.dumps(payload).encode())
 
 
 def read_json(images_fd: int, name: str) -> Any:
@@ -160,7 +165,7 @@ def read_json(images_fd: int, name: str) -> Any:
         return None
     with open(fd, "rb") as f:
         try:
-            return json.loads(f.read())
+            return fastjson.loads(f.read())
         except ValueError:
             return None
 
@@ -250,7 +255,12 @@ def external_stdio(pid: int, mounts: list[MountEntry]) -> list[dict[str, Any]]:
         key = f"file[{mnt_id:x}:{st.st_ino:x}]"
         null = st_mod.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
         writable = int(info.get("flags", "0").strip() or "0", 8) & (os.O_WRONLY | os.O_RDWR) != 0
-        entry = {"fd": fd, "key": key, "null": null, "writable": writable}
+        path = ""
+        if not null:
+            with contextlib.suppress(OSError):
+                path = os.readlink(f"/proc/{pid}/fd/{fd}")
+        flags = int(info.get("flags", "0").strip() or "0", 8) & (os.O_ACCMODE | os.O_APPEND)
+        entry = {"fd": fd, "key": key, "null": null, "writable": writable, "path": path, "flags": flags}
         same = [e for e in out if e["key"] == key]
         if not same:
             out.append(entry)

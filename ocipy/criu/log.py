@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 
 # "(00.012345) Error (criu/mount.c:1234): mnt: No external mount for /foo" -> "mnt: No external mount for /foo"
+# (this module is imported only when something failed)
 _ERROR = re.compile(r"^(?:\(\s*[\d.]+\)\s*)?(?:\d+:\s*)?Error\s*\(([^)]*)\):\s*(.*)$")
 _GENERIC = ("Dumping FAILED", "Restoring FAILED", "Pre-dumping FAILED")
-# errors CRIU logs and then carries on from (without CAP_SYS_RESOURCE it cannot raise its own fd limit)
-_NOISE = ("rlimit: Can't setup RLIMIT_NOFILE",)
+# errors CRIU logs and then carries on from: its fd limit (no CAP_SYS_RESOURCE here), its tun probe (kerndat)
+_NOISE = ("rlimit: Can't setup RLIMIT_NOFILE", "tun: Unable to create tun")
 
 
 def first_error(path: str, limit: int = 1 << 22) -> str | None:

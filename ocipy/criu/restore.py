@@ -141,17 +141,32 @@ def _inherit(
     for entry in (recorded or {}).get("stdio") or []:
         if not isinstance(entry, dict) or not entry.get("key"):
             continue
-        if entry.get("null"):
-            fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-            close.append(fd)
-            inherit.append({"key": entry["key"], "fd": 4 + len(extra)})
-            extra.append(fd)
-        else:
-            inherit.append({"key": entry["key"], "fd": int(entry.get("fd", 0))})
+        fd = _reopen_stdio(entry)
+        close.append(fd)
+        inherit.append({"key": entry["key"], "fd": 4 + len(extra)})
+        extra.append(fd)
     for key, fd in netns_fds.items():
         inherit.append({"key": key, "fd": 4 + len(extra)})
         extra.append(fd)
     return inherit, extra, close
+
+
+def _reopen_stdio(entry: dict[str, Any]) -> int:
+    """A file of the host the init had as stdio (external to CRIU, which reopens what it is given through /proc and
+    seeks it): /dev/null again; a regular file that still exists again at its path, as it was opened (a log goes on
+    being appended to); else /dev/null (never the caller's fd: a pipe there cannot take the file position)."""
+    path = str(entry.get("path") or "")
+    if not entry.get("null") and path.startswith("/"):
+        flags = int(entry.get("flags", os.O_WRONLY) or 0) & (os.O_ACCMODE | os.O_APPEND)
+        try:
+            fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY)
+        except OSError:
+            pass
+        else:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                return fd
+            os.close(fd)
+    return os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
 
 
 def _namespaces(document: dict[str, Any]) -> tuple[dict[str, int], list[dict[str, str]]]:

@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Self
 
 from ocipy.criu import messages as m
@@ -60,16 +59,17 @@ def child_env() -> dict[str, str]:
     return env
 
 
-@dataclass
 class Session:
-    """One `criu swrk` process and its socket. Use as a context manager: the process is always waited for."""
+    """One `criu swrk` process and its socket. Use as a context manager: the process is always waited for.
+    `extra_fds` become fds 4, 5, ... in CRIU."""
 
-    criu: str
-    stdio: tuple[int, int, int] = (0, 1, 2)
-    extra_fds: list[int] = field(default_factory=list)  # become fds 4, 5, ... in CRIU
-    pid: int = 0
-    sock: socket.socket | None = None
-    status: int | None = None
+    def __init__(self, criu: str, stdio: tuple[int, int, int] = (0, 1, 2), extra_fds: list[int] | None = None) -> None:
+        self.criu = criu
+        self.stdio = stdio
+        self.extra_fds = list(extra_fds or [])
+        self.pid = 0
+        self.sock: socket.socket | None = None
+        self.status: int | None = None
 
     def __enter__(self) -> Self:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)

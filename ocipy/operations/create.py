@@ -16,7 +16,7 @@ from ocipy import errors, planfmt, procfs
 from ocipy.errors import OcipyError
 from ocipy.faults import point
 from ocipy.launch import Launch, write_id_maps
-from ocipy.state import CREATING, STOPPED, State
+from ocipy.state import CREATED, CREATING, STOPPED, State
 from ocipy.store import CONFIG_FILE, JOURNAL_KEY, Container, Store
 
 if TYPE_CHECKING:
@@ -125,6 +125,34 @@ def _idmapped_trees(plan: planfmt.Plan, pid: int) -> list[int]:
     finally:
         os.close(userns)
     return trees
+
+
+def _died_during_setup(launch: Launch, cgroup: Any, document: dict[str, Any]) -> str:
+    """Why the init went away without a word: the OOM killer (a memory limit below what setup needs) is named with
+    the field; otherwise how it ended."""
+    import signal as signal_mod
+
+    status = None
+    if launch.pid > 0:
+        with contextlib.suppress(ChildProcessError, OSError):
+            status = launch.wait(1.0)
+    try:
+        oom = cgroup.oom_kills() > 0
+    except Exception:  # noqa: BLE001 -- a cgroup that cannot be read does not make a worse message
+        oom = False
+    killed = status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal_mod.SIGKILL
+    if oom:
+        limit = _section(document, "linux", "resources", "memory", "limit")
+        what = f" ({limit} bytes)" if isinstance(limit, int) else ""
+        return (
+            f"/linux/resources/memory/limit: the container init was killed by the OOM killer while it was being set "
+            f"up: the memory limit{what} is below what the setup needs"
+        )
+    if killed:
+        return "container init was killed (SIGKILL) before it was set up"
+    if status is not None and os.WIFSIGNALED(status):
+        return f"container init was killed by signal {os.WTERMSIG(status)} before it was set up"
+    return "container init exited before it was set up"
 
 
 def _init_failure(launch: Launch, exc: OSError) -> OcipyError:
@@ -257,9 +285,7 @@ def create(args: argparse.Namespace) -> Created:
     spec, rootfs, document = bundle_mod.load_bundle(bundle_dir)
     errors.debug(f"config.json valid (ociVersion {spec.oci_version}), rootfs {rootfs}")
     process = spec.process
-    if process is None:
-        raise OcipyError("/process: create needs a process")
-    terminal = bool(process.terminal)
+    terminal = bool(process.terminal) if process is not None else False
     _check_intel_rdt(spec)
     _check_memory_policy(spec)
 
@@ -356,7 +382,10 @@ def create(args: argparse.Namespace) -> Created:
             log=errors.log_target(),
         )
         for pointer, message in getattr(plan, "warnings", ()):
-            errors.quiet_warning(f"{pointer}: {message}")
+            # config.md: a capability that cannot be granted MUST be logged as a warning (runc prints it where it
+            # logs, stderr without --log); the other warnings stay in --log (stderr is the container's here)
+            warn = errors.warning if pointer.startswith("/process/capabilities") else errors.quiet_warning
+            warn(f"{pointer}: {message}")
         if errors.debug_enabled():
             _debug_plan(plan)
         # Launch numbers the init's sync and plan fds after every fd in this map, so nothing collides.
@@ -408,7 +437,9 @@ def create(args: argparse.Namespace) -> Created:
                     for kind in CREATE_HOOKS:
                         if hook_lists.get(kind):
                             errors.debug(f"running {len(hook_lists[kind])} {kind} hook(s)")
-                            hooks_mod.run_hooks(kind, hook_lists[kind], state.oci(CREATING), pid=launch.pid)
+                            # runtime.md: `creating` is step 2 of the lifecycle; these hooks are steps 3-5, after
+                            # the environment exists, so their state says `created` (runc says `creating`)
+                            hooks_mod.run_hooks(kind, hook_lists[kind], state.oci(CREATED), pid=launch.pid)
                 except OcipyError:
                     # runtime.md lifecycle steps 3-5: stop the container, destroy it (the undo stack), then the
                     # poststop hooks still run (step 13)
@@ -428,7 +459,7 @@ def create(args: argparse.Namespace) -> Created:
             elif msg.type == planfmt.MSG_CREATED:
                 break
         else:
-            raise OcipyError("container init exited before it was set up")
+            raise OcipyError(_died_during_setup(launch, cgroup, document))
 
         launch.close()
         if console is not None:
@@ -442,6 +473,8 @@ def create(args: argparse.Namespace) -> Created:
             "hooks": {k: v for k, v in hook_lists.items() if k in KEPT_HOOKS and v},
             "rootless": _rootless(args),
         }
+        if process is None:
+            state.private["no_process"] = True  # `start` refuses it (runtime.md)
         if cgroup is not NO_CGROUP:
             state.cgroup = cgroup.record  # includes the applied "resources", the base of `update`
         # exec's defaults: the config as it was now, whatever happens to the bundle later

@@ -231,7 +231,10 @@ def _exec(args: argparse.Namespace) -> int:
             seccomp_cache=c.store.seccomp_cache,
         )
         for pointer, message in plan.warnings:
-            errors.quiet_warning(f"{pointer}: {message}")
+            # config.md: a capability that cannot be granted MUST be logged as a warning (runc prints it where it
+            # logs, stderr without --log); the other warnings stay in --log (stderr is the container's here)
+            warn = errors.warning if pointer.startswith("/process/capabilities") else errors.quiet_warning
+            warn(f"{pointer}: {message}")
         if errors.debug_enabled():
             from ocipy.operations.create import _debug_plan
 

@@ -72,6 +72,11 @@ def main(args: Any) -> int:
     c = Store.from_args(args).open_locked(args.container_id)
     try:
         c.status().require("start")
+        if c.read_state().private.get("no_process"):
+            # runtime.md: start MUST generate an error when process was not set; the container is stopped, so a
+            # delete then removes it
+            signal_init(c, SIGKILL)
+            raise OcipyError("/process: the container has no process to start (config.json had none at create)")
         try:
             run_recorded_hooks(c, "startContainer")
         except OcipyError:

@@ -31,6 +31,7 @@ struct ctx {
 	int idmap_fds[32];    /* idmapped mount trees the runtime sent with an ACK, used in order by OP_MOUNT */
 	int n_idmap, idmap_next;
 	int have_exec;        /* OP_FIND_EXEC ran: exec_path holds the program */
+	int cwd_pending;      /* OP_CHDIR a0=1 could not enter the cwd as root: OP_CHDIR a0=2 tries again */
 	int created;          /* OP_SIGNAL_CREATED ran: `create` has returned, nobody reads the sync socket */
 	int log_fd;           /* OP_REPORT: the --log file, -1 if none */
 	int log_json;

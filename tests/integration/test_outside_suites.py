@@ -384,3 +384,89 @@ def test_poststart_hook_sees_running_and_the_pid(rt, bundle, tmp_path):
     rt.start(cid).ok()
     state = json.loads(out.read_text())
     assert state["status"] == "running" and state["pid"] == pid, state
+
+
+# -- capabilities --------------------------------------------------------------------------------------------------
+
+
+def test_unknown_capability_is_a_visible_warning(rt, bundle):
+    """config.md: a capability that cannot be mapped or granted MUST be logged as a warning (not dropped silently,
+    and not an error: runc warns and runs)."""
+    bundle.process["capabilities"]["bounding"].append("CAP_NO_SUCH_THING")
+    bundle.args("true")
+    res = rt.run(bundle)
+    assert res.returncode == 0, res.describe()
+    assert "warning" in res.err and "/process/capabilities/bounding/3" in res.err, res.describe()
+    assert "CAP_NO_SUCH_THING" in res.err, res.describe()
+
+
+# -- a config without a process --------------------------------------------------------------------------------------
+
+
+def test_create_without_process_then_start_is_the_error(rt, bundle):
+    """config.md: process is OPTIONAL (REQUIRED when start is called); runtime.md: start MUST generate an error if
+    process was not set (runtime-tools `start`). runc refuses at create."""
+    del bundle.config["process"]
+    cid, _ = rt.create_ok(bundle)
+    assert rt.status(cid) == "created"
+    rt.start(cid).fails("/process")
+    assert rt.wait_status(cid, "stopped")
+    rt.delete(cid).ok()
+    assert rt.state_dirs() == []
+
+
+def test_profile_denying_getcwd_without_nnp_runs(rt, bundle):
+    """runtime-tools linux_seccomp: getcwd denied, no noNewPrivileges: the filter is loaded before the uid change,
+    and the cwd check (CVE-2024-21626) needs getcwd, so it is done before the filter (runc fails this)."""
+    bundle.process["noNewPrivileges"] = False
+    bundle.linux["seccomp"] = _deny("getcwd", nnp=False)
+    bundle.process["cwd"] = "/tmp"
+    bundle.sh("echo ran; cd /etc; echo $PWD")
+    res = rt.run(bundle)
+    assert res.returncode == 0 and res.out == "ran\n/etc\n", res.describe()
+
+
+def test_cwd_only_the_user_can_enter(rt, open_bundle):
+    """A cwd that root cannot enter but the process's user can (root of a user namespace, a 0700 dir owned by the
+    mapped user) still works: the root attempt is retried with the process's ids."""
+    b = open_bundle
+    b.set_namespace("user")
+    b.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    d = b.rootfs / "home" / "u"
+    d.mkdir(parents=True)
+    os.chown(d, 101000, 101000)
+    d.chmod(0o700)
+    b.process["user"] = {"uid": 1000, "gid": 1000}
+    b.process["cwd"] = "/home/u"
+    b.config["mounts"] = [m for m in b.config["mounts"] if m["type"] not in ("sysfs", "cgroup")]
+    assert rt.probe(b, "pwd") == "/home/u\n"
+
+
+def test_capability_the_runtime_cannot_grant_is_a_warning_not_a_failure(rt, bundle):
+    """config.md: runtimes SHOULD NOT fail when a capability cannot be granted (a restricted environment): the
+    runtime runs without CAP_NET_RAW in its own bounding set and the config asks for it (runtime-tools
+    process_capabilities asks for every capability; this host's root lacks CAP_SYS_RESOURCE)."""
+    import shutil
+
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is not installed")
+    for key in ("bounding", "effective", "permitted"):
+        bundle.process["capabilities"][key].append("CAP_NET_RAW")
+    bundle.sh("grep CapBnd /proc/self/status")
+    res = rt.run(bundle, shell_prefix='exec setpriv --bounding-set -net_raw "$@"')
+    assert res.returncode == 0, res.describe()
+    assert "CAP_NET_RAW cannot be granted" in res.err and "/process/capabilities/bounding/3" in res.err
+    bnd = int(res.out.split()[1], 16)
+    assert bnd & (1 << 13) == 0 and bnd & (1 << 5), res.out  # no NET_RAW, KILL kept
+
+
+# -- a memory limit below what the setup needs -----------------------------------------------------------------------
+
+
+def test_init_oom_killed_during_setup_names_the_memory_limit(rt, bundle):
+    bundle.linux["resources"] = {"memory": {"limit": 256 * 1024}}
+    bundle.args("true")
+    _cid, res = rt.create(bundle)
+    res.fails("/linux/resources/memory/limit", "oom")
+    assert rt.state_dirs() == []

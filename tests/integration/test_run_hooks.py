@@ -95,12 +95,14 @@ def test_all_hooks_run_in_order_with_state_args_env(rt, bundle, marks):
         for name in HOST_HOOKS + ("startContainer",)
     }
     # (hook, field, expected): all checked, then reported together
+    # runtime.md defines `creating` as lifecycle step 2; the create-time hooks are steps 3-5, after it: `created`
+    # (runtime-tools hooks_stdin checks this; runc 1.5.1 says `creating`)
     expected = [
-        ("prestart", "status", "creating"),
+        ("prestart", "status", "created"),
         ("prestart", "pid", pid),
-        ("createRuntime", "status", "creating"),
+        ("createRuntime", "status", "created"),
         ("createRuntime", "pid", pid),
-        ("createContainer", "status", "creating"),
+        ("createContainer", "status", "created"),
         # hooks in the container namespace see the pid as the container sees it (runtime.md "State")
         ("createContainer", "pid", 1),
         ("startContainer", "status", "created"),

@@ -33,6 +33,15 @@ MAKE_ROOTFS = PROJECT / "scripts" / "make-rootfs"
 OCIPY = rigmod.OCIPY
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The first test may build the rig (mmdebstrap, 1-3 minutes when scripts/setup has not): more than the suite's
+    120 s default timeout."""
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).parent == here:
+            item.add_marker(pytest.mark.timeout(900))
+
+
 @pytest.fixture(scope="session")
 def rig() -> Iterator[Any]:
     if os.geteuid() != 0:

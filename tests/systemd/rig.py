@@ -55,10 +55,20 @@ class RigError(RuntimeError):
 
 def build() -> Path:
     """The rootfs directory (built now when it is not cached)."""
-    out = subprocess.run([str(BUILD)], capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RigError(f"scripts/systemd-rig failed: {out.stderr.strip()[-2000:]}")
-    return Path(out.stdout.strip().splitlines()[-1])
+    # its own process group: if we are interrupted (a test timeout), mmdebstrap and its children go with it
+    proc = subprocess.Popen(
+        [str(BUILD)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        stdout, stderr = proc.communicate()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    if proc.returncode != 0:
+        raise RigError(f"scripts/systemd-rig failed: {stderr.strip()[-2000:]}")
+    return Path(stdout.strip().splitlines()[-1])
 
 
 def missing_tools() -> list[str]:

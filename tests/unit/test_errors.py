@@ -193,3 +193,42 @@ def test_cli_json_format_without_log_writes_json_on_stderr(tmp_path: Path) -> No
     assert out.returncode == 1
     (line,) = out.stderr.splitlines()
     assert json.loads(line)["msg"] == "container does not exist"
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a private mount namespace over /run)")
+def test_cli_journald_reaches_the_real_socket_path(tmp_path: Path) -> None:
+    # the command as callers run it, writing to /run/systemd/journal/socket: a tmpfs over /run in a private mount
+    # namespace, where this test binds the socket itself
+    script = (
+        "import socket, subprocess, sys, os\n"
+        "os.makedirs('/run/systemd/journal')\n"
+        "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind('/run/systemd/journal/socket'); s.settimeout(10)\n"
+        f"r = subprocess.run([sys.executable, '-m', 'ocipy', '--root', {str(tmp_path)!r}, '--log', 'journald:it',"
+        " 'state', 'nope'], capture_output=True, text=True)\n"
+        "print(r.returncode); print(r.stderr.strip()); print(s.recv(65536).decode().replace('\\n', '|'))\n"
+    )
+    res = subprocess.run(
+        [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            'mount -t tmpfs t /run && exec "$0" -c "$1"',
+            sys.executable,
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    code, err, datagram = res.stdout.splitlines()
+    assert code == "1" and err == "ocipy: container does not exist"
+    fields = dict(f.split("=", 1) for f in datagram.split("|") if f)
+    assert fields["MESSAGE"] == "container does not exist"
+    assert fields["PRIORITY"] == "3" and fields["SYSLOG_IDENTIFIER"] == "it"

@@ -365,8 +365,9 @@ def test_canonical_stage1_order() -> None:
     assert first("OP_SYNC_HOOKS") < first("OP_PIVOT_ROOT") < first("OP_CONSOLE") < first("OP_SYSCTL")
     assert first("OP_SYSCTL") < first("OP_READONLY_PATH") < first("OP_MASK_PATH") < first("OP_REMOUNT_ROOT_RO")
     assert first("OP_REMOUNT_ROOT_RO") < first("OP_NEW_KEYRING") < first("OP_SETRLIMIT") < first("OP_CAP_BOUNDING")
-    assert names[-12:] == [
+    assert names[-13:] == [
         "OP_CLOSE_FDS",
+        "OP_CHDIR",  # as root, before any seccomp filter (a0 = 1)
         "OP_SETGROUPS",
         "OP_SETGID",
         "OP_SETUID",
@@ -407,7 +408,7 @@ def test_field_pointers() -> None:
     assert fields(plan, planfmt.OP_MASK_PATH) == ["/linux/maskedPaths/0", "/linux/maskedPaths/1"]
     assert fields(plan, planfmt.OP_CONSOLE) == ["/process/terminal"]
     assert fields(plan, planfmt.OP_FIND_EXEC) == ["/process/args/0"]
-    assert fields(plan, planfmt.OP_CHDIR) == ["/process/cwd"]
+    assert fields(plan, planfmt.OP_CHDIR) == ["/process/cwd", "/process/cwd"]
     assert fields(plan, planfmt.OP_SETHOSTNAME) == ["/hostname"]
     assert fields(plan, planfmt.OP_REMOUNT_ROOT_RO) == ["/root/readonly"]
     assert fields(plan, planfmt.OP_BIND_ROOT) == ["/root/path"]
