@@ -27,6 +27,7 @@ from ocipy.planfmt import (
     MNTF_MKFILE,
     MNTF_PROC,
     MNTF_TMPFS_MODE,
+    MNTF_TREE,
     NOSTR,
     OP_BIND_DEV,
     OP_BIND_ROOT,
@@ -723,6 +724,10 @@ class _Compiler:
             mntf = MNTF_MKDIR if self.host.is_dir(source) else MNTF_MKFILE
             if opts.idmap:
                 mntf |= MNTF_IDMAP | (MNTF_IDMAP_REC if opts.ridmap else 0)
+            elif "user" in self.ns.new and self.host_uid == 0 and not self.host.in_userns:
+                # resolved as the runtime, before the user namespace: the runtime clones the source and the init
+                # attaches the copy (runc's mount-fd handling); a source under a root-only host directory works
+                mntf |= MNTF_TREE
             if dest == "/dev":
                 self.dev_bind = True
             kind = "rbind" if flags & mo.MS_REC else "bind"
