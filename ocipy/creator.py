@@ -313,6 +313,7 @@ class _Create:
             no_pivot=bool(getattr(self.args, "no_pivot", False)),
             no_new_keyring=bool(getattr(self.args, "no_new_keyring", False)),
             env_extra=self.env_extra,
+            host_uid=os.geteuid(),  # unprivileged: setgroups denied, no runtime-side bind clones (docs/rootless.md)
             cgroup_procs=cgroup.procs_files(),
             seccomp_cache=self.store.seccomp_cache,
             log=errors.log_target(),
