@@ -70,7 +70,8 @@ def pidfd_open(pid: int, flags: int = 0) -> int:
 
 def idmapped_tree(path: str, userns_fd: int, clone_recursive: bool, idmap_recursive: bool) -> int:
     """A detached, idmapped copy of the mount at `path` (its fd, close-on-exec), for the init to attach: with its
-    submounts when `clone_recursive` (rbind), idmapped too when `idmap_recursive` (ridmap)."""
+    submounts when `clone_recursive` (rbind), idmapped too when `idmap_recursive` (ridmap). `userns_fd` -1: a plain
+    detached copy, not idmapped."""
     fd = int(_lib.ocipy_idmapped_tree(path.encode(), userns_fd, int(clone_recursive), int(idmap_recursive)))
     if fd < 0:
         _raise_errno(-fd, f"idmapped mount of {path}")

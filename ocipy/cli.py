@@ -621,7 +621,7 @@ def top_help() -> str:
         "",
         "global options:",
         "  --debug             enable debug logging",
-        "  --log FILE          append log lines to FILE (default: stderr)",
+        "  --log DEST          FILE (file:FILE), journald[:IDENT] or syslog[:IDENT] (default: stderr)",
         "  --log-format FMT    text (default) or json",
         "  --root DIR          state root (default: /run/ocipy for root, $XDG_RUNTIME_DIR/ocipy otherwise)",
         "  --criu PATH         criu for checkpoint/restore (default: criu on PATH)",

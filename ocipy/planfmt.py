@@ -89,6 +89,7 @@ MNTF_SRC_IN_ROOT = 0x20
 MNTF_IDMAP_REC = 0x40
 MNTF_TMPFS_MODE = 0x80
 MNTF_COPYUP = 0x100
+MNTF_TREE = 0x200
 
 
 def mount_attrs(attr_set: int, attr_clr: int) -> int:

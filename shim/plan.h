@@ -187,4 +187,7 @@ enum plan_code {
                                 ("mode=0755,..."), so the mount point keeps the mode it had (as runc) */
 #define MNTF_COPYUP 0x100   /* tmpcopyup: what the existing destination directory held is copied into the new tmpfs
                                (owners, modes, times) before any remount */
+#define MNTF_TREE 0x200     /* a bind in a new user namespace: like MNTF_IDMAP, the runtime (host root) sends a detached
+                               clone of the source, not idmapped, so the source is resolved with the runtime's
+                               credentials (a root-only directory on the host stays reachable) */
 #endif

@@ -238,7 +238,9 @@ int ocipy_idmapped_tree(const char *path, int userns_fd, int clone_recursive, in
 			  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (clone_recursive ? AT_RECURSIVE : 0));
 	if (fd < 0)
 		return -errno;
-	if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (idmap_recursive ? AT_RECURSIVE : 0), &attr,
+	/* userns_fd < 0: a plain detached clone (a bind source opened as the runtime, before the user namespace) */
+	if (userns_fd >= 0 &&
+	    syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (idmap_recursive ? AT_RECURSIVE : 0), &attr,
 		    sizeof attr) < 0) {
 		e = errno;
 		close(fd);

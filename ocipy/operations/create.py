@@ -105,7 +105,8 @@ def _idmapped_trees(plan: planfmt.Plan, pid: int) -> list[int]:
     from ocipy import _shim
     from ocipy.mountopts import MS_REC
 
-    wanted = [(i, op) for i, op in enumerate(plan.ops) if op[0] == planfmt.OP_MOUNT and op[3][4] & planfmt.MNTF_IDMAP]
+    trees_of = planfmt.MNTF_IDMAP | planfmt.MNTF_TREE
+    wanted = [(i, op) for i, op in enumerate(plan.ops) if op[0] == planfmt.OP_MOUNT and op[3][4] & trees_of]
     if not wanted:
         return []
     trees: list[int] = []
@@ -115,12 +116,16 @@ def _idmapped_trees(plan: planfmt.Plan, pid: int) -> list[int]:
             source = plan.string_at(op[2][0])
             try:
                 rbind, ridmap = bool(op[3][0] & MS_REC), bool(op[3][4] & planfmt.MNTF_IDMAP_REC)
-                trees.append(_shim.idmapped_tree(source, userns, rbind, ridmap))
+                # MNTF_TREE: a plain clone, made here as the runtime (the init in its user namespace could not
+                # even look up a source under a root-only directory)
+                ns = userns if op[3][4] & planfmt.MNTF_IDMAP else -1
+                trees.append(_shim.idmapped_tree(source, ns, rbind, ridmap))
             except OSError as exc:
                 for fd in trees:
                     os.close(fd)
+                kind = "idmapped" if op[3][4] & planfmt.MNTF_IDMAP else "bind source"
                 raise OcipyError(
-                    f"{plan.field_of(i)} (idmapped {source}): {(exc.strerror or str(exc)).lower()}"
+                    f"{plan.field_of(i)} ({kind} {source}): {(exc.strerror or str(exc)).lower()}"
                 ) from None
     finally:
         os.close(userns)
@@ -377,6 +382,7 @@ def create(args: argparse.Namespace) -> Created:
             no_pivot=bool(getattr(args, "no_pivot", False)),
             no_new_keyring=bool(getattr(args, "no_new_keyring", False)),
             env_extra=env_extra,
+            host_uid=os.geteuid(),  # unprivileged: setgroups denied, no runtime-side bind clones (docs/rootless.md)
             cgroup_procs=cgroup.procs_files(),
             seccomp_cache=store.seccomp_cache,
             log=errors.log_target(),

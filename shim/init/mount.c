@@ -189,7 +189,7 @@ int op_mount(struct ctx *c, const struct plan_op *op)
 	}
 	fd_path(tpath, tfd);
 
-	if (mntf & MNTF_IDMAP) {
+	if (mntf & (MNTF_IDMAP | MNTF_TREE)) {
 		/* The runtime, still the host's root, cloned the source and idmapped it with this container's user
 		 * namespace (which this process can no longer do), and handed the trees over with the usermap ACK,
 		 * one per idmapped mount, in plan order. */

@@ -75,7 +75,7 @@ def test_podman_checkpoint_restore_and_export_import(podman: Podman, criu_path: 
         "--name",
         name,
         "--network",
-        "none",
+        podman.network,  # the engine's bridge: Podman's network namespace, joined by path, is external to CRIU
         podman.image,
         "sh",
         "-c",

@@ -351,3 +351,56 @@ def test_failures_are_one_line_and_leave_nothing(rt, bundle, tmp_path):
     # a created container cannot be checkpointed (runc's rule)
     created, _ = rt.create_ok(bundle)
     criu(rt, "checkpoint", "--image-path", str(tmp_path / "y"), created).fails("created")
+
+
+def _recorder(marks: Path, name: str) -> dict[str, Any]:
+    """A host hook appending `name status pid` to marks/order (the state comes on stdin)."""
+    script = (
+        f'read -r s; st=$(echo "$s" | sed -n \'s/.*"status": *"\\([a-z]*\\)".*/\\1/p\'); '
+        f'pid=$(echo "$s" | sed -n \'s/.*"pid": *\\([0-9]*\\).*/\\1/p\'); echo {name} $st $pid >> {marks}/order'
+    )
+    return {"path": "/bin/sh", "args": ["sh", "-c", script]}
+
+
+def test_hooks_at_restore(rt, bundle, tmp_path):
+    """prestart and createRuntime when CRIU has made the namespaces (runc's setup-namespaces point), poststart once
+    the process runs, poststop at delete; createContainer/startContainer do not run again."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    data = counter_bundle(bundle, tmp_path)
+    cid = run_detached(rt, bundle)
+    wait_count(data, 2)
+    images = tmp_path / "images"
+    criu(rt, "checkpoint", "--image-path", str(images), cid).ok()
+    kinds = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+    bundle.config["hooks"] = {k: [_recorder(marks, k)] for k in kinds if k not in ("createContainer", "startContainer")}
+    bundle.config["hooks"]["startContainer"] = [{"path": "/bin/false"}]  # would fail the restore if it ran
+    bundle.write()
+    restore(rt, bundle, cid, images).ok()
+    pid = rt.pid(cid)
+    rt.delete(cid, "--force").ok()
+    lines = [line.split() for line in (marks / "order").read_text().splitlines()]
+    assert [ln[0] for ln in lines] == ["prestart", "createRuntime", "poststart", "poststop"], lines
+    assert lines[0][1] == "creating" and lines[2][1:] == ["running", str(pid)], lines
+    assert lines[0][2] == str(pid), "prestart sees the restored init's pid"
+
+
+def test_foreground_restore_waits_and_exits_with_the_status(rt, bundle, tmp_path):
+    data = counter_bundle(
+        bundle,
+        tmp_path,
+        "i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo $i > /data/count.tmp; mv /data/count.tmp /data/count; "
+        "sleep 0.05; done; exit 7",
+    )
+    cid = run_detached(rt, bundle)
+    wait_count(data, 3)
+    images = tmp_path / "images"
+    criu(rt, "checkpoint", "--image-path", str(images), cid).ok()
+    stopped_at = read_count(data)
+    assert stopped_at < 60
+    rt.ids.add(cid)
+    res = criu(rt, "restore", "--bundle", str(bundle.path), "--image-path", str(images), cid, timeout=60)
+    assert res.returncode == 7, res.describe()
+    assert read_count(data) == 60
+    assert cid not in rt.state_dirs(), "a foreground restore removes the container when its process exits"
+    assert not h.cgroup_dirs_named(cid)

@@ -262,7 +262,9 @@ def test_run_killed_at_every_step(tmp_path, bundle, subreaped, capsys):
     bundle.args("true")
     rig = Rig(tmp_path, bundle)
     tally = Tally()
-    steps = _kill_at_each_step(rig, tally, ["run", "--bundle", str(bundle.path)], "run")
+    args = ["run", "--bundle", str(bundle.path)]
+    steps = _kill_at_each_step(rig, tally, args, "run")
+    _kill_at_random(rig, tally, args, "run-rnd", random.Random(SEED + 2), RANDOM_TRIALS // 3)
     _report(capsys, tally, "run killed", steps)
     assert not tally.problems(), "\n".join(tally.problems())
 

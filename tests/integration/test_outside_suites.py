@@ -3,9 +3,11 @@ meets it (issue 11). Every test here failed before its fix."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from pathlib import Path
 
 import ocipy_it_helpers as h  # loaded by conftest.py
 import pytest
@@ -470,3 +472,61 @@ def test_init_oom_killed_during_setup_names_the_memory_limit(rt, bundle):
     _cid, res = rt.create(bundle)
     res.fails("/linux/resources/memory/limit", "oom")
     assert rt.state_dirs() == []
+
+
+def test_bind_source_under_a_root_only_directory_with_a_user_namespace(rt, open_bundle, tmp_path):
+    """Bind sources are resolved as the runtime (host root), before the user namespace: the container's root maps
+    to an unprivileged host uid that cannot even look up a path under a 0700 root-owned directory (runc opens the
+    sources in the runtime too)."""
+    import tempfile
+
+    b = open_bundle
+    b.set_namespace("user")
+    b.linux["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.linux["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    b.config["mounts"] = [m for m in b.config["mounts"] if m["type"] not in ("sysfs", "cgroup")]
+    private = Path(tempfile.mkdtemp(prefix="ocipy-rootonly-"))
+    try:
+        private.chmod(0o700)
+        (private / "vol").mkdir()
+        (private / "vol" / "data").write_text("reached\n")
+        (private / "vol").chmod(0o755)
+        (private / "vol" / "data").chmod(0o644)
+        (b.rootfs / "mnt" / "vol").mkdir(parents=True, exist_ok=True)  # the rootfs is host root's: no mkdir inside
+        b.add_mount(destination="/mnt/vol", type="bind", source=str(private / "vol"), options=["rbind", "ro"])
+        assert rt.probe(b, "cat /mnt/vol/data; grep -c ' /mnt/vol ' /proc/self/mountinfo") == "reached\n1\n"
+    finally:
+        import shutil
+
+        shutil.rmtree(private, ignore_errors=True)
+
+
+# -- realtime CPU time on cgroup v1 -------------------------------------------------------------------------------
+
+
+def test_realtime_runtime_reaches_a_container_under_a_new_parent(rt, bundle):
+    """A new cgroup starts with cpu.rt_runtime_us 0 and a child cannot have more than its parent: the budget is
+    given to the parents ocipy makes (by default /ocipy), or no container could ever get realtime time."""
+    import uuid
+
+    root = "/sys/fs/cgroup/cpu"
+    if not os.path.exists(f"{root}/cpu.rt_runtime_us"):
+        pytest.skip("no cgroup v1 realtime group scheduling on this host")
+    parent = f"ocipy-it-rt-{uuid.uuid4().hex[:8]}"
+    bundle.linux["cgroupsPath"] = f"/{parent}/c"
+    bundle.linux["resources"] = {"cpu": {"realtimeRuntime": 10000, "realtimePeriod": 1000000}}
+    bundle.args("sleep", "30")
+    try:
+        cid, res = rt.create(bundle)
+        res.ok()
+        with open(f"{root}/{parent}/c/cpu.rt_runtime_us") as f:
+            assert f.read().strip() == "10000"
+        rt.delete(cid, "--force").ok()
+    finally:
+        for d in (f"{root}/{parent}/c", f"{root}/{parent}"):
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+        for ctrl in os.listdir("/sys/fs/cgroup"):
+            for d in (f"/sys/fs/cgroup/{ctrl}/{parent}/c", f"/sys/fs/cgroup/{ctrl}/{parent}"):
+                with contextlib.suppress(OSError):
+                    os.rmdir(d)

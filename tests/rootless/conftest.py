@@ -100,7 +100,10 @@ def podman_user(user: RootlessUser) -> RootlessUser:
     """The user with the busybox image imported into its (rootless, overlay) Podman store, and /dev/net/tun open to
     it (slirp4netns)."""
     _need_root_and("podman", "conmon", "slirp4netns")
-    user.grant_tun()
+    try:
+        user.grant_tun()
+    except OSError as exc:  # no POSIX ACLs on /dev: the slirp4netns tests skip (tun_granted stays False)
+        print(f"rootless: cannot open /dev/net/tun to {user.name}: {exc}")
     if not user.podman_ready:
         user.import_busybox()
         p = user.podman("image", "exists", IMAGE)

@@ -206,6 +206,12 @@ def shared_launcher(work: Path) -> str:
             subprocess.run(["find", str(dest), "-type", "d", "-exec", "chmod", "a+rx", "{}", "+"], check=True)
         mirrored.append(str(lib / str(i)))
     real = os.path.realpath(interpreter)
+    if not _traversable_by_others(real):  # e.g. a pyenv build under /root: the system's interpreter, same version
+        v = sys.version_info
+        real = next((p for p in (f"/usr/bin/python{v.major}.{v.minor}", f"/usr/local/bin/python{v.major}.{v.minor}")
+                     if os.path.exists(p) and _traversable_by_others(p)), "")  # fmt: skip
+        if not real:
+            raise RuntimeError(f"no python{v.major}.{v.minor} the test user can run ({interpreter} is out of reach)")
     lines[0] = f"#!{real} -IS"
     lines[3] = f"sys.path[:0] = {mirrored!r}"
     path.write_text("\n".join(lines) + "\n")

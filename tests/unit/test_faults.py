@@ -60,7 +60,15 @@ def test_imports_only_the_stdlib_shim() -> None:
 
 
 def test_lifecycle_verbs_call_it() -> None:
-    # the hook is wired where a crash matters: every verb that makes or removes something
-    for verb, step in (("create", "create.cgroups"), ("delete", "delete.cgroups"), ("run", "run.created")):
-        text = (PROJECT / "ocipy" / "operations" / f"{verb}.py").read_text()
-        assert f'point("{step}")' in text, verb
+    # the hook is wired where a crash matters: every verb that makes or removes something (wherever its steps live)
+    text = "\n".join(p.read_text() for p in (PROJECT / "ocipy").rglob("*.py"))
+    for step in (
+        "create.journal",
+        "create.cgroups",
+        "create.pid-recorded",
+        "create.state",
+        "delete.cgroups",
+        "run.created",
+        "exec.spawned",
+    ):
+        assert f'"{step}"' in text, step

@@ -536,11 +536,11 @@ def test_bind_mounts() -> None:
         mo.MS_REMOUNT | mo.MS_BIND | mo.MS_RDONLY,
         mo.MS_PRIVATE | mo.MS_REC,
         0,
-        planfmt.MNTF_MKFILE,
+        planfmt.MNTF_MKFILE | planfmt.MNTF_TREE,  # a new user namespace: the runtime clones the source
     )
     data = by_dest["/data"]
     assert strs(plan, data)[0] == "/run/bundle/data"  # relative to the bundle
-    assert data[3] == (mo.MS_BIND, 0, 0, 0, planfmt.MNTF_MKDIR)
+    assert data[3] == (mo.MS_BIND, 0, 0, 0, planfmt.MNTF_MKDIR | planfmt.MNTF_TREE)
     vol = by_dest["/vol"]
     rec = mo.MOUNT_ATTR_RDONLY | mo.MOUNT_ATTR_NOSUID | mo.MOUNT_ATTR_NODEV | mo.MOUNT_ATTR_NOEXEC
     assert vol[3][3] == planfmt.mount_attrs(rec | mo.MOUNT_ATTR_NOATIME, mo.MOUNT_ATTR__ATIME)
