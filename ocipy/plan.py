@@ -230,7 +230,12 @@ ST_LOCKABLE = (
     (os.ST_NOSUID, mo.MS_NOSUID),
     (os.ST_NODEV, mo.MS_NODEV),
     (os.ST_NOEXEC, mo.MS_NOEXEC),
+    (os.ST_NOATIME, mo.MS_NOATIME),
+    (os.ST_NODIRATIME, mo.MS_NODIRATIME),
+    (os.ST_RELATIME, mo.MS_RELATIME),
 )
+ATIME_FLAGS = mo.MS_NOATIME | mo.MS_NODIRATIME | mo.MS_RELATIME | mo.MS_STRICTATIME
+ATIME_NAMES = {mo.MS_NOATIME: "noatime", mo.MS_NODIRATIME: "nodiratime", mo.MS_RELATIME: "relatime"}
 LOCKED_NAMES = {
     mo.MS_RDONLY: ("rw", "ro"),
     mo.MS_NOSUID: ("suid", "nosuid"),
@@ -261,11 +266,12 @@ def _netns_owned_by_own_userns(path: str) -> bool:
 
 
 def _locked_flags(path: str) -> int:
-    """The MS_ flags of the mount holding `path` that a user namespace cannot clear (ro, nosuid, nodev, noexec)."""
+    """The MS_ flags of the mount holding `path` that a user namespace cannot change (ro, nosuid, nodev, noexec and
+    the atime mode); -1 when `path` cannot be looked at."""
     try:
         f = os.statvfs(path).f_flag
     except OSError:
-        return 0
+        return -1  # unknown (no such source yet): the mount itself will say what is wrong
     return sum(ms for st, ms in ST_LOCKABLE if f & st)
 
 
@@ -765,12 +771,23 @@ class _Compiler:
         are kept (shim/init/mount.c re-applies them), and an option asking to clear one is an error, as runc's
         "cannot clear locked flags"."""
         locked = self.host.locked_flags(source)
+        if locked < 0:
+            return
         for flag, (clear, keep) in LOCKED_NAMES.items():
             if locked & flag and clear in opts.where:
                 raise PlanError(
                     pointer("mounts", int(ptr.rsplit("/", 1)[1]), "options", opts.where[clear]),
                     f"{clear}: {source} is mounted {keep} and a user namespace cannot clear that (locked flag)",
                 )
+        # an asked atime mode must be the one the source has (runc: "cannot change locked atime flags")
+        asked = opts.flags & ATIME_FLAGS
+        if asked and asked != locked & ATIME_FLAGS:
+            names = [n for n in ("noatime", "nodiratime", "relatime", "strictatime") if n in opts.where]
+            have = ",".join(name for flag, name in ATIME_NAMES.items() if locked & flag) or "strictatime"
+            raise PlanError(
+                pointer("mounts", int(ptr.rsplit("/", 1)[1]), "options", min(opts.where[n] for n in names)),
+                f"{'/'.join(names)}: {source} is mounted {have} and a user namespace cannot change it (locked flag)",
+            )
 
     def check_proc_dest(self, ptr: str, dest: str, fstype: str | None, source: str | None, bind: bool) -> None:
         """Nothing but procfs on /proc, and only a few files beneath it may be covered (CVE-2019-19921)."""

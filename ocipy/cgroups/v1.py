@@ -108,6 +108,8 @@ def cpu(d: str, c: dict[str, Any]) -> None:
         write(d, "cpu.rt_period_us", str(rt_period), f"{CPU}/realtimePeriod")
     rt_runtime = get_int(c, "realtimeRuntime", CPU, minimum=-1)
     if rt_runtime:
+        if rt_runtime > 0:
+            _rt_budget_for_parents(d, rt_runtime)
         try:
             write(d, "cpu.rt_runtime_us", str(rt_runtime), f"{CPU}/realtimeRuntime")
         except CgroupError as exc:
@@ -117,6 +119,26 @@ def cpu(d: str, c: dict[str, Any]) -> None:
                     f"{exc.message} (the parent cgroup's cpu.rt_runtime_us must leave room for it)",
                 ) from None
             raise
+
+
+def _rt_budget_for_parents(d: str, runtime: int) -> None:
+    """A new cgroup gets cpu.rt_runtime_us 0, and a child can never have more realtime time than its parent: give
+    every ancestor below the hierarchy's root (the root holds the host's budget) at least `runtime`, top down, so
+    the container's own value can be set (ocipy's /ocipy parent starts at 0). Budgets are only ever raised; a
+    parent that cannot be raised leaves the container's own write to fail and say why."""
+    parents = []
+    p = os.path.dirname(d.rstrip("/"))
+    while p and p != "/" and not os.path.ismount(p):
+        parents.append(p)
+        p = os.path.dirname(p)
+    for parent in reversed(parents):
+        have = read_int(parent, "cpu.rt_runtime_us")
+        if have is None or have == -1 or have >= runtime:
+            continue
+        try:
+            write(parent, "cpu.rt_runtime_us", str(runtime), f"{CPU}/realtimeRuntime")
+        except CgroupError:
+            return
 
 
 def cpuset(d: str, c: dict[str, Any]) -> None:

@@ -382,6 +382,7 @@ def create(args: argparse.Namespace) -> Created:
             no_pivot=bool(getattr(args, "no_pivot", False)),
             no_new_keyring=bool(getattr(args, "no_new_keyring", False)),
             env_extra=env_extra,
+            host_uid=os.geteuid(),  # unprivileged: setgroups denied, no runtime-side bind clones (docs/rootless.md)
             cgroup_procs=cgroup.procs_files(),
             seccomp_cache=store.seccomp_cache,
             log=errors.log_target(),

@@ -3,6 +3,7 @@ meets it (issue 11). Every test here failed before its fix."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -498,3 +499,34 @@ def test_bind_source_under_a_root_only_directory_with_a_user_namespace(rt, open_
         import shutil
 
         shutil.rmtree(private, ignore_errors=True)
+
+
+# -- realtime CPU time on cgroup v1 -------------------------------------------------------------------------------
+
+
+def test_realtime_runtime_reaches_a_container_under_a_new_parent(rt, bundle):
+    """A new cgroup starts with cpu.rt_runtime_us 0 and a child cannot have more than its parent: the budget is
+    given to the parents ocipy makes (by default /ocipy), or no container could ever get realtime time."""
+    import uuid
+
+    root = "/sys/fs/cgroup/cpu"
+    if not os.path.exists(f"{root}/cpu.rt_runtime_us"):
+        pytest.skip("no cgroup v1 realtime group scheduling on this host")
+    parent = f"ocipy-it-rt-{uuid.uuid4().hex[:8]}"
+    bundle.linux["cgroupsPath"] = f"/{parent}/c"
+    bundle.linux["resources"] = {"cpu": {"realtimeRuntime": 10000, "realtimePeriod": 1000000}}
+    bundle.args("sleep", "30")
+    try:
+        cid, res = rt.create(bundle)
+        res.ok()
+        with open(f"{root}/{parent}/c/cpu.rt_runtime_us") as f:
+            assert f.read().strip() == "10000"
+        rt.delete(cid, "--force").ok()
+    finally:
+        for d in (f"{root}/{parent}/c", f"{root}/{parent}"):
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+        for ctrl in os.listdir("/sys/fs/cgroup"):
+            for d in (f"/sys/fs/cgroup/{ctrl}/{parent}/c", f"/sys/fs/cgroup/{ctrl}/{parent}"):
+                with contextlib.suppress(OSError):
+                    os.rmdir(d)

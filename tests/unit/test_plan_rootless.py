@@ -93,3 +93,17 @@ def test_locked_flags_cannot_be_cleared_in_a_user_namespace() -> None:
     dev = {**bind, "options": ["bind", "dev"]}
     with pytest.raises(PlanError, match="dev: /locked is mounted nodev"):
         listing(config([{"type": "mount"}, {"type": "user"}], [dev], **USERNS), ROOT_HOST)
+
+
+def test_locked_atime_cannot_change_in_a_user_namespace() -> None:
+    host = dataclasses.replace(PODMAN_HOST, locked_flags=lambda p: mo.MS_NOATIME if p == "/locked" else mo.MS_RELATIME)
+    same = {"destination": "/mnt", "type": "bind", "source": "/locked", "options": ["rbind", "noatime"]}
+    listing(config([{"type": "mount"}], [same]), host)
+    other = {**same, "options": ["rbind", "rw", "relatime"]}
+    with pytest.raises(PlanError) as err:
+        listing(config([{"type": "mount"}], [other]), host)
+    assert err.value.pointer == "/mounts/0/options/2"
+    assert "relatime: /locked is mounted noatime" in str(err.value)
+    listing(config([{"type": "mount"}], [other]), ROOT_HOST)  # root may
+    free = {**other, "source": "/elsewhere"}  # a relatime source asked relatime: fine
+    listing(config([{"type": "mount"}], [free]), host)
