@@ -105,7 +105,11 @@ def test_podman_cgroup_manager_systemd(rig: Any, images: dict[str, str]) -> None
         check_scope(rig, unit, "machine.slice", cid)
         seen = rig.run(["podman", "exec", name, "sh", "-c", LIMITS]).stdout.split()
         assert seen == [str(MEM), "20"]
-        rig.run(["podman", "update", "--memory", str(2 * MEM), name], check=False)  # Podman 4.3: update may be absent
+        # podman update goes through `ocipy update`: SetUnitProperties and the files
+        rig.run(["podman", "update", "--memory", str(2 * MEM), name])
+        assert rig.show(unit, "MemoryMax")["MemoryMax"] == str(2 * MEM)
+        seen = rig.run(["podman", "exec", name, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"])
+        assert seen.stdout.strip() == str(2 * MEM)
     finally:
         rig.run(["podman", "rm", "--force", "--time", "0", name], check=False)
     assert scope_gone(rig, unit)
