@@ -142,7 +142,11 @@ def test_cpu_realtime_under_a_parent_with_budget(rt: Any, bundle: Any, own_paren
 
 @needs_v1
 def test_cpu_realtime_without_budget_names_the_field(rt: Any, bundle: Any) -> None:
-    bundle.linux["resources"] = {"cpu": {"realtimeRuntime": 10000}}
+    # more than the host's whole budget (the root's cpu.rt_runtime_us, 950000 of 1000000 by default): the parents
+    # cannot be raised that far (a smaller value is now given to them: test_outside_suites.py)
+    with open("/sys/fs/cgroup/cpu/cpu.rt_runtime_us") as f:
+        budget = int(f.read())
+    bundle.linux["resources"] = {"cpu": {"realtimeRuntime": budget + 10000, "realtimePeriod": 1000000}}
     _, res = rt.create(bundle)
     res.fails("/linux/resources/cpu/realtimeRuntime", "rt_runtime_us")
 
