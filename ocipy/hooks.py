@@ -162,9 +162,7 @@ def _run_in_container(hook: dict[str, Any], payload: bytes, pid: int) -> None:
         os.close(stdin_r)
         os.close(out_w)
         stdin_r = out_w = -1
-        for msg in launch.messages():
-            if msg.type == planfmt.MSG_ERROR:
-                raise OcipyError(launch.describe_error(msg))
+        launch.drive()
         _write_all(stdin_w, payload)
         os.close(stdin_w)
         stdin_w = -1
