@@ -11,11 +11,12 @@ import os
 import select
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from ocipy import _shim, planfmt
+from ocipy import _shim, errors, planfmt
 from ocipy.errors import OcipyError
+from ocipy.faults import point
 
 
 @dataclass
@@ -26,6 +27,58 @@ class Message:
     pid: int
     detail: str
     fds: list[int] = field(default_factory=list)  # passed with the message (SCM_RIGHTS); the receiver owns them
+
+
+def report_warnings(plan: planfmt.Plan) -> None:
+    """The planner's warnings: config.md says a capability that cannot be granted MUST be logged as a warning (runc
+    prints it where it logs, stderr without --log); the others stay in --log (stderr is the container's here)."""
+    for pointer, message in getattr(plan, "warnings", ()):
+        warn = errors.warning if pointer.startswith("/process/capabilities") else errors.quiet_warning
+        warn(f"{pointer}: {message}")
+
+
+def debug_plan(plan: planfmt.Plan) -> None:
+    """--debug: the plan the init executes, op by op, each with the config field it comes from."""
+    lines = plan.describe()
+    errors.debug(f"plan: {len(lines)} ops for ocipy-init")
+    for i, line in enumerate(lines):
+        errors.debug(f"plan op {i}: {line}")
+
+
+_MSG_WORDS = {
+    planfmt.MSG_ERROR: "error",
+    planfmt.MSG_USERMAP: "user namespace made: id maps wanted",
+    planfmt.MSG_PID: "container process exists",
+    planfmt.MSG_HOOKS: "namespaces and mounts set up: create hooks may run",
+    planfmt.MSG_CREATED: "set up: waiting on the exec fifo for start",
+    planfmt.MSG_SYNC: "sync",
+}
+
+
+def describe_message(msg: Message) -> str:
+    """One message of the init, in words (for --debug)."""
+    words = _MSG_WORDS.get(msg.type, f"message {msg.type}")
+    parts = [words, f"after op {msg.op}" if msg.op >= 0 else "", f"pid {msg.pid}" if msg.pid > 0 else ""]
+    if msg.fds:
+        parts.append(f"{len(msg.fds)} fd(s)")
+    if msg.detail:
+        parts.append(msg.detail)
+    return ", ".join(p for p in parts if p)
+
+
+# short names of the messages, for fault-injection step names
+_MSG_NAMES = {
+    planfmt.MSG_ERROR: "error",
+    planfmt.MSG_USERMAP: "usermap",
+    planfmt.MSG_PID: "pid",
+    planfmt.MSG_HOOKS: "hooks",
+    planfmt.MSG_CREATED: "created",
+    planfmt.MSG_SYNC: "sync",
+}
+# the messages after which the init waits for MSG_ACK (shim/plan.h)
+_AWAITS_ACK = frozenset({planfmt.MSG_USERMAP, planfmt.MSG_HOOKS, planfmt.MSG_SYNC})
+# a handler of one message: the fds to send back with its MSG_ACK (or None)
+Handler = Callable[[Message], "list[int] | None"]
 
 
 @dataclass
@@ -96,6 +149,37 @@ class Launch:
             socket.send_fds(self._sock, [data], fds)
         else:
             self._sock.send(data)
+
+    def drive(self, handlers: Mapping[int, Handler] | None = None, until: int = -1, trace: str = "") -> bool:
+        """The one loop over the init's messages (create, exec, hooks). MSG_ERROR is raised as the one line
+        `describe_error` makes; any other message goes to its handler, if any; a message the init waits on (USERMAP,
+        HOOKS, SYNC) is answered with MSG_ACK after its handler, carrying the fds the handler returns (closed once
+        sent). Fds that came with a message are closed after its handler. True once `until` arrived, False at EOF.
+        `trace`: the verb, for the fault-injection step names (`create.got-pid`, ocipy/faults.py)."""
+        for msg in self.messages():
+            if trace:
+                point(f"{trace}.got-{_MSG_NAMES.get(msg.type, msg.type)}")
+            if errors.debug_enabled():
+                errors.debug(f"init: {describe_message(msg)}")
+            if msg.type == planfmt.MSG_ERROR:
+                for fd in msg.fds:
+                    os.close(fd)
+                raise OcipyError(self.describe_error(msg))
+            handler = (handlers or {}).get(msg.type)
+            try:
+                reply = handler(msg) if handler is not None else None
+            finally:
+                for fd in msg.fds:
+                    os.close(fd)
+            if msg.type in _AWAITS_ACK:
+                try:
+                    self.ack(fds=reply)
+                finally:
+                    for fd in reply or ():
+                        os.close(fd)
+            if msg.type == until:
+                return True
+        return False
 
     def describe_error(self, msg: Message) -> str:
         """One line naming the config field: `/mounts/3 (proc on /proc): mount: operation not permitted`."""

@@ -10,7 +10,7 @@ import contextlib
 import os
 from typing import Any
 
-from ocipy import errors, procfs
+from ocipy import errors, lifecycle, procfs
 from ocipy.criu import common, externals, messages, swrk
 from ocipy.errors import OcipyError
 from ocipy.store import CONFIG_FILE, Container, Store
@@ -173,13 +173,4 @@ def destroy(c: Container) -> None:
     """After a dump that stopped the container: what `delete` does to a stopped container."""
     if not procfs.wait_gone(c.pid, c.starttime, 10.0):
         raise OcipyError(f"container init (pid {c.pid}) still runs after the dump")
-    c.cgroup().remove()
-    poststop = c.read_state().hooks.get("poststop")
-    if poststop:
-        from ocipy import hooks as hooks_mod
-
-        try:
-            hooks_mod.run_hooks("poststop", list(poststop), {**c.oci_state(), "status": "stopped", "pid": 0})
-        except Exception as exc:  # noqa: BLE001 -- runtime.md: a failing poststop hook is a warning
-            errors.warning(f"poststop hooks: {exc}")
-    c.remove()
+    lifecycle.destroy(c)

@@ -19,7 +19,7 @@ import socket
 import stat
 from typing import Any
 
-from ocipy import errors, fastjson, procfs
+from ocipy import errors, fastjson, foreground, handoff, procfs
 from ocipy.criu import common, externals, messages, swrk
 from ocipy.errors import OcipyError
 from ocipy.state import State
@@ -28,17 +28,6 @@ from ocipy.store import CGROUP_FILE, CONFIG_FILE, Container, Store
 KEPT_HOOKS = ("startContainer", "poststart", "poststop")
 MS_BIND, MS_REC, MNT_DETACH = 0x1000, 0x4000, 2
 CRIU_ROOT = "criu-root"
-FORWARDED = (
-    signal.SIGINT,
-    signal.SIGTERM,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGWINCH,
-    signal.SIGCONT,
-    signal.SIGALRM,
-)
 
 
 def _libc() -> ctypes.CDLL:
@@ -99,21 +88,6 @@ def _prepare_mountpoints(document: dict[str, Any], rootfs: str, bundle: str) -> 
             src = src if src.startswith("/") else os.path.join(bundle, src)
             is_file = os.path.exists(src) and not os.path.isdir(src)
         _ensure_mountpoint(rootfs, dest, is_file)
-
-
-def _console(args: Any, terminal: bool) -> socket.socket | None:
-    path = getattr(args, "console_socket", None)
-    if terminal and not path:
-        raise OcipyError("/process/terminal: terminal is true but no --console-socket was given")
-    if not path:
-        return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    try:
-        sock.connect(path)
-    except OSError as exc:
-        sock.close()
-        raise OcipyError(f"console socket {path}: {(exc.strerror or str(exc)).lower()}") from None
-    return sock
 
 
 def _cg_roots(pid: int) -> list[dict[str, str]]:
@@ -206,19 +180,6 @@ def _oci_state(cid: str, spec: Any, bundle: str, status: str, pid: int) -> dict[
     return state
 
 
-def _write_pid_file(path: str, pid: int) -> None:
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(str(pid))
-        os.rename(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise OcipyError(f"pid file {path}: {(exc.strerror or str(exc)).lower()}") from None
-
-
 def _kill(pid: int, starttime: int | None) -> None:
     pidfd = procfs.pidfd_open(pid, starttime)
     if pidfd is None:
@@ -264,7 +225,9 @@ def restore(args: Any) -> int:
         container = store.create_dir(cid)  # EEXIST: "container with given ID already exists", nothing touched
         undo.callback(container.remove)
         undo.enter_context(container.lock())
-        console = _console(args, terminal)
+        if terminal and not getattr(args, "console_socket", None):
+            raise OcipyError("/process/terminal: terminal is true but no --console-socket was given")
+        console = handoff.connect_console(args.console_socket) if getattr(args, "console_socket", None) else None
         if console is not None:
             undo.callback(console.close)
 
@@ -366,7 +329,7 @@ def restore(args: Any) -> int:
         container.write_file(CONFIG_FILE, fastjson.dumps(document).encode())
         container.write_state(state)
         if getattr(args, "pid_file", None):
-            _write_pid_file(args.pid_file, pid)
+            handoff.write_pid_file(args.pid_file, pid)
         if hook_lists.get("poststart"):
             hooks_mod.run_hooks("poststart", hook_lists["poststart"], _oci_state(cid, spec, bundle_dir, "running", pid))
         undo.pop_all()
@@ -387,7 +350,7 @@ def _wait_and_delete(store: Store, cid: str, pid: int) -> int:
         with contextlib.suppress(OSError):
             os.kill(pid, signum)
 
-    for sig in FORWARDED:
+    for sig in foreground.FORWARDED:
         signal.signal(sig, forward)
     while True:
         try:
@@ -398,7 +361,7 @@ def _wait_and_delete(store: Store, cid: str, pid: int) -> int:
         except ChildProcessError:
             status = 0
             break
-    for sig in FORWARDED:
+    for sig in foreground.FORWARDED:
         signal.signal(sig, signal.SIG_DFL)
     code = os.waitstatus_to_exitcode(status)
     code = 128 - code if code < 0 else code

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
-import signal
 import socket
 from typing import TYPE_CHECKING, Any
 
-from ocipy import errors, planfmt
+from ocipy import errors, foreground, handoff, planfmt
 from ocipy.errors import OcipyError
 from ocipy.faults import point
-from ocipy.launch import Launch, exit_code
+from ocipy.launch import Launch, Message, debug_plan, report_warnings
 from ocipy.store import CONFIG_FILE, PAUSED, Container, Store
 
 if TYPE_CHECKING:
@@ -178,7 +176,6 @@ def _check_status(c: Container, ignore_paused: bool) -> bool:
 
 def _exec(args: argparse.Namespace) -> int:
     from ocipy import execplan
-    from ocipy.operations.create import _console_fd, _send_seccomp_listener, _write_pid_file
 
     detach = bool(getattr(args, "detach", False))
     c = Store.from_args(args).open_locked(args.container_id)
@@ -203,16 +200,12 @@ def _exec(args: argparse.Namespace) -> int:
             undo.callback(pidfd_sock.close)
         preserve = max(0, int(getattr(args, "preserve_fds", 0) or 0))
         fdmap = [(0, 0), (1, 1), (2, 2)] + [(fd, fd) for fd in range(3, 3 + preserve)]
-        for src, _ in fdmap:
-            try:
-                os.fstat(src)
-            except OSError:
-                raise OcipyError(f"--preserve-fds: fd {src} is not open") from None
+        handoff.check_fds(fdmap)
         console: socket.socket | None = None
         proxy: socket.socket | None = None  # foreground tty without a console socket: we receive the master
         if terminal:
             if console_path:
-                console = _console_fd(args, True)
+                console = handoff.connect_console(console_path)
             else:
                 proxy, console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
                 undo.callback(proxy.close)
@@ -230,22 +223,16 @@ def _exec(args: argparse.Namespace) -> int:
             host_uid=os.geteuid(),
             seccomp_cache=c.store.seccomp_cache,
         )
-        for pointer, message in plan.warnings:
-            # config.md: a capability that cannot be granted MUST be logged as a warning (runc prints it where it
-            # logs, stderr without --log); the other warnings stay in --log (stderr is the container's here)
-            warn = errors.warning if pointer.startswith("/process/capabilities") else errors.quiet_warning
-            warn(f"{pointer}: {message}")
+        report_warnings(plan)
         if errors.debug_enabled():
-            from ocipy.operations.create import _debug_plan
-
             errors.debug(f"exec in {args.container_id} (init pid {c.pid})")
-            _debug_plan(plan)
+            debug_plan(plan)
         launch = Launch(plan, extra=fdmap)
         undo.callback(launch.abort)
         if not detach:
             # from now on: a signal for us is one for the process (held back until it exists)
-            _forward_signals(launch, proxy is not None)
-            undo.callback(_restore_signals)
+            foreground.forward_signals(launch, proxy is not None)
+            undo.callback(foreground.restore_signals)
         oci_state = c.oci_state()  # for a seccomp listener
         if paused:
             # the process freezes as soon as it joins the cgroup and goes on at `resume`, which needs the lock
@@ -254,165 +241,25 @@ def _exec(args: argparse.Namespace) -> int:
         point("exec.spawned")
         if console is not None:
             console.close()
-        for msg in launch.messages():
-            point(f"exec.got-{msg.type}")
-            if errors.debug_enabled():
-                from ocipy.operations.create import planfmt_message
 
-                errors.debug(f"init: {planfmt_message(msg)}")
-            if msg.type == planfmt.MSG_ERROR:
-                raise OcipyError(launch.describe_error(msg))
-            if msg.type == planfmt.MSG_SYNC and msg.fds:  # OP_SECCOMP with a listener
-                try:
-                    _send_seccomp_listener(spec, oci_state, launch.pid, msg.fds[0])
-                finally:
-                    for fd in msg.fds:
-                        os.close(fd)
-                launch.ack()
-            elif msg.type in (planfmt.MSG_SYNC, planfmt.MSG_HOOKS, planfmt.MSG_USERMAP):
-                launch.ack()
+        def on_sync(msg: Message) -> None:
+            if msg.fds:  # OP_SECCOMP with a listener
+                handoff.send_seccomp_listener(spec, oci_state, launch.pid, msg.fds[0])
+
+        launch.drive({planfmt.MSG_SYNC: on_sync}, trace="exec")
         if launch.pid <= 0:
             raise OcipyError("ocipy-init exited before the process was started")
         if pidfd_sock is not None:  # the exec'd process, as runc's "setns" init sends itself
             pidfdsock.send(pidfd_sock, launch.pid, launch.pidfd, "setns")
-        _flush_pending(launch)
+        foreground.flush_pending(launch)
         launch.close()
         point("exec.started")
-        master = _receive_master(proxy) if proxy is not None else -1
+        master = foreground.receive_master(proxy) if proxy is not None else -1
         if getattr(args, "pid_file", None):
-            _write_pid_file(args.pid_file, launch.pid)
+            handoff.write_pid_file(args.pid_file, launch.pid)
         undo.pop_all()
     c.close()  # the lock: kill/delete may go on while the process runs
     if detach:
         launch.release()
         return 0
-    return _wait(launch, master)
-
-
-def _receive_master(sock: socket.socket) -> int:
-    try:
-        _msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1, socket.MSG_CMSG_CLOEXEC)
-    finally:
-        sock.close()
-    if not fds:
-        raise OcipyError("the pty master did not arrive")
-    for extra in fds[1:]:
-        os.close(extra)
-    return fds[0]
-
-
-# --- the foreground ------------------------------------------------------------------------------------------------
-_pending: list[int] = []  # signals that came before the process existed
-_master = -1  # the proxied pty master (SIGWINCH resizes it)
-
-
-def _forward_signals(launch: Launch, proxied: bool) -> None:
-    from ocipy.operations.run import FORWARDED
-
-    def forward(signum: int, _frame: object) -> None:
-        if signum == signal.SIGWINCH and proxied:
-            if _master >= 0:
-                _copy_winsize(0, _master)
-            return
-        if launch.pidfd < 0:
-            _pending.append(signum)
-            return
-        with contextlib.suppress(ProcessLookupError, OSError):
-            signal.pidfd_send_signal(launch.pidfd, signum)
-
-    for sig in FORWARDED:
-        signal.signal(sig, forward)
-
-
-def _flush_pending(launch: Launch) -> None:
-    while _pending:
-        with contextlib.suppress(ProcessLookupError, OSError):
-            signal.pidfd_send_signal(launch.pidfd, _pending.pop(0))
-
-
-def _restore_signals() -> None:
-    from ocipy.operations.run import FORWARDED
-
-    for sig in FORWARDED:
-        signal.signal(sig, signal.SIG_DFL)
-
-
-def _wait(launch: Launch, master: int) -> int:
-    global _master
-    _master = master
-    try:
-        if master >= 0:
-            _proxy(master, launch.pidfd)
-        status = launch.wait()
-    finally:
-        _restore_signals()
-        if master >= 0:
-            _master = -1
-            os.close(master)
-    return exit_code(status) if status is not None else EXIT_FAILURE
-
-
-def _copy_winsize(src: int, dst: int) -> None:
-    import fcntl
-    import termios
-
-    with contextlib.suppress(OSError):
-        size = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
-        fcntl.ioctl(dst, termios.TIOCSWINSZ, size)
-
-
-def _proxy(master: int, pidfd: int) -> None:
-    """Copy our stdin to the pty master and the master to our stdout until the process exits (runc does this for a
-    foreground `exec -t` without a console socket). Our terminal, when stdin is one, is in raw mode meanwhile."""
-    import termios
-    import tty
-
-    saved = None
-    if os.isatty(0):
-        _copy_winsize(0, master)
-        with contextlib.suppress(termios.error):
-            saved = termios.tcgetattr(0)
-            tty.setraw(0)
-    try:
-        os.set_blocking(master, False)
-        watch = [master, pidfd, 0]
-        exited = False
-        while True:
-            try:
-                ready, _, _ = select.select(watch, [], [], 0.05 if exited else None)
-            except InterruptedError:
-                continue
-            if exited and not ready:
-                return  # the process is gone and the master has nothing more to say
-            if pidfd in ready:
-                exited = True
-                watch.remove(pidfd)
-            if master in ready and not _pump(master, 1):
-                return
-            if 0 in ready and not _pump(0, master):
-                watch.remove(0)  # stdin closed: keep showing the output
-    finally:
-        if saved is not None:
-            with contextlib.suppress(termios.error):
-                termios.tcsetattr(0, termios.TCSADRAIN, saved)
-
-
-def _pump(src: int, dst: int) -> bool:
-    """Move one read of `src` to `dst`; False at EOF (a pty master reports EIO once every peer is closed)."""
-    try:
-        data = os.read(src, 65536)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    if not data:
-        return False
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(dst, view) :]
-        except BlockingIOError:
-            select.select([], [dst], [])
-        except OSError:
-            return True  # the reader went away; keep draining the other side
-    return True
+    return foreground.wait(launch, master, EXIT_FAILURE)

@@ -3,27 +3,15 @@ container's cgroup through its driver)."""
 
 from __future__ import annotations
 
-from .. import posixlite as px
-from .. import procfs
+from .. import lifecycle
 from ..errors import OcipyError
 from ..signals import SIGTERM, parse_signal
-from ..store import STOPPED, Container, Store
+from ..store import STOPPED, Store
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-
-def signal_init(c: Container, sig: int) -> bool:
-    """Signal the init if it is still the recorded process; False when it is gone."""
-    fd = procfs.pidfd_open(c.pid, c.starttime)
-    if fd is None:
-        return False
-    try:
-        return procfs.send_signal(fd, sig)
-    finally:
-        px.close(fd)
 
 
 def main(args: Any) -> int:
@@ -41,7 +29,7 @@ def main(args: Any) -> int:
         status.require("kill")
         if args.all and c.cgroup().kill(sig):
             return 0
-        if not signal_init(c, sig):
+        if not lifecycle.signal_init(c, sig):
             raise OcipyError("container not running")
     finally:
         c.close()

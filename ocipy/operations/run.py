@@ -4,42 +4,25 @@ and delete the container (unless --keep), as runc does."""
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import signal
 
-from ocipy import errors
+from ocipy import creator, errors, foreground, lifecycle
 from ocipy.errors import OcipyError
 from ocipy.faults import point
 from ocipy.launch import exit_code
+from ocipy.store import Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse  # annotations only: importing argparse costs ~7 ms
 
-# Signals a foreground run passes on to the container process instead of dying from them.
-FORWARDED = (
-    signal.SIGINT,
-    signal.SIGTERM,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGWINCH,
-    signal.SIGCONT,
-    signal.SIGALRM,
-)
-
 
 def main(args: argparse.Namespace) -> int:
-    from ocipy.operations import create as create_op
-    from ocipy.operations import delete as delete_op
-    from ocipy.operations import start as start_op
-
     detach = bool(getattr(args, "detach", False))
     if not detach and not getattr(args, "console_socket", None):
         args.allocate_console = True  # a terminal is then ocipy's to allocate and proxy (ocipy/ptyproxy.py)
-    created = create_op.create(args)
+    created = creator.create(args)
     point("run.created")
     launch = created.launch
     pidfd = launch.pidfd
@@ -53,7 +36,7 @@ def main(args: argparse.Namespace) -> int:
             ptyproxy.copy_window_size(0, master)  # before start: the process may ask for it at once
         except OSError as exc:
             launch.abort()
-            _delete(delete_op, args)
+            _delete(args)
             raise OcipyError(f"/process/terminal: receiving the pty: {(exc.strerror or str(exc)).lower()}") from None
         finally:
             console_parent.close()
@@ -63,16 +46,16 @@ def main(args: argparse.Namespace) -> int:
             signal.pidfd_send_signal(pidfd, signum)
 
     if not detach:
-        for sig in FORWARDED:
+        for sig in foreground.FORWARDED:
             if not (master >= 0 and sig == signal.SIGWINCH):  # with a pty its size is what changes
                 signal.signal(sig, forward)
     try:
-        start_op.main(args)
+        _start(args)
     except OcipyError:
         if master >= 0:
             os.close(master)
         launch.abort()
-        _delete(delete_op, args)
+        _delete(args)
         raise
     point("run.started")
     if detach:
@@ -88,16 +71,28 @@ def main(args: argparse.Namespace) -> int:
     code = exit_code(status) if status is not None else 1
     point("run.exited")
     errors.debug(f"run: the process exited with status {code}")
-    for sig in FORWARDED:
+    for sig in foreground.FORWARDED:
         signal.signal(sig, signal.SIG_DFL)
     if not getattr(args, "keep", False):
         errors.debug(f"run: deleting {args.container_id}")
-        _delete(delete_op, args)
+        _delete(args)
     return code
 
 
-def _delete(delete_op: object, args: argparse.Namespace) -> None:
-    ns = copy.copy(args)  # argparse.Namespace or cli.Args alike
-    ns.force = True
+def _start(args: argparse.Namespace) -> None:
+    c = Store.from_args(args).open_locked(args.container_id)
+    try:
+        lifecycle.start(c)
+    finally:
+        c.close()
+
+
+def _delete(args: argparse.Namespace) -> None:
+    """`delete --force`, whatever state the container is in; an error here is not the run's."""
     with contextlib.suppress(OcipyError):
-        delete_op.main(ns)  # type: ignore[attr-defined]
+        c = Store.from_args(args).open(args.container_id)
+        try:
+            c.lock()
+            lifecycle.delete(c, force=True)
+        finally:
+            c.close()

@@ -1,0 +1,150 @@
+"""A process in the foreground: signals passed on to it, and the pty proxied when the caller gave no console
+socket (`run`, `exec`, foreground `restore`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+
+from ocipy.errors import OcipyError
+from ocipy.launch import Launch, exit_code
+
+# Signals a foreground run passes on to the container process instead of dying from them.
+FORWARDED = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+    signal.SIGCONT,
+    signal.SIGALRM,
+)
+
+_pending: list[int] = []  # signals that came before the process existed
+_master = -1  # the proxied pty master (SIGWINCH resizes it)
+
+
+def receive_master(sock: socket.socket) -> int:
+    try:
+        _msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1, socket.MSG_CMSG_CLOEXEC)
+    finally:
+        sock.close()
+    if not fds:
+        raise OcipyError("the pty master did not arrive")
+    for extra in fds[1:]:
+        os.close(extra)
+    return fds[0]
+
+
+def forward_signals(launch: Launch, proxied: bool) -> None:
+    def forward(signum: int, _frame: object) -> None:
+        if signum == signal.SIGWINCH and proxied:
+            if _master >= 0:
+                _copy_winsize(0, _master)
+            return
+        if launch.pidfd < 0:
+            _pending.append(signum)
+            return
+        with contextlib.suppress(ProcessLookupError, OSError):
+            signal.pidfd_send_signal(launch.pidfd, signum)
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+
+
+def flush_pending(launch: Launch) -> None:
+    while _pending:
+        with contextlib.suppress(ProcessLookupError, OSError):
+            signal.pidfd_send_signal(launch.pidfd, _pending.pop(0))
+
+
+def restore_signals() -> None:
+    for sig in FORWARDED:
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def wait(launch: Launch, master: int, failure: int) -> int:
+    """Proxy the pty master (when there is one) until the process exits; its exit code (`failure` when unknown)."""
+    global _master
+    _master = master
+    try:
+        if master >= 0:
+            _proxy(master, launch.pidfd)
+        status = launch.wait()
+    finally:
+        restore_signals()
+        if master >= 0:
+            _master = -1
+            os.close(master)
+    return exit_code(status) if status is not None else failure
+
+
+def _copy_winsize(src: int, dst: int) -> None:
+    import fcntl
+    import termios
+
+    with contextlib.suppress(OSError):
+        size = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(dst, termios.TIOCSWINSZ, size)
+
+
+def _proxy(master: int, pidfd: int) -> None:
+    """Copy our stdin to the pty master and the master to our stdout until the process exits (runc does this for a
+    foreground `exec -t` without a console socket). Our terminal, when stdin is one, is in raw mode meanwhile."""
+    import termios
+    import tty
+
+    saved = None
+    if os.isatty(0):
+        _copy_winsize(0, master)
+        with contextlib.suppress(termios.error):
+            saved = termios.tcgetattr(0)
+            tty.setraw(0)
+    try:
+        os.set_blocking(master, False)
+        watch = [master, pidfd, 0]
+        exited = False
+        while True:
+            try:
+                ready, _, _ = select.select(watch, [], [], 0.05 if exited else None)
+            except InterruptedError:
+                continue
+            if exited and not ready:
+                return  # the process is gone and the master has nothing more to say
+            if pidfd in ready:
+                exited = True
+                watch.remove(pidfd)
+            if master in ready and not _pump(master, 1):
+                return
+            if 0 in ready and not _pump(0, master):
+                watch.remove(0)  # stdin closed: keep showing the output
+    finally:
+        if saved is not None:
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+
+def _pump(src: int, dst: int) -> bool:
+    """Move one read of `src` to `dst`; False at EOF (a pty master reports EIO once every peer is closed)."""
+    try:
+        data = os.read(src, 65536)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    if not data:
+        return False
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(dst, view) :]
+        except BlockingIOError:
+            select.select([], [dst], [])
+        except OSError:
+            return True  # the reader went away; keep draining the other side
+    return True

@@ -1,0 +1,88 @@
+"""What the runtime hands its caller, and what it takes from it: the pid file, the console socket (the pty master
+goes there), the seccomp listener (sent to listenerPath), systemd's LISTEN_FDS and the fds kept open
+(`--preserve-fds`). Used by create, exec and restore.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from typing import Any
+
+from ocipy.errors import OcipyError
+
+
+def listen_fds() -> int:
+    """systemd socket activation: LISTEN_FDS counts only when LISTEN_PID is this process."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return 0
+    try:
+        return max(0, int(os.environ.get("LISTEN_FDS", "0")))
+    except ValueError:
+        return 0
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """The decimal pid with no newline, atomically (containerd and runtime-tools read the raw bytes)."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.rename(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise OcipyError(f"pid file {path}: {(exc.strerror or str(exc)).lower()}") from None
+
+
+def connect_console(path: str) -> socket.socket:
+    """The caller's --console-socket, connected: the init sends the pty master there (SCM_RIGHTS)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise OcipyError(f"console socket {path}: {(exc.strerror or str(exc)).lower()}") from None
+    return sock
+
+
+def check_fds(fdmap: list[tuple[int, int]]) -> None:
+    """Every fd the child is to inherit is open (--preserve-fds counts fds the caller must have passed)."""
+    for src, _ in fdmap:
+        try:
+            os.fstat(src)
+        except OSError:
+            raise OcipyError(f"--preserve-fds: fd {src} is not open") from None
+
+
+SECCOMP_LISTENER_TIMEOUT = 10.0
+
+
+def send_seccomp_listener(spec: Any, state: dict[str, Any], pid: int, fd: int) -> None:
+    """config-linux.md "The Container Process State": one connection to listenerPath, one JSON document with the
+    seccomp listener fd (SCM_RIGHTS, named in `fds`), then close. A failure fails create."""
+    import json
+
+    seccomp = spec.linux.seccomp if spec.linux is not None else None
+    path = seccomp.listener_path if seccomp is not None else None
+    if seccomp is None or not path:
+        raise OcipyError("/linux/seccomp/listenerPath: the init sent a seccomp listener but no listenerPath is set")
+    oci_state = {k: state[k] for k in ("ociVersion", "id", "status", "pid", "bundle", "annotations") if k in state}
+    doc: dict[str, Any] = {"ociVersion": spec.oci_version, "fds": ["seccompFd"], "pid": pid, "state": oci_state}
+    if seccomp.listener_metadata:
+        doc["metadata"] = seccomp.listener_metadata
+    payload = json.dumps(doc).encode()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.settimeout(SECCOMP_LISTENER_TIMEOUT)
+        sock.connect(path)
+        sent = socket.send_fds(sock, [payload], [fd])
+        if sent < len(payload):
+            sock.sendall(payload[sent:])  # the fd went with the first part, as the spec requires
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise OcipyError(f"/linux/seccomp/listenerPath: {path}: {reason}") from None
+    finally:
+        sock.close()
