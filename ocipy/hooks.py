@@ -99,6 +99,8 @@ def _run_on_host(hook: dict[str, Any], payload: bytes) -> None:
         )
     except OSError as exc:
         raise OcipyError(f"exec: {(exc.strerror or str(exc)).lower()}") from None
+    except ValueError:  # what the kernel cannot be given: exec's strings end at a NUL
+        raise OcipyError("exec: its path, args or env contain a NUL byte") from None
     try:
         out, _ = proc.communicate(payload, timeout=_timeout(hook))
     except subprocess.TimeoutExpired:
@@ -145,9 +147,13 @@ def _run_in_container(hook: dict[str, Any], payload: bytes, pid: int) -> None:
     plan = join_plan(pid, "/hooks")
     args = hook.get("args") or [hook["path"]]
     env = hook.get("env") or []
-    plan.op(planfmt.OP_FIND_EXEC, "/hooks", s=(hook["path"],), what=hook["path"])
-    plan.op(planfmt.OP_CLOSE_FDS, "/hooks", a=(0,))
-    plan.op(planfmt.OP_EXEC, "/hooks", s=(plan.strv(args), plan.strv(env)), a=(len(args), len(env)), what=hook["path"])
+    try:
+        plan.op(planfmt.OP_FIND_EXEC, "/hooks", s=(hook["path"],), what=hook["path"])
+        plan.op(planfmt.OP_CLOSE_FDS, "/hooks", a=(0,))
+        strings = (plan.strv(args), plan.strv(env))
+        plan.op(planfmt.OP_EXEC, "/hooks", s=strings, a=(len(args), len(env)), what=hook["path"])
+    except ValueError:  # planfmt refuses a NUL: the kernel's strings end there
+        raise OcipyError("exec: its path, args or env contain a NUL byte") from None
     stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     launch = Launch(plan, extra=[(stdin_r, 0), (out_w, 1), (out_w, 2)])

@@ -118,17 +118,13 @@ def resolve(
     own_cgroup_text: str | None = None,
 ) -> Target:
     """The cgroup dirs for a container (the cgroupfs driver). `own_cgroup_text`: /proc/self/cgroup (tests pass
-    one). `systemd`: a caller that has no systemd path (create/run use ocipy/cgroups/systemd.py) gets a clear
-    error after the form is checked."""
+    one). `systemd`: the directories of the systemd driver's scope (ocipy/cgroups/systemd.py makes them)."""
     if systemd:
-        systemd_unit_path(cgroups_path or f"system.slice:ocipy:{cid}")  # a bad value is the config's fault
-        if not systemd_running():
-            raise CgroupError(
-                POINTER,
-                f"--systemd-cgroup: systemd is not running on this host ({SYSTEMD_RUNNING_MARK} is missing); "
-                "run without --systemd-cgroup to use the cgroupfs driver",
-            )
-        raise CgroupError(POINTER, "--systemd-cgroup: this verb does not use the systemd cgroup driver yet")
+        # the scope's directories as the systemd driver will have them (create's recovery journal plans them)
+        from .systemd import target_of, unit_of
+
+        slice_, unit, value = unit_of(cgroups_path, cid)
+        return target_of(layout, slice_, unit, value)
     if layout.mode == "none":
         raise CgroupError(POINTER, "no cgroup hierarchy is mounted on this host")
     rel = clean(cgroups_path) if cgroups_path else f"{DEFAULT_PARENT}/{cid}"

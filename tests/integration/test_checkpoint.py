@@ -404,3 +404,21 @@ def test_foreground_restore_waits_and_exits_with_the_status(rt, bundle, tmp_path
     assert read_count(data) == 60
     assert cid not in rt.state_dirs(), "a foreground restore removes the container when its process exits"
     assert not h.cgroup_dirs_named(cid)
+
+
+def test_paused_container_and_bad_flags(rt, bundle, tmp_path):
+    data = counter_bundle(bundle, tmp_path)
+    cid = run_detached(rt, bundle)
+    wait_count(data, 2)
+    res = criu(rt, "checkpoint", "--manage-cgroups-mode", "bogus", "--image-path", str(tmp_path / "x"), cid)
+    res.fails("--manage-cgroups-mode bogus")
+    criu(rt, "checkpoint", "--empty-ns", "ipc", "--image-path", str(tmp_path / "x"), cid).fails("--empty-ns ipc")
+    criu(rt, "checkpoint", "--parent-path", "/abs", "--image-path", str(tmp_path / "x"), cid).fails("relative")
+    assert rt.status(cid) == "running"
+    rt.call("pause", cid).ok()
+    images = tmp_path / "images"
+    criu(rt, "checkpoint", "--manage-cgroups-mode", "soft", "--image-path", str(images), cid).ok()
+    stopped_at = read_count(data)
+    restore(rt, bundle, cid, images, "--manage-cgroups-mode", "soft").ok()
+    assert rt.status(cid) == "running"
+    wait_count(data, stopped_at)

@@ -320,6 +320,11 @@ def set_pointer(doc: dict[str, Any], pointer: str, value: Any) -> None:
             cur[int(last)] = value
 
 
+def error_lines(text: str) -> list[str]:
+    """stderr without warning lines (config.md: an unknown capability MUST be logged as a warning)."""
+    return [x for x in text.strip().splitlines() if x.strip() and not x.startswith("ocipy: warning: ")]
+
+
 def encode(cfg: dict[str, Any]) -> bytes:
     # ensure_ascii: lone surrogates and NUL as \u escapes, which JSON permits
     return json.dumps(cfg, ensure_ascii=True).encode()
@@ -392,7 +397,7 @@ class Fuzz:
             self.counts["refused"] += 1
             if rc != 1 or not text.strip():
                 self.fail("silent", f"{what}: exit {rc}, stderr {text[:200]!r}", data)
-            elif len(text) > MAX_ERR_CHARS or len(text.strip().splitlines()) != 1:
+            elif len(text) > MAX_ERR_CHARS or len(error_lines(text)) != 1:
                 self.fail("long", f"{what}: {len(err)} bytes, {len(text.splitlines())} lines: {text[:200]!r}", data)
         drc, derr, _ = self.call("delete", "--force", cid)
         if drc != 0 or b"internal error" in derr:
@@ -422,6 +427,8 @@ def _corpus(base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     case("NUL in args[0]", __process__args=["a\x00b"])
     case("lone surrogate in env", __process__env=["A=\udcff"])
     case("lone surrogate in hostname", __hostname="\udcff")
+    case("NUL in a hook's args", __hooks={"createRuntime": [{"path": "/bin/true", "args": ["a\x00b"]}]})
+    case("NUL in an in-container hook's args", __hooks={"createContainer": [{"path": "/bin/true", "args": ["a\x00"]}]})
     case("hook timeout beyond the clock", __hooks={"createRuntime": [{"path": "/bin/true", "timeout": 2**40}]})
     cfg = copy.deepcopy(base)
     cfg["linux"]["netDevices"] = {"ocipy-nodev0": {}}

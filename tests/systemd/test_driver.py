@@ -5,6 +5,7 @@ delete, and the failure paths (unreachable, unit exists, job fails) leaving noth
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 pytestmark = pytest.mark.root
 
 SLEEP = ["sh", "-c", "sleep 300"]
+OCIPY_BIN = "/usr/local/bin/ocipy"
 
 
 def cid(prefix: str = "sd") -> str:
@@ -222,3 +224,27 @@ def test_file_write_fails_after_the_unit_started(rig: Any, bundles: Any, ocipy: 
     assert len(lines) == 1, out.stderr
     assert lines[0].startswith("ocipy: /linux/resources/memory/swappiness: ")
     assert_gone(rig, ocipy, name, unit)
+
+
+def test_create_killed_at_every_step_leaves_nothing(rig: Any, bundles: Any, ocipy: Any) -> None:
+    """create SIGKILLed at each of its step boundaries (OCIPY_FAULT, ocipy/faults.py), then `delete --force`
+    (recovery): no unit stays loaded, no cgroup directory in any hierarchy, no container."""
+    b = bundles.make(SLEEP, {"memory": {"limit": 32 << 20}, "pids": {"limit": 10}})
+    trace = rig.share / f"trace-{secrets.token_hex(3)}"
+    name = cid("tr")
+    rig.run([OCIPY_BIN, "--systemd-cgroup", "create", "--bundle", str(b), name], env={"OCIPY_FAULT_TRACE": str(trace)})
+    ocipy("delete", "--force", name)
+    steps = [s for s in trace.read_text().split() if s.startswith("create.")]
+    assert steps, "no step boundaries traced"
+    for n in range(1, len(steps) + 1):
+        name = cid("kf")
+        unit = f"ocipy-{name}.scope"
+        out = rig.run([OCIPY_BIN, "--systemd-cgroup", "create", "--bundle", str(b), name], check=False,
+                      env={"OCIPY_FAULT": str(n)})  # fmt: skip
+        assert out.returncode != 0, f"create survived step {n} ({steps[n - 1]})"
+        ocipy("delete", "--force", name, check=False)
+        for _ in range(50):  # a scope emptied by the kill is collected by systemd asynchronously
+            if rig.show(unit, "LoadState")["LoadState"] == "not-found":
+                break
+            time.sleep(0.1)
+        assert_gone(rig, ocipy, name, unit)
