@@ -3,7 +3,8 @@
 `dataclasses` imports `inspect` (and with it `ast`, `dis`, `tokenize`, `linecache`): ~10-25 ms per command on this
 host, paid by every `ocipy exec` (a Kubernetes exec probe runs one every few seconds in every pod). The planner's
 records need only what this module gives: `__init__` with defaults and `field(default_factory=...)`, `__repr__`,
-`__eq__`, and `frozen=True` (`__setattr__` refused, `__hash__` from the fields). Fields are the class's own
+`__eq__`, and `frozen=True` (`__setattr__` refused, `__hash__` from the fields); `replace()` stands in for
+`dataclasses.replace`. Fields are the class's own
 annotations, in order (no inheritance of fields, no ClassVar, no `__post_init__`: none of the users needs them).
 
 Modules use it as
@@ -18,6 +19,12 @@ so mypy checks them as real dataclasses.
 """
 
 from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    _T = TypeVar("_T")
 
 _MISSING = object()
 
@@ -112,6 +119,7 @@ def _make(cls: type, frozen: bool) -> type:
     else:
         cls.__hash__ = None  # type: ignore[assignment]
     setattr(cls, "__match_args__", tuple(names))  # noqa: B010
+    setattr(cls, "__record_fields__", tuple(names))  # noqa: B010
     return cls
 
 
@@ -119,3 +127,11 @@ def dataclass(cls: type | None = None, /, *, frozen: bool = False) -> object:
     if cls is None:
         return lambda c: _make(c, frozen)
     return _make(cls, frozen)
+
+
+def replace(obj: _T, /, **changes: object) -> _T:
+    """`dataclasses.replace` for a record of this module: a copy with `changes` applied."""
+    names: tuple[str, ...] = type(obj).__record_fields__  # type: ignore[attr-defined]
+    values = {n: getattr(obj, n) for n in names}
+    values.update(changes)
+    return type(obj)(**values)
