@@ -237,7 +237,7 @@ def _exec(args: argparse.Namespace) -> int:
         if errors.debug_enabled():
             errors.debug(f"exec in {args.container_id} (init pid {c.pid})")
             debug_plan(plan)
-        launch = Launch(plan, extra=fdmap)
+        launch = Launch(plan, extra=fdmap, trace=errors.debug_enabled())
         undo.callback(launch.abort)
         if not detach:
             # from now on: a signal for us is one for the process (held back until it exists)
