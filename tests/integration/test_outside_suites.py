@@ -542,3 +542,17 @@ def test_memory_policy_is_refused_not_ignored(rt, bundle):
     assert rt.state_dirs() == []
     features = json.loads(rt.call("features").ok().out)
     assert features["linux"]["memoryPolicy"]["modes"] == []
+
+
+@pytest.mark.parametrize(
+    "prop,tag", [("rprivate", None), ("rshared", "shared"), ("runbindable", "unbindable"), ("rslave", None)]
+)
+def test_rootfs_propagation_recursive_forms(rt, bundle, prop, tag):
+    """containerd's CRI plugin and Docker set the r-forms of rootfsPropagation; runc accepts them."""
+    bundle.linux["rootfsPropagation"] = prop
+    out = rt.probe(bundle, "awk '$5 == \"/\"' /proc/self/mountinfo")
+    fields = out.split(" - ")[0].split()[6:]
+    if tag is None:
+        assert not [f for f in fields if f.startswith(("shared:", "unbindable"))], out
+    else:
+        assert any(f.startswith(tag) for f in fields), out
