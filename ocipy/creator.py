@@ -327,7 +327,7 @@ class _Create:
         """Steps 3-5: run ocipy-init with the plan and answer it until it says it is set up."""
         self.plan = self.compile(cgroup)
         # Launch numbers the init's sync and plan fds after every fd in this map, so nothing collides.
-        self.launch = launch = Launch(self.plan, extra=self.fdmap)
+        self.launch = launch = Launch(self.plan, extra=self.fdmap, trace=errors.debug_enabled())
         self.undo.callback(launch.abort)
         launch.start()
         point("create.spawned")

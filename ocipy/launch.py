@@ -12,7 +12,12 @@ import select
 import signal
 import socket
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `dataclasses` imports `inspect` (~10 ms on every exec): see ocipy/records.py
+    from dataclasses import dataclass, field
+else:
+    from ocipy.records import dataclass, field
 
 from ocipy import _shim, errors, planfmt
 from ocipy.errors import OcipyError
@@ -92,6 +97,7 @@ class Launch:
     pidfd0: int = -1
     pid: int = 0  # the process reported by MSG_PID (the container init / the joined process)
     pidfd: int = -1
+    trace: bool = False  # --debug: the init sends MSG_TRACE after each op (until seccomp or created)
     _sock: socket.socket | None = None
 
     def start(self) -> None:
@@ -106,7 +112,7 @@ class Launch:
             os.lseek(plan_fd, 0, os.SEEK_SET)
             exec_fd = _shim.init_memfd()
             fdmap = [*self.extra, (child.fileno(), top), (plan_fd, top + 1)]
-            argv = ["ocipy-init", str(top), str(top + 1)]
+            argv = ["ocipy-init", str(top), str(top + 1)] + (["trace"] if self.trace else [])
             self.pid0, self.pidfd0 = _shim.spawn(exec_fd, argv, fdmap)
         finally:
             child.close()
@@ -159,6 +165,10 @@ class Launch:
         sent). Fds that came with a message are closed after its handler. True once `until` arrived, False at EOF.
         `trace`: the verb, for the fault-injection step names (`create.got-pid`, ocipy/faults.py)."""
         for msg in self.messages():
+            if msg.type == planfmt.MSG_TRACE:  # --debug only: an op done; no reply, no fault-injection point
+                name = planfmt.NAMES.get(self.plan.ops[msg.op][0], "?") if 0 <= msg.op < len(self.plan.ops) else "?"
+                errors.debug(f"init: op {msg.op} done: {name} {self.plan.field_of(msg.op) or '-'}")
+                continue
             if trace:
                 point(f"{trace}.got-{_MSG_NAMES.get(msg.type, msg.type)}")
             if errors.debug_enabled():

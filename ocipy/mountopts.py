@@ -7,7 +7,12 @@ is filesystem data (`mode=755`, `size=65536k`, `newinstance`), passed on in its 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `dataclasses` imports `inspect` (~10 ms on every exec): see ocipy/records.py
+    from dataclasses import dataclass, field
+else:
+    from ocipy.records import dataclass, field
 
 # mount(2) flags (linux/mount.h)
 MS_RDONLY = 0x1

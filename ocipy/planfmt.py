@@ -23,6 +23,7 @@ MSG_HOOKS = 4
 MSG_CREATED = 5
 MSG_ACK = 6
 MSG_SYNC = 7
+MSG_TRACE = 8  # --debug: an op is done (init started with "trace"); no reply
 
 # operation codes (enum plan_code)
 OP_NOP = 0

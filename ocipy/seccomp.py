@@ -29,8 +29,14 @@ import struct
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `dataclasses` imports `inspect` (~10 ms on every exec): see ocipy/records.py
+    from dataclasses import dataclass, field
+else:
+    from ocipy.records import dataclass, field
+if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
+    from typing import Any
 
 from ocipy.errors import OcipyError
 

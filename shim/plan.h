@@ -50,6 +50,9 @@ enum sync_type {
 	MSG_CREATED = 5, /* OP_SIGNAL_CREATED: everything is set up; the init now waits for `start` */
 	MSG_ACK = 6,     /* Python -> init: go on. err != 0 means abort (the init exits quietly) */
 	MSG_SYNC = 7,    /* OP_SYNC reached (generic rendezvous, op = index); reply MSG_ACK */
+	MSG_TRACE = 8,   /* only when started with a third argument "trace" (--debug): op `op` is done; no reply.
+	                    Not sent once a seccomp filter is about to be installed (it may forbid sending) nor after
+	                    OP_SIGNAL_CREATED (nobody reads any more). */
 };
 
 /* Operations. Unless marked, a failure is reported as MSG_ERROR(op index, errno, detail) and the process exits 1.

@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `dataclasses` imports `inspect` (~10 ms on every exec): see ocipy/records.py
+    from dataclasses import dataclass, field
+else:
+    from ocipy.records import dataclass, field
 
 V1_CONTROLLERS = frozenset(
     {

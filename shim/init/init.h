@@ -33,6 +33,7 @@ struct ctx {
 	int have_exec;        /* OP_FIND_EXEC ran: exec_path holds the program */
 	int cwd_pending;      /* OP_CHDIR a0=1 could not enter the cwd as root: OP_CHDIR a0=2 tries again */
 	int created;          /* OP_SIGNAL_CREATED ran: `create` has returned, nobody reads the sync socket */
+	int trace;            /* argv[3] == "trace": MSG_TRACE after each op (until seccomp or created) */
 	int log_fd;           /* OP_REPORT: the --log file, -1 if none */
 	int log_json;
 	const struct plan_op *report; /* OP_REPORT, NULL before */

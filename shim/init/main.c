@@ -405,8 +405,9 @@ int main(int argc, char **argv)
 	memset(&c, 0, sizeof c);
 	c.root_fd = c.devnull_fd = c.fifo_fd = c.log_fd = -1;
 	c.cur = -1;
-	if (argc != 3)
+	if (argc != 3 && !(argc == 4 && strcmp(argv[3], "trace") == 0))
 		die_quietly(2);
+	c.trace = argc == 4;
 	c.sync_fd = parse_fd(argv[1]);
 	plan_fd = parse_fd(argv[2]);
 	if (c.sync_fd < 0 || plan_fd < 0 || fcntl(c.sync_fd, F_SETFD, FD_CLOEXEC) < 0)
@@ -437,6 +438,8 @@ int main(int argc, char **argv)
 
 		c.cur = (int)i;
 		c.detail = NULL;
+		if (op->code == OP_SECCOMP)
+			c.trace = 0; /* the filter may forbid sending (or kill on it) */
 		if (!fn)
 			err = fail(&c, EINVAL, "unknown operation");
 		else
@@ -448,6 +451,8 @@ int main(int argc, char **argv)
 				sync_send(&c, MSG_ERROR, (int32_t)i, err, 0, c.detail ? c.detail : "");
 			die_quietly(1);
 		}
+		if (c.trace && !c.created)
+			sync_send(&c, MSG_TRACE, (int32_t)i, 0, 0, NULL);
 	}
 	/* A plan without OP_EXEC ends here: success. */
 	return 0;

@@ -530,3 +530,29 @@ def test_realtime_runtime_reaches_a_container_under_a_new_parent(rt, bundle):
             for d in (f"/sys/fs/cgroup/{ctrl}/{parent}/c", f"/sys/fs/cgroup/{ctrl}/{parent}"):
                 with contextlib.suppress(OSError):
                     os.rmdir(d)
+
+
+def test_memory_policy_is_refused_not_ignored(rt, bundle):
+    """linux.memoryPolicy is not applied by the init: create refuses it naming the field (and `features` lists no
+    mode), rather than accepting a policy it would not carry out."""
+    bundle.linux["memoryPolicy"] = {"mode": "MPOL_BIND", "nodes": "0"}
+    bundle.args("true")
+    _cid, res = rt.create(bundle)
+    res.fails("/linux/memoryPolicy")
+    assert rt.state_dirs() == []
+    features = json.loads(rt.call("features").ok().out)
+    assert features["linux"]["memoryPolicy"]["modes"] == []
+
+
+@pytest.mark.parametrize(
+    "prop,tag", [("rprivate", None), ("rshared", "shared"), ("runbindable", "unbindable"), ("rslave", None)]
+)
+def test_rootfs_propagation_recursive_forms(rt, bundle, prop, tag):
+    """containerd's CRI plugin and Docker set the r-forms of rootfsPropagation; runc accepts them."""
+    bundle.linux["rootfsPropagation"] = prop
+    out = rt.probe(bundle, "awk '$5 == \"/\"' /proc/self/mountinfo")
+    fields = out.split(" - ")[0].split()[6:]
+    if tag is None:
+        assert not [f for f in fields if f.startswith(("shared:", "unbindable"))], out
+    else:
+        assert any(f.startswith(tag) for f in fields), out

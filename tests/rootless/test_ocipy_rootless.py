@@ -106,6 +106,9 @@ def test_state_root_is_xdg_runtime_dir(user: RootlessUser, bundle: Bundle, cid: 
         assert ocipy(user, "list", "-q").stdout.split() == [cid]
         # the host's view: the init runs as the user
         assert os.stat(f"/proc/{st['pid']}").st_uid == user.uid
+        # ...and is not dumpable while it waits (the id-map window closed): its /proc files are not the user's
+        assert os.stat(f"/proc/{st['pid']}/environ").st_uid == 0
+        assert user.run(["cat", f"/proc/{st['pid']}/environ"]).returncode != 0
         assert ocipy(user, "start", cid).returncode == 0
         assert json.loads(ocipy(user, "state", cid).stdout)["status"] == "running"
         p = ocipy(user, "exec", cid, "sh", "-c", "id -u; cat /proc/self/uid_map; exit 3")

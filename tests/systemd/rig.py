@@ -139,8 +139,7 @@ class Rig:
         return procs
 
     def start(self) -> Rig:
-        # nspawn makes /run/systemd/nspawn/{locks,propagate} on the host: gone again at stop when it was not there
-        self._nspawn_run_dir_existed = os.path.isdir(NSPAWN_RUN)
+        # nspawn makes /run/systemd/nspawn/{locks,propagate} on the host: removed again at stop when empty
         procs = self._make_cgroups()
         self.share.mkdir()
         storage = [f"--bind={self.share}"]
@@ -312,10 +311,11 @@ class Rig:
         subprocess.run(["rm", "-rf", "--one-file-system", str(self.tmp)], check=False)
         # nspawn leaves its propagation dir when /run is not a tmpfs ("we can't allow that"): ours goes
         subprocess.run(["rm", "-rf", "--one-file-system", f"{NSPAWN_RUN}/propagate/{self.name}"], check=False)
-        if not getattr(self, "_nspawn_run_dir_existed", True):
-            for d in (f"{NSPAWN_RUN}/propagate", f"{NSPAWN_RUN}/locks", NSPAWN_RUN):
-                with contextlib.suppress(OSError):
-                    os.rmdir(d)  # only when empty: another nspawn may be using it
+        # and its parents when empty (rmdir only takes an empty dir: a running nspawn's stay); a flag "did it exist
+        # before" is not enough with two rigs at once (each would leave it to the other)
+        for d in (f"{NSPAWN_RUN}/propagate", f"{NSPAWN_RUN}/locks", NSPAWN_RUN):
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
         if self.cgroups:
             raise RigError(f"cgroups left behind: {self.cgroups}")
 

@@ -36,6 +36,7 @@ VERBS = {
     "resume": ["resume", "nope"],
     "list": ["list"],
     "ps": ["ps", "nope"],
+    "exec": ["exec", "nope", "/bin/true"],  # a real exec's imports: tests/integration/test_exec.py
 }
 
 

@@ -3,13 +3,13 @@ config's own user namespace, or the runtime's (rootless Podman: `HostFacts.in_us
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
 import pytest
 
 from ocipy import mountopts as mo
+from ocipy import records
 from ocipy.plan import HostFacts, PlanError, compile_create
 from ocipy.spec.load import load_config
 
@@ -28,7 +28,7 @@ ROOT_HOST = HostFacts(
     netns_owned=lambda p: p == "/run/owned-netns",
     locked_flags=lambda p: mo.MS_NOSUID | mo.MS_NODEV if p == "/locked" else 0,
 )
-PODMAN_HOST = dataclasses.replace(ROOT_HOST, in_userns=True)  # the runtime in rootless Podman's namespace
+PODMAN_HOST = records.replace(ROOT_HOST, in_userns=True)  # the runtime in rootless Podman's namespace
 
 
 def config(namespaces: list[dict[str, str]], mounts: list[dict[str, Any]] = (), **linux: Any) -> Any:  # type: ignore[assignment]
@@ -96,7 +96,7 @@ def test_locked_flags_cannot_be_cleared_in_a_user_namespace() -> None:
 
 
 def test_locked_atime_cannot_change_in_a_user_namespace() -> None:
-    host = dataclasses.replace(PODMAN_HOST, locked_flags=lambda p: mo.MS_NOATIME if p == "/locked" else mo.MS_RELATIME)
+    host = records.replace(PODMAN_HOST, locked_flags=lambda p: mo.MS_NOATIME if p == "/locked" else mo.MS_RELATIME)
     same = {"destination": "/mnt", "type": "bind", "source": "/locked", "options": ["rbind", "noatime"]}
     listing(config([{"type": "mount"}], [same]), host)
     other = {**same, "options": ["rbind", "rw", "relatime"]}
