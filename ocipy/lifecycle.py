@@ -57,7 +57,25 @@ def run_recorded_hooks(c: Container, kind: str) -> None:
     # poststart: the state as `start` left it, "running" with the init's pid, even when a short process has
     # already exited by the time the hook runs (config.md: called after the user-specified process is started)
     state = c.read_state().oci(RUNNING) if kind == "poststart" else c.oci_state()
+    if kind == "startContainer" and any(h.get("env") is None for h in hooks):
+        # as runc: a startContainer hook (run in the container) without `env` gets the container process's env
+        env = _process_env(c)
+        hooks = [h if h.get("env") is not None else {**h, "env": env} for h in hooks]
     mod.run_hooks(kind, hooks, state, pid=c.pid)
+
+
+def _process_env(c: Container) -> list[str]:
+    """process.env of the config as create saw it (the state directory's copy), [] if none."""
+    from . import fastjson
+    from .store import CONFIG_FILE
+
+    raw = c.read_file(CONFIG_FILE)
+    try:
+        doc = fastjson.loads(raw) if raw else {}
+    except ValueError:
+        return []
+    env = (doc.get("process") or {}).get("env") if isinstance(doc, dict) else None
+    return [e for e in env if isinstance(e, str)] if isinstance(env, list) else []
 
 
 def wait_cgroup_empty(c: Container, timeout: float) -> None:

@@ -25,6 +25,8 @@ from setuptools.command.build_ext import build_ext
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
+# The one list of the init's compiler flags: the package build uses it, and shim/Makefile asks for it
+# (`python3 build_shim.py --init-flags`).
 INIT_CFLAGS = [
     "-static",
     "-Os",
@@ -126,4 +128,7 @@ def build_in_place() -> str:
 
 
 if __name__ == "__main__":
-    print(build_in_place())
+    if sys.argv[1:] == ["--init-flags"]:  # shim/Makefile takes the init's flags from here: one source of C flags
+        print(" ".join([*INIT_CFLAGS, "-I", HERE]), "|", " ".join(INIT_LDFLAGS))
+    else:
+        print(build_in_place())

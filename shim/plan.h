@@ -16,6 +16,9 @@
 
 #include <stdint.h>
 
+/* The tables below are aligned by hand (ocipy/planfmt.py mirrors them; a test compares): */
+/* clang-format off */
+
 #define PLAN_MAGIC "OCIPLAN2"
 #define PLAN_NOSTR 0xFFFFFFFFu
 
@@ -194,4 +197,6 @@ enum plan_code {
 #define MNTF_TREE 0x200     /* a bind in a new user namespace: like MNTF_IDMAP, the runtime (host root) sends a detached
                                clone of the source, not idmapped, so the source is resolved with the runtime's
                                credentials (a root-only directory on the host stays reachable) */
+/* clang-format on */
+
 #endif

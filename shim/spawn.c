@@ -88,8 +88,8 @@ struct kernel_sigaction {
 };
 
 /* The child: never returns. keep has room for npairs + 2 entries, tmp for npairs. */
-__attribute__((noreturn)) static void child(int exec_fd, char *const argv[], const int *fdmap, int npairs,
-					     int errfd, int base, int *tmp, int *keep, long parent)
+__attribute__((noreturn)) static void child(int exec_fd, char *const argv[], const int *fdmap, int npairs, int errfd,
+					    int base, int *tmp, int *keep, long parent)
 {
 	static char *const empty_env[] = {NULL};
 	struct kernel_sigaction dfl = {SIG_DFL, 0, NULL, 0};
@@ -239,9 +239,8 @@ int ocipy_idmapped_tree(const char *path, int userns_fd, int clone_recursive, in
 	if (fd < 0)
 		return -errno;
 	/* userns_fd < 0: a plain detached clone (a bind source opened as the runtime, before the user namespace) */
-	if (userns_fd >= 0 &&
-	    syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (idmap_recursive ? AT_RECURSIVE : 0), &attr,
-		    sizeof attr) < 0) {
+	if (userns_fd >= 0 && syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (idmap_recursive ? AT_RECURSIVE : 0),
+				      &attr, sizeof attr) < 0) {
 		e = errno;
 		close(fd);
 		return -e;

@@ -118,9 +118,7 @@ static int copy_tree(int sfd, int dfd, int depth)
 				close(d2);
 				break;
 			}
-			case S_IFREG:
-				e = copy_file(sfd, dfd, name, &st);
-				break;
+			case S_IFREG: e = copy_file(sfd, dfd, name, &st); break;
 			case S_IFLNK: {
 				char target[PATH_MAX];
 				ssize_t k = readlinkat(sfd, name, target, sizeof target - 1);

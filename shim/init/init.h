@@ -21,20 +21,20 @@ struct ctx {
 	uint32_t n_ops;
 	uint32_t strtab_len;
 	int sync_fd;
-	int root_fd;          /* OP_BIND_ROOT/OP_OPEN_ROOT, "/" after the root switch; -1 before */
-	int devnull_fd;       /* OP_OPEN_DEVNULL: a verified char 1:3, -1 before */
-	int fifo_fd;          /* OP_OPEN_FIFO, -1 before */
-	pid_t host_pid;       /* this process as the caller sees it (MSG_PID value after OP_CLONE) */
-	int cur;              /* index of the op being executed */
-	const char *detail;   /* the object a failure is about */
+	int root_fd;        /* OP_BIND_ROOT/OP_OPEN_ROOT, "/" after the root switch; -1 before */
+	int devnull_fd;     /* OP_OPEN_DEVNULL: a verified char 1:3, -1 before */
+	int fifo_fd;        /* OP_OPEN_FIFO, -1 before */
+	pid_t host_pid;     /* this process as the caller sees it (MSG_PID value after OP_CLONE) */
+	int cur;            /* index of the op being executed */
+	const char *detail; /* the object a failure is about */
 	char detail_buf[240];
-	int idmap_fds[32];    /* idmapped mount trees the runtime sent with an ACK, used in order by OP_MOUNT */
+	int idmap_fds[32]; /* idmapped mount trees the runtime sent with an ACK, used in order by OP_MOUNT */
 	int n_idmap, idmap_next;
-	int have_exec;        /* OP_FIND_EXEC ran: exec_path holds the program */
-	int cwd_pending;      /* OP_CHDIR a0=1 could not enter the cwd as root: OP_CHDIR a0=2 tries again */
-	int created;          /* OP_SIGNAL_CREATED ran: `create` has returned, nobody reads the sync socket */
-	int trace;            /* argv[3] == "trace": MSG_TRACE after each op (until seccomp or created) */
-	int log_fd;           /* OP_REPORT: the --log file, -1 if none */
+	int have_exec;   /* OP_FIND_EXEC ran: exec_path holds the program */
+	int cwd_pending; /* OP_CHDIR a0=1 could not enter the cwd as root: OP_CHDIR a0=2 tries again */
+	int created;     /* OP_SIGNAL_CREATED ran: `create` has returned, nobody reads the sync socket */
+	int trace;       /* argv[3] == "trace": MSG_TRACE after each op (until seccomp or created) */
+	int log_fd;      /* OP_REPORT: the --log file, -1 if none */
 	int log_json;
 	const struct plan_op *report; /* OP_REPORT, NULL before */
 	char exec_path[PATH_MAX];

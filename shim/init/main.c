@@ -148,9 +148,9 @@ int sync_wait_ack(struct ctx *c)
 		char buf[CMSG_SPACE(sizeof(int) * 32)];
 		struct cmsghdr align;
 	} control;
-	struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-			      .msg_controllen = sizeof control.buf };
+	struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
 	struct cmsghdr *cm;
 	ssize_t n;
 	do {
@@ -284,8 +284,7 @@ static int validate(struct ctx *c, const char *buf, size_t len, const char **why
 			if (op->a[0] < 0 || op->a[0] > INT32_MAX - 3)
 				return -1;
 			break;
-		default:
-			break;
+		default: break;
 		}
 	}
 	return 0;

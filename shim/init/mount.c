@@ -349,12 +349,11 @@ int op_pivot_root(struct ctx *c, const struct plan_op *op)
 		goto err;
 	close(old);
 	return set_root(c, "/");
-err:
-	{
-		int e = errno;
-		close(old);
-		return fail(c, e, "pivot_root");
-	}
+err : {
+	int e = errno;
+	close(old);
+	return fail(c, e, "pivot_root");
+}
 }
 
 int op_chroot(struct ctx *c, const struct plan_op *op)

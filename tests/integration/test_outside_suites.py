@@ -556,3 +556,13 @@ def test_rootfs_propagation_recursive_forms(rt, bundle, prop, tag):
         assert not [f for f in fields if f.startswith(("shared:", "unbindable"))], out
     else:
         assert any(f.startswith(tag) for f in fields), out
+
+
+def test_start_container_hook_without_env_gets_the_process_env(rt, bundle, tmp_path):
+    """runc gives a startContainer hook (run inside the container) without `env` the container process's env."""
+    bundle.process["env"] = [h.PATH_ENV, "IT_PROCESS_VAR=from-process-env"]
+    bundle.config["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "env > /hook-env"]}]}
+    bundle.args("true")
+    cid, _ = rt.create_ok(bundle)
+    rt.start(cid).ok()
+    assert "IT_PROCESS_VAR=from-process-env" in (bundle.rootfs / "hook-env").read_text().split()
