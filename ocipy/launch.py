@@ -82,7 +82,8 @@ _MSG_NAMES = {
     planfmt.MSG_SYNC: "sync",
 }
 # the messages after which the init waits for MSG_ACK (shim/plan.h)
-_AWAITS_ACK = frozenset({planfmt.MSG_USERMAP, planfmt.MSG_HOOKS, planfmt.MSG_SYNC})
+# MSG_PID too: stage 0 lets the container init go on only once the caller has recorded it (docs/contracts.md)
+_AWAITS_ACK = frozenset({planfmt.MSG_USERMAP, planfmt.MSG_PID, planfmt.MSG_HOOKS, planfmt.MSG_SYNC})
 _FD_SIZE = 4  # a C int in SCM_RIGHTS
 # a handler of one message: the fds to send back with its MSG_ACK (or None)
 Handler = Callable[[Message], "list[int] | None"]
@@ -138,10 +139,11 @@ class Launch:
             mtype, op, err, pid, detail = planfmt.SYNC_MSG.unpack(raw)
             msg = Message(mtype, op, err, pid, detail.split(b"\0", 1)[0].decode(errors="replace"), fds)
             if mtype == planfmt.MSG_PID:
-                self._reap0()
                 self.pid = pid
                 self.pidfd = os.pidfd_open(pid)
             yield msg
+            if mtype == planfmt.MSG_PID:
+                self._reap0()  # stage 0 exits once acked (the caller acks before it asks for the next message)
 
     def recv_with_fds(self, max_fds: int = 4) -> tuple[bytes, list[int]]:
         """One sync message and the fds passed with it (MSG_SYNC of OP_SECCOMP carries the listener fd)."""

@@ -110,7 +110,7 @@ def skip_reason() -> str | None:
         except ImportError:
             found = None
         if found is None:
-            return "ocipy._shim_c is not built (cd /work/main && .venv/bin/pip install -e .)"
+            return "ocipy._shim_c is not built (in the checkout: .venv/bin/pip install -e .)"
     elif shutil.which(RUNTIME) is None:
         return f"OCIPY_IT_RUNTIME={RUNTIME} not found"
     return None

@@ -45,7 +45,11 @@ def ocipy_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _pythons() -> dict[str, str]:
     """CPython 3.11+ interpreters on this machine, by version (the first found for each)."""
     found: dict[str, str] = {}
-    candidates = [sys.executable, "/usr/bin/python3", *sorted(glob.glob("/root/.pyenv/versions/3.*/bin/python3"))]
+    candidates = [
+        sys.executable,
+        "/usr/bin/python3",
+        *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3"))),
+    ]
     candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3")))
     for py in candidates:
         if not os.access(py, os.X_OK):
