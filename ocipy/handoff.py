@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
+if TYPE_CHECKING:
+    import socket
+
+    # `typing` costs ~3 ms (it imports `re`): annotations only
     from typing import Any
 
 from ocipy.errors import OcipyError, os_reason
@@ -42,6 +44,8 @@ def write_pid_file(path: str, pid: int) -> None:
 
 def connect_console(path: str) -> socket.socket:
     """The caller's --console-socket, connected: the init sends the pty master there (SCM_RIGHTS)."""
+    import socket  # here: `socket` costs ~8 ms at import
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)
@@ -67,6 +71,7 @@ def send_seccomp_listener(spec: Any, state: dict[str, Any], pid: int, fd: int) -
     """config-linux.md "The Container Process State": one connection to listenerPath, one JSON document with the
     seccomp listener fd (SCM_RIGHTS, named in `fds`), then close. A failure fails create."""
     import json
+    import socket
 
     seccomp = spec.linux.seccomp if spec.linux is not None else None
     path = seccomp.listener_path if seccomp is not None else None

@@ -10,7 +10,10 @@ pid the init reported, checked by pidfd_open before the init may exec anything),
 from __future__ import annotations
 
 import os
-import socket
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
 
 from .errors import OcipyError, os_reason
 
@@ -19,6 +22,8 @@ def connect(path: str | None) -> socket.socket | None:
     """The connection to PATH, or None when no --pidfd-socket was given."""
     if not path:
         return None
+    import socket  # here: `socket` costs ~8 ms, and most callers pass no --pidfd-socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)
@@ -30,6 +35,8 @@ def connect(path: str | None) -> socket.socket | None:
 
 def send(sock: socket.socket, pid: int, pidfd: int, kind: str) -> None:
     """Send a pidfd of `pid` (`pidfd` when the caller holds one, else a new one) with the payload `kind`."""
+    import socket
+
     own = -1
     try:
         if pidfd < 0:

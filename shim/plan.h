@@ -47,7 +47,8 @@ struct sync_msg {
 enum sync_type {
 	MSG_ERROR = 1,   /* op failed: op, err, detail. The sender exits right after. */
 	MSG_USERMAP = 2, /* OP_SYNC_USERMAP reached: write uid/gid maps of `pid`, then reply MSG_ACK */
-	MSG_PID = 3,     /* OP_CLONE done: `pid` is the new process (the container init); stage 0 exits now */
+	MSG_PID = 3,     /* OP_CLONE done: `pid` is the new process (the container init); reply MSG_ACK (once it is
+	                    recorded), then stage 0 lets the child go on and exits */
 	MSG_HOOKS = 4,   /* OP_SYNC_HOOKS reached (pid = the init): run createRuntime/createContainer hooks, reply MSG_ACK */
 	MSG_CREATED = 5, /* OP_SIGNAL_CREATED: everything is set up; the init now waits for `start` */
 	MSG_ACK = 6,     /* Python -> init: go on. err != 0 means abort (the init exits quietly) */
@@ -68,8 +69,8 @@ enum plan_code {
 	OP_UNSHARE = 2,         /* a0 = CLONE_NEW* flags. */
 	OP_SYNC_USERMAP = 3,    /* send MSG_USERMAP(pid = getpid()), wait for MSG_ACK, then setresuid/setresgid(0). */
 	OP_TIMENS_OFFSETS = 4,  /* s0 = text written to /proc/self/timens_offsets ("monotonic 5 0\nboottime 1 0\n"). */
-	OP_CLONE = 5,           /* clone(CLONE_PARENT|SIGCHLD, a0 = extra CLONE_NEW* flags). Parent sends MSG_PID and
-	                           exits 0; the child waits until MSG_PID has gone out, then goes on with the next op.
+	OP_CLONE = 5,           /* clone(CLONE_PARENT|SIGCHLD, a0 = extra CLONE_NEW* flags). Parent sends MSG_PID, waits
+	                           for MSG_ACK and exits 0; the child waits until then (EOF: it exits), then goes on.
 	                           Fds (the exec fifo) are inherited: stage 0 drops its copies when it exits. */
 
 	/* --- root filesystem (stage 1, before the root switch) --- */

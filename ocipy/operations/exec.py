@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms (it imports `re`): annotations only
 
@@ -23,6 +22,7 @@ from ocipy.store import CONFIG_FILE, PAUSED, Container, Store
 
 if TYPE_CHECKING:
     import argparse  # annotations only: importing argparse costs ~7 ms
+    import socket
     from typing import Any
 
 EXIT_FAILURE = 255
@@ -215,6 +215,8 @@ def _exec(args: argparse.Namespace) -> int:
             if console_path:
                 console = handoff.connect_console(console_path)
             else:
+                import socket  # a terminal only: `socket` costs ~8 ms
+
                 proxy, console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
                 undo.callback(proxy.close)
             assert console is not None

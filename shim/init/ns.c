@@ -93,6 +93,10 @@ int op_clone(struct ctx *c, const struct plan_op *op)
 		int32_t v = (int32_t)pid;
 		close(p[0]);
 		sync_send(c, MSG_PID, c->cur, 0, v, NULL);
+		/* The caller records the pid (its recovery journal) before it lets the child go on: if the caller dies
+		 * first, this process dies of its parent-death signal or reads EOF here, and the child, its pipe
+		 * closed, leaves too (docs/contracts.md, "Recovery"). */
+		sync_wait_ack(c);
 		(void)!write(p[1], &v, sizeof v);
 		_exit(0);
 	}

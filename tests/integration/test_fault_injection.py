@@ -324,3 +324,19 @@ def test_half_made_container_is_listed_and_undone_by_the_next_create(tmp_path, b
     rc, err = rig.call("delete", "--force", cid)
     assert rc == 0, err
     assert not probe.check(grace=2.0)
+
+
+def test_an_unrecorded_init_leaves_by_itself(tmp_path, bundle, subreaped):
+    """Killed after the init's clone but before its pid is recorded (`create.got-pid`): stage 0 dies with create
+    (PR_SET_PDEATHSIG) and the container init, never acknowledged, leaves by itself -- before any `delete`, so it
+    holds without a cgroup to find it by too (docs/contracts.md, "Recovery")."""
+    _configure(bundle, userns=False, netdev=False)
+    bundle.config.pop("hooks")  # no later rendezvous: without the ack the init would wait on the fifo for ever
+    rig = Rig(tmp_path, bundle)
+    cid, probe = rig.trial("unrecorded")
+    rc, err = rig.call("create", "--bundle", str(bundle.path), cid, env={"OCIPY_FAULT": "create.got-pid"})
+    assert rc == -signal.SIGKILL, err
+    assert h.wait_until(lambda: not probe.processes(), 5), [L._cmdline(p) for p in probe.processes()]
+    rc, err = rig.call("delete", "--force", cid)
+    assert rc == 0, err
+    assert not probe.check(grace=2.0)

@@ -119,6 +119,7 @@ class Init:
             if m.type == pf.MSG_PID:
                 self.pids.append(m.pid)
                 self.init_pid = m.pid
+                self.ack()  # stage 0 lets the child go on once its pid is recorded
             elif m.type == pf.MSG_USERMAP:
                 assert usermap is not None, "unexpected MSG_USERMAP"
                 Path(f"/proc/{m.pid}/uid_map").write_text(usermap[0])
@@ -366,7 +367,8 @@ def test_full_create_start_exec(busybox_rootfs: Path, tmp_path: Path, runs: list
     assert hooks is not None and hooks.type == pf.MSG_PID, hooks
     run.pids.append(hooks.pid)
     run.init_pid = hooks.pid
-    assert exit_code(run.wait(run.stage0)) == 0  # stage 0 leaves right after reporting the clone
+    run.ack()
+    assert exit_code(run.wait(run.stage0)) == 0  # stage 0 leaves once the clone it reported is acknowledged
     m = run.recv()
     assert m is not None and m.type == pf.MSG_HOOKS and m.pid == run.init_pid, m
     run.ack()
@@ -569,6 +571,9 @@ def test_console_socket(busybox_rootfs: Path, runs: list[Init]) -> None:
         run = start(runs, p, extra_fds=[(theirs.fileno(), 5)])
     finally:
         theirs.close()
+    m = run.recv()
+    assert m is not None and m.type == pf.MSG_PID, m
+    run.ack()  # the clone goes on once its pid is acknowledged
     try:
         ours.settimeout(20)
         msg, fds, _flags, _addr = socket.recv_fds(ours, 64, 2)
