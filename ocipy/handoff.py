@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     # `typing` costs ~3 ms (it imports `re`): annotations only
     from typing import Any
 
-from ocipy.errors import OcipyError
+from ocipy.errors import OcipyError, os_reason
 
 
 def listen_fds() -> int:
@@ -39,7 +39,7 @@ def write_pid_file(path: str, pid: int) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise OcipyError(f"pid file {path}: {(exc.strerror or str(exc)).lower()}") from None
+        raise OcipyError(f"pid file {path}: {os_reason(exc)}") from None
 
 
 def connect_console(path: str) -> socket.socket:
@@ -51,7 +51,7 @@ def connect_console(path: str) -> socket.socket:
         sock.connect(path)
     except OSError as exc:
         sock.close()
-        raise OcipyError(f"console socket {path}: {(exc.strerror or str(exc)).lower()}") from None
+        raise OcipyError(f"console socket {path}: {os_reason(exc)}") from None
     return sock
 
 
@@ -90,7 +90,7 @@ def send_seccomp_listener(spec: Any, state: dict[str, Any], pid: int, fd: int) -
         if sent < len(payload):
             sock.sendall(payload[sent:])  # the fd went with the first part, as the spec requires
     except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
+        reason = os_reason(exc)
         raise OcipyError(f"/linux/seccomp/listenerPath: {path}: {reason}") from None
     finally:
         sock.close()

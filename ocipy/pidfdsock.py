@@ -15,7 +15,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
 
-from .errors import OcipyError
+from .errors import OcipyError, os_reason
 
 
 def connect(path: str | None) -> socket.socket | None:
@@ -29,7 +29,7 @@ def connect(path: str | None) -> socket.socket | None:
         sock.connect(path)
     except OSError as exc:
         sock.close()
-        raise OcipyError(f"pidfd socket {path}: {(exc.strerror or str(exc)).lower()}") from None
+        raise OcipyError(f"pidfd socket {path}: {os_reason(exc)}") from None
     return sock
 
 
@@ -43,7 +43,7 @@ def send(sock: socket.socket, pid: int, pidfd: int, kind: str) -> None:
             own = pidfd = os.pidfd_open(pid)
         socket.send_fds(sock, [kind.encode()], [pidfd])
     except OSError as exc:
-        raise OcipyError(f"pidfd socket: {(exc.strerror or str(exc)).lower()}") from None
+        raise OcipyError(f"pidfd socket: {os_reason(exc)}") from None
     finally:
         if own >= 0:
             os.close(own)

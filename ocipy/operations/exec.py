@@ -15,7 +15,7 @@ import os
 TYPE_CHECKING = False  # `typing` costs ~3 ms (it imports `re`): annotations only
 
 from ocipy import errors, foreground, handoff, planfmt
-from ocipy.errors import OcipyError
+from ocipy.errors import OcipyError, os_reason
 from ocipy.faults import point
 from ocipy.launch import Launch, Message, debug_plan, report_warnings
 from ocipy.store import CONFIG_FILE, PAUSED, Container, Store
@@ -52,7 +52,7 @@ def _load_spec(c: Container) -> tuple[Any, dict[str, Any]]:
             with open(where, "rb") as f:
                 data = f.read()
         except OSError as exc:
-            raise OcipyError(f"{where}: {(exc.strerror or str(exc)).lower()}") from None
+            raise OcipyError(f"{where}: {os_reason(exc)}") from None
     try:
         document = parse_json(data)
     except SpecError as exc:
@@ -71,7 +71,7 @@ def _load_process_file(path: str) -> Any:
         with open(path, "rb") as f:
             return parse_json(f.read())
     except OSError as exc:
-        raise OcipyError(f"--process {path}: {(exc.strerror or str(exc)).lower()}") from None
+        raise OcipyError(f"--process {path}: {os_reason(exc)}") from None
     except SpecError as exc:
         raise OcipyError(f"--process {path}: {exc}") from None
 
