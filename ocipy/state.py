@@ -16,7 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-OCI_VERSION = "1.3.0"
+OCI_VERSION = "1.3.0"  # the runtime-spec version ocipy implements (version.SPEC, spec/default.py take it from here)
 
 
 class Status(str):

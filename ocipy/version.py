@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 import sys
 
-VERSION = "0.1.0"
-SPEC = "1.3.0"
+from ocipy import __version__
+from ocipy.state import OCI_VERSION
+
+VERSION = __version__  # the one place each is written: ocipy/__init__.py, ocipy/state.py
+SPEC = OCI_VERSION
 
 _PKG = os.path.dirname(os.path.abspath(__file__))
 

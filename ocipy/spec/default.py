@@ -3,7 +3,7 @@
 import os
 from typing import Any
 
-OCI_VERSION = "1.3.0"
+from ocipy.state import OCI_VERSION
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
