@@ -5,7 +5,6 @@
 - `spawn(exec_fd, argv, fdmap)`: fork + execveat of `exec_fd` with exactly the fds of `fdmap` ((src, dst) pairs,
   overlaps handled), default signal dispositions, an empty signal mask and an empty environment. Returns
   (pid, pidfd); a failure before the exec raises OSError with the child's errno.
-- `pidfd_open(pid)`, `pidfd_send_signal(pidfd, sig)`.
 
 Importing this module loads only the extension (no cffi compiler, no pycparser).
 """
@@ -61,13 +60,6 @@ def spawn(exec_fd: int, argv: Sequence[str | bytes], fdmap: Sequence[tuple[int, 
     return pid, int(pidfd[0])
 
 
-def pidfd_open(pid: int, flags: int = 0) -> int:
-    fd = int(_lib.ocipy_pidfd_open(pid, flags))
-    if fd < 0:
-        _raise_errno(_ffi.errno, f"pidfd_open {pid}")
-    return fd
-
-
 def idmapped_tree(path: str, userns_fd: int, clone_recursive: bool, idmap_recursive: bool) -> int:
     """A detached, idmapped copy of the mount at `path` (its fd, close-on-exec), for the init to attach: with its
     submounts when `clone_recursive` (rbind), idmapped too when `idmap_recursive` (ridmap). `userns_fd` -1: a plain
@@ -76,8 +68,3 @@ def idmapped_tree(path: str, userns_fd: int, clone_recursive: bool, idmap_recurs
     if fd < 0:
         _raise_errno(-fd, f"idmapped mount of {path}")
     return fd
-
-
-def pidfd_send_signal(pidfd: int, sig: int, flags: int = 0) -> None:
-    if _lib.ocipy_pidfd_send_signal(pidfd, sig, flags) < 0:
-        _raise_errno(_ffi.errno, "pidfd_send_signal")

@@ -16,7 +16,7 @@ import sys
 
 from . import errors
 from . import posixlite as px
-from .errors import OcipyError
+from .errors import OcipyError, os_reason
 
 # `typing` and `argparse` cost ~3 ms and ~7 ms at import (both pull in `re`): only mypy sees them here
 TYPE_CHECKING = False
@@ -701,7 +701,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         # what the OS refused, named: the path and the reason (ENOSPC, EROFS, EMFILE, ... are not internal errors)
         where = ": ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
-        reason = (exc.strerror or str(exc)).lower()
+        reason = os_reason(exc)
         errors.error(f"{verb or 'ocipy'}: {where}: {reason}" if where else f"{verb or 'ocipy'}: {reason}")
         if debug:
             import traceback

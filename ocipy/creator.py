@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ocipy import errors, handoff, planfmt, procfs
-from ocipy.errors import OcipyError
+from ocipy.errors import OcipyError, os_reason
 from ocipy.faults import point
 from ocipy.launch import Launch, Message, debug_plan, report_warnings, write_id_maps
 from ocipy.state import CREATED, CREATING, STOPPED, State
@@ -91,9 +91,7 @@ def _idmapped_trees(plan: planfmt.Plan, pid: int) -> list[int]:
                 for fd in trees:
                     os.close(fd)
                 kind = "idmapped" if op[3][4] & planfmt.MNTF_IDMAP else "bind source"
-                raise OcipyError(
-                    f"{plan.field_of(i)} ({kind} {source}): {(exc.strerror or str(exc)).lower()}"
-                ) from None
+                raise OcipyError(f"{plan.field_of(i)} ({kind} {source}): {os_reason(exc)}") from None
     finally:
         os.close(userns)
     return trees
@@ -137,7 +135,7 @@ def _init_failure(launch: Launch, exc: OSError) -> OcipyError:
             if msg.type == planfmt.MSG_ERROR:
                 return OcipyError(launch.describe_error(msg))
     where = f"{exc.filename}: " if exc.filename else ""
-    return OcipyError(f"/linux/netDevices: {where}{(exc.strerror or str(exc)).lower()}")
+    return OcipyError(f"/linux/netDevices: {where}{os_reason(exc)}")
 
 
 def _check_intel_rdt(spec: Any) -> None:

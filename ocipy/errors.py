@@ -70,6 +70,11 @@ def debug_enabled() -> bool:
     return _debug
 
 
+def os_reason(exc: OSError) -> str:
+    """The OS's reason for a failure, lower case, as ocipy's one-line errors end: `no such file or directory`."""
+    return (exc.strerror or str(exc)).lower()
+
+
 def rfc3339_nano(ns: int | None = None) -> str:
     """UTC time with nanoseconds and a `Z`, as Go's RFC3339Nano writes it (but always 9 digits)."""
     if ns is None:

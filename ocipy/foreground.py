@@ -7,10 +7,13 @@ import contextlib
 import os
 import select
 import signal
-import socket
 
 from ocipy.errors import OcipyError
 from ocipy.launch import Launch, exit_code
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
 
 # Signals a foreground run passes on to the container process instead of dying from them.
 FORWARDED = (
@@ -30,6 +33,8 @@ _master = -1  # the proxied pty master (SIGWINCH resizes it)
 
 
 def receive_master(sock: socket.socket) -> int:
+    import socket
+
     try:
         _msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1, socket.MSG_CMSG_CLOEXEC)
     finally:

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
+if TYPE_CHECKING:
+    import socket
+
+    # `typing` costs ~3 ms (it imports `re`): annotations only
     from typing import Any
 
-from ocipy.errors import OcipyError
+from ocipy.errors import OcipyError, os_reason
 
 
 def listen_fds() -> int:
@@ -37,17 +39,19 @@ def write_pid_file(path: str, pid: int) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise OcipyError(f"pid file {path}: {(exc.strerror or str(exc)).lower()}") from None
+        raise OcipyError(f"pid file {path}: {os_reason(exc)}") from None
 
 
 def connect_console(path: str) -> socket.socket:
     """The caller's --console-socket, connected: the init sends the pty master there (SCM_RIGHTS)."""
+    import socket  # here: `socket` costs ~8 ms at import
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)
     except OSError as exc:
         sock.close()
-        raise OcipyError(f"console socket {path}: {(exc.strerror or str(exc)).lower()}") from None
+        raise OcipyError(f"console socket {path}: {os_reason(exc)}") from None
     return sock
 
 
@@ -67,6 +71,7 @@ def send_seccomp_listener(spec: Any, state: dict[str, Any], pid: int, fd: int) -
     """config-linux.md "The Container Process State": one connection to listenerPath, one JSON document with the
     seccomp listener fd (SCM_RIGHTS, named in `fds`), then close. A failure fails create."""
     import json
+    import socket
 
     seccomp = spec.linux.seccomp if spec.linux is not None else None
     path = seccomp.listener_path if seccomp is not None else None
@@ -85,7 +90,7 @@ def send_seccomp_listener(spec: Any, state: dict[str, Any], pid: int, fd: int) -
         if sent < len(payload):
             sock.sendall(payload[sent:])  # the fd went with the first part, as the spec requires
     except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
+        reason = os_reason(exc)
         raise OcipyError(f"/linux/seccomp/listenerPath: {path}: {reason}") from None
     finally:
         sock.close()

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
     from typing import Any
 
 from ocipy import errors, planfmt
-from ocipy.errors import OcipyError
+from ocipy.errors import OcipyError, os_reason
 
 # Which namespaces a joining process enters, in order: user first (it owns the others), mount last.
 JOIN_ORDER = (
@@ -103,7 +103,7 @@ def _run_on_host(hook: dict[str, Any], payload: bytes) -> None:
             cwd="/",
         )
     except OSError as exc:
-        raise OcipyError(f"exec: {(exc.strerror or str(exc)).lower()}") from None
+        raise OcipyError(f"exec: {os_reason(exc)}") from None
     except ValueError:  # what the kernel cannot be given: exec's strings end at a NUL
         raise OcipyError("exec: its path, args or env contain a NUL byte") from None
     try:

@@ -6,11 +6,12 @@ Stdlib, planfmt and the shim only, so `start` can use it without paying for vali
 
 from __future__ import annotations
 
+import _socket  # not `socket`: its import converts every constant to an enum (~8 ms per exec)
 import errno
 import os
 import select
 import signal
-import socket
+import sys
 from collections.abc import Callable, Iterator, Mapping
 
 TYPE_CHECKING = False
@@ -83,6 +84,7 @@ _MSG_NAMES = {
 # the messages after which the init waits for MSG_ACK (shim/plan.h)
 # MSG_PID too: stage 0 lets the container init go on only once the caller has recorded it (docs/contracts.md)
 _AWAITS_ACK = frozenset({planfmt.MSG_USERMAP, planfmt.MSG_PID, planfmt.MSG_HOOKS, planfmt.MSG_SYNC})
+_FD_SIZE = 4  # a C int in SCM_RIGHTS
 # a handler of one message: the fds to send back with its MSG_ACK (or None)
 Handler = Callable[[Message], "list[int] | None"]
 
@@ -98,12 +100,12 @@ class Launch:
     pid: int = 0  # the process reported by MSG_PID (the container init / the joined process)
     pidfd: int = -1
     trace: bool = False  # --debug: the init sends MSG_TRACE after each op (until seccomp or created)
-    _sock: socket.socket | None = None
+    _sock: _socket.socket | None = None
 
     def start(self) -> None:
         """Spawn the init. The sync and plan fds are numbered after every fd in `extra` so none collides."""
         top = max([dst for _, dst in self.extra] + [2]) + 1
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent, child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         self._sock = parent
         plan_fd = os.memfd_create("ocipy-plan", os.MFD_CLOEXEC)
         exec_fd = -1
@@ -146,15 +148,26 @@ class Launch:
     def recv_with_fds(self, max_fds: int = 4) -> tuple[bytes, list[int]]:
         """One sync message and the fds passed with it (MSG_SYNC of OP_SECCOMP carries the listener fd)."""
         assert self._sock is not None
-        raw, fds, _flags, _addr = socket.recv_fds(self._sock, planfmt.SYNC_MSG.size, max_fds, socket.MSG_CMSG_CLOEXEC)
-        return raw, list(fds)
+        raw, ancdata, _flags, _addr = self._sock.recvmsg(
+            planfmt.SYNC_MSG.size, _socket.CMSG_LEN(max_fds * _FD_SIZE), _socket.MSG_CMSG_CLOEXEC
+        )
+        fds: list[int] = []
+        for level, kind, data in ancdata:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                whole = len(data) - len(data) % _FD_SIZE
+                fds += [
+                    int.from_bytes(data[i : i + _FD_SIZE], sys.byteorder, signed=True)
+                    for i in range(0, whole, _FD_SIZE)
+                ]
+        return raw, fds
 
     def ack(self, ok: bool = True, fds: list[int] | None = None) -> None:
         """Let the init go on; `fds` travel with the message (SCM_RIGHTS), e.g. idmapped mount trees."""
         assert self._sock is not None
         data = planfmt.SYNC_MSG.pack(planfmt.MSG_ACK, -1, 0 if ok else errno.ECANCELED, 0, b"")
         if fds:
-            socket.send_fds(self._sock, [data], fds)
+            rights = b"".join(fd.to_bytes(_FD_SIZE, sys.byteorder, signed=True) for fd in fds)
+            self._sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
         else:
             self._sock.send(data)
 

@@ -10,33 +10,40 @@ pid the init reported, checked by pidfd_open before the init may exec anything),
 from __future__ import annotations
 
 import os
-import socket
 
-from .errors import OcipyError
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+
+from .errors import OcipyError, os_reason
 
 
 def connect(path: str | None) -> socket.socket | None:
     """The connection to PATH, or None when no --pidfd-socket was given."""
     if not path:
         return None
+    import socket  # here: `socket` costs ~8 ms, and most callers pass no --pidfd-socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)
     except OSError as exc:
         sock.close()
-        raise OcipyError(f"pidfd socket {path}: {(exc.strerror or str(exc)).lower()}") from None
+        raise OcipyError(f"pidfd socket {path}: {os_reason(exc)}") from None
     return sock
 
 
 def send(sock: socket.socket, pid: int, pidfd: int, kind: str) -> None:
     """Send a pidfd of `pid` (`pidfd` when the caller holds one, else a new one) with the payload `kind`."""
+    import socket
+
     own = -1
     try:
         if pidfd < 0:
             own = pidfd = os.pidfd_open(pid)
         socket.send_fds(sock, [kind.encode()], [pidfd])
     except OSError as exc:
-        raise OcipyError(f"pidfd socket: {(exc.strerror or str(exc)).lower()}") from None
+        raise OcipyError(f"pidfd socket: {os_reason(exc)}") from None
     finally:
         if own >= 0:
             os.close(own)

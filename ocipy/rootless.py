@@ -20,7 +20,7 @@ from __future__ import annotations
 from posix import W_OK, X_OK, access
 
 from . import posixlite as px
-from .errors import OcipyError
+from .errors import OcipyError, os_reason
 
 DEFAULT_ROOT = "/run/ocipy"
 FULL_RANGE = 4294967295  # a uid_map line "0 0 4294967295" is the initial user namespace (or one mapping all)
@@ -121,7 +121,7 @@ def _writable_dir(path: str) -> bool:
 def explain_root_error(root: str, exc: OSError, given: bool) -> str:
     """One line for a state root that cannot be made or used: names XDG_RUNTIME_DIR when the root came from it or
     when an unprivileged caller fell back to /run/ocipy."""
-    why = (exc.strerror or str(exc)).lower()
+    why = os_reason(exc)
     if given:
         return f"state root {root} (--root): {why}"
     if honor_xdg_runtime_dir() and px.getenv("XDG_RUNTIME_DIR", ""):

@@ -14,7 +14,7 @@ import errno
 
 from . import posixlite as px
 from . import procfs
-from .errors import OcipyError
+from .errors import OcipyError, os_reason
 from .state import CREATED, CREATING, OCI_VERSION, PAUSED, RUNNING, STOPPED, State, Status
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
@@ -334,7 +334,7 @@ class Container:
 
 
 def _os_error(path: str, exc: OSError) -> OcipyError:
-    return OcipyError(f"{path}: {(exc.strerror or str(exc)).lower()}")
+    return OcipyError(f"{path}: {os_reason(exc)}")
 
 
 def _clear_dir(dirfd: int) -> None:

@@ -44,8 +44,6 @@ BLOB_HEADER = "ocipy_init_blob.h"
 CDEF = """
 int ocipy_init_memfd(void);
 int ocipy_spawn(int exec_fd, char *const argv[], const int *fdmap, int npairs, int *pidfd_out, int *err_out);
-int ocipy_pidfd_open(int pid, unsigned int flags);
-int ocipy_pidfd_send_signal(int pidfd, int sig, unsigned int flags);
 unsigned long ocipy_init_size(void);
 int ocipy_idmapped_tree(const char *path, int userns_fd, int clone_recursive, int idmap_recursive);
 """

@@ -70,16 +70,6 @@ err:
 	return -1;
 }
 
-int ocipy_pidfd_open(pid_t pid, unsigned int flags)
-{
-	return (int)syscall(SYS_pidfd_open, pid, flags);
-}
-
-int ocipy_pidfd_send_signal(int pidfd, int sig, unsigned int flags)
-{
-	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, flags);
-}
-
 struct kernel_sigaction {
 	void (*handler)(int);
 	unsigned long flags;

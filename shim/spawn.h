@@ -15,12 +15,6 @@ int ocipy_init_memfd(void);
  * (the child is then reaped). */
 pid_t ocipy_spawn(int exec_fd, char *const argv[], const int *fdmap, int npairs, int *pidfd_out, int *err_out);
 
-/* pidfd_open(2). */
-int ocipy_pidfd_open(pid_t pid, unsigned int flags);
-
-/* pidfd_send_signal(2) with no siginfo. */
-int ocipy_pidfd_send_signal(int pidfd, int sig, unsigned int flags);
-
 /* Size of the embedded ocipy-init in bytes. */
 unsigned long ocipy_init_size(void);
 

@@ -19,6 +19,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from ocipy.errors import os_reason
+
 from . import CgroupError
 
 POINTER = "/linux/resources/devices"
@@ -105,7 +107,7 @@ def apply_v1(directory: str, rules: list[Rule]) -> None:
             with open(path, "w") as f:
                 f.write(line)
         except OSError as exc:
-            raise CgroupError(POINTER, f"{path}: write {line!r}: {(exc.strerror or str(exc)).lower()}") from None
+            raise CgroupError(POINTER, f"{path}: write {line!r}: {os_reason(exc)}") from None
 
 
 # --- v2: the eBPF program -------------------------------------------------------------------------------------------
@@ -263,10 +265,10 @@ def apply_v2(directory: str, rules: list[Rule]) -> None:
     try:
         fd = load_program(build_program(rules))
     except OSError as exc:
-        raise CgroupError(POINTER, f"load the device eBPF program: {(exc.strerror or str(exc)).lower()}") from None
+        raise CgroupError(POINTER, f"load the device eBPF program: {os_reason(exc)}") from None
     try:
         attach_program(directory, fd)
     except OSError as exc:
-        raise CgroupError(POINTER, f"{directory}: attach the device eBPF program: {(exc.strerror or str(exc)).lower()}")
+        raise CgroupError(POINTER, f"{directory}: attach the device eBPF program: {os_reason(exc)}")
     finally:
         os.close(fd)

@@ -27,7 +27,7 @@ import time
 
 from .. import posixlite as px
 from .. import procfs
-from ..errors import OcipyError
+from ..errors import OcipyError, os_reason
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ class Driver:
             try:
                 write_text(procs, str(pid))
             except OSError as exc:
-                raise OcipyError(f"{procs}: {(exc.strerror or str(exc)).lower()}") from None
+                raise OcipyError(f"{procs}: {os_reason(exc)}") from None
 
     def is_frozen(self) -> bool:
         raise NotImplementedError

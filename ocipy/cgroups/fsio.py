@@ -6,6 +6,8 @@ import errno
 import os
 from typing import Any
 
+from ocipy.errors import os_reason
+
 from . import CgroupError
 
 R = "/linux/resources"
@@ -18,11 +20,11 @@ def write(directory: str, fname: str, value: str, pointer: str) -> None:
     except OSError as exc:
         if exc.errno == errno.ENOENT:
             raise CgroupError(pointer, f"{path}: not supported by this kernel or hierarchy (no such file)") from None
-        raise CgroupError(pointer, f"{path}: {(exc.strerror or str(exc)).lower()}") from None
+        raise CgroupError(pointer, f"{path}: {os_reason(exc)}") from None
     try:
         os.write(fd, value.encode())
     except OSError as exc:
-        msg = (exc.strerror or str(exc)).lower()
+        msg = os_reason(exc)
         if exc.errno in (errno.EPERM, errno.EACCES):
             msg += " (this host's root lacks CAP_SYS_RESOURCE: some limits cannot be raised)"
         raise CgroupError(pointer, f"{path}: write {value.strip()!r}: {msg}") from None

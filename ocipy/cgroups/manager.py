@@ -15,6 +15,8 @@ import os
 import posixpath
 from typing import Any
 
+from ocipy.errors import os_reason
+
 from . import CgroupError, devices, v1, v2
 from .driver import rmdir_tree
 from .fsio import R, get_list, get_obj, read, write
@@ -56,7 +58,7 @@ def _mkdirs(path: str, created: list[str]) -> None:
         except FileExistsError:
             pass
         except OSError as exc:
-            raise CgroupError("/linux/cgroupsPath", f"mkdir {d}: {(exc.strerror or str(exc)).lower()}") from None
+            raise CgroupError("/linux/cgroupsPath", f"mkdir {d}: {os_reason(exc)}") from None
 
 
 def _ancestors(mountpoint: str, leaf: str) -> list[str]:

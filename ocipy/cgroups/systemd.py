@@ -22,6 +22,8 @@ from __future__ import annotations
 import os
 import posixpath
 
+from ocipy.errors import os_reason
+
 from . import CgroupError
 from .driver import rmdir_tree
 
@@ -349,7 +351,7 @@ def _mkdirs(path: str, created: list[str]) -> None:
         except FileExistsError:
             pass
         except OSError as exc:
-            raise CgroupError(POINTER, f"mkdir {d}: {(exc.strerror or str(exc)).lower()}") from None
+            raise CgroupError(POINTER, f"mkdir {d}: {os_reason(exc)}") from None
 
 
 def create(

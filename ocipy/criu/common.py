@@ -7,7 +7,7 @@ from typing import Any
 
 from ocipy.criu import messages
 from ocipy.criu.swrk import CriuFailed
-from ocipy.errors import OcipyError
+from ocipy.errors import OcipyError, os_reason
 
 CONFIG_ANNOTATION = "org.criu.config"
 DEFAULT_CONFIG_FILE = "/etc/criu/ocipy.conf"
@@ -16,7 +16,7 @@ EMPTY_NS = {"network": CLONE_NEWNET, "net": CLONE_NEWNET}
 
 
 def _reason(exc: OSError) -> str:
-    return (exc.strerror or str(exc)).lower()
+    return os_reason(exc)
 
 
 class Dirs:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ocipy import errors, lifecycle, procfs
 from ocipy.criu import common, externals, messages, swrk
-from ocipy.errors import OcipyError
+from ocipy.errors import OcipyError, os_reason
 from ocipy.store import CONFIG_FILE, Container, Store
 
 
@@ -27,7 +27,7 @@ def _document(c: Container) -> dict[str, Any]:
             with open(os.path.join(bundle, "config.json"), "rb") as f:
                 raw = f.read()
         except OSError as exc:
-            raise OcipyError(f"{bundle}/config.json: {(exc.strerror or str(exc)).lower()}") from None
+            raise OcipyError(f"{bundle}/config.json: {os_reason(exc)}") from None
     try:
         doc = fastjson.loads(raw)
     except ValueError as exc:
@@ -67,7 +67,7 @@ def _status_fd(args: Any) -> int:
     try:
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     except OSError as exc:
-        raise OcipyError(f"--status-fd {fd}: {(exc.strerror or str(exc)).lower()}") from None
+        raise OcipyError(f"--status-fd {fd}: {os_reason(exc)}") from None
     if not flags & (os.O_WRONLY | os.O_RDWR):
         raise OcipyError(f"--status-fd {fd}: not writable")
     return fd

@@ -21,7 +21,7 @@ from typing import Any
 
 from ocipy import errors, fastjson, foreground, handoff, procfs
 from ocipy.criu import common, externals, messages, swrk
-from ocipy.errors import OcipyError
+from ocipy.errors import OcipyError, os_reason
 from ocipy.state import State
 from ocipy.store import CGROUP_FILE, CONFIG_FILE, Container, Store
 
@@ -153,9 +153,7 @@ def _namespaces(document: dict[str, Any]) -> tuple[dict[str, int], list[dict[str
                 try:
                     fds[externals.EXT_NS_KEYS[kind]] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 except OSError as exc:
-                    raise OcipyError(
-                        f"/linux/namespaces ({kind} {path}): {(exc.strerror or str(exc)).lower()}"
-                    ) from None
+                    raise OcipyError(f"/linux/namespaces ({kind} {path}): {os_reason(exc)}") from None
             elif kind == "cgroup":
                 raise OcipyError(f"/linux/namespaces (cgroup {path}): CRIU cannot join a cgroup namespace")
             elif kind in externals.CRIU_NS_NAMES:
@@ -291,7 +289,7 @@ def restore(args: Any) -> int:
                 try:
                     socket.send_fds(console, [b"/dev/ptmx"], fds[:1])
                 except OSError as exc:
-                    raise OcipyError(f"console socket: {(exc.strerror or str(exc)).lower()}") from None
+                    raise OcipyError(f"console socket: {os_reason(exc)}") from None
 
         errors.debug(f"criu restore of {cid} from {dirs.images}")
         try:

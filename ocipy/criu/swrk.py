@@ -18,7 +18,7 @@ from typing import Any, Self
 
 from ocipy.criu import messages as m
 from ocipy.criu import wire
-from ocipy.errors import OcipyError
+from ocipy.errors import OcipyError, os_reason
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _RECV_SIZE = 1 << 20
@@ -81,7 +81,7 @@ class Session:
                 actions = [(os.POSIX_SPAWN_DUP2, tmp, target) for target, tmp in enumerate(temps)]
                 self.pid = os.posix_spawn(self.criu, [self.criu, "swrk", "3"], child_env(), file_actions=actions)
             except OSError as exc:
-                raise OcipyError(f"criu {self.criu}: {(exc.strerror or str(exc)).lower()}") from None
+                raise OcipyError(f"criu {self.criu}: {os_reason(exc)}") from None
             finally:
                 for tmp in temps:
                     os.close(tmp)
@@ -179,7 +179,7 @@ def _dup_high(fd: int, minimum: int) -> int:
     try:
         return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, minimum)
     except OSError as exc:
-        raise OcipyError(f"fd {fd}: {(exc.strerror or str(exc)).lower()}") from None
+        raise OcipyError(f"fd {fd}: {os_reason(exc)}") from None
 
 
 def _describe_status(status: int | None) -> str:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..cgroups import layout as layout_mod
+from ..errors import os_reason
 
 NR = {"pidfd_open": 434, "clone3": 435, "openat2": 437, "mount_setattr": 442, "open_tree": 428}
 NAMESPACES = {
@@ -108,7 +109,7 @@ def state() -> dict[str, Any]:
         os.rmdir(tempfile.mkdtemp(prefix=".ocipy-check-", dir=where))
         ok, why = True, ""
     except OSError as exc:
-        ok, why = False, f"; {where}: {(exc.strerror or str(exc)).lower()}"
+        ok, why = False, f"; {where}: {os_reason(exc)}"
     detail = f"{root} exists" if where == root else f"{root} (made by the first create)"
     fs, depth = "", -1
     for line in (_read("/proc/self/mounts") or "").splitlines():

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms (it imports `re`): annotations only
 
 from ocipy import errors, foreground, handoff, planfmt
-from ocipy.errors import OcipyError
+from ocipy.errors import OcipyError, os_reason
 from ocipy.faults import point
 from ocipy.launch import Launch, Message, debug_plan, report_warnings
 from ocipy.store import CONFIG_FILE, PAUSED, Container, Store
 
 if TYPE_CHECKING:
     import argparse  # annotations only: importing argparse costs ~7 ms
+    import socket
     from typing import Any
 
 EXIT_FAILURE = 255
@@ -52,7 +52,7 @@ def _load_spec(c: Container) -> tuple[Any, dict[str, Any]]:
             with open(where, "rb") as f:
                 data = f.read()
         except OSError as exc:
-            raise OcipyError(f"{where}: {(exc.strerror or str(exc)).lower()}") from None
+            raise OcipyError(f"{where}: {os_reason(exc)}") from None
     try:
         document = parse_json(data)
     except SpecError as exc:
@@ -71,7 +71,7 @@ def _load_process_file(path: str) -> Any:
         with open(path, "rb") as f:
             return parse_json(f.read())
     except OSError as exc:
-        raise OcipyError(f"--process {path}: {(exc.strerror or str(exc)).lower()}") from None
+        raise OcipyError(f"--process {path}: {os_reason(exc)}") from None
     except SpecError as exc:
         raise OcipyError(f"--process {path}: {exc}") from None
 
@@ -215,6 +215,8 @@ def _exec(args: argparse.Namespace) -> int:
             if console_path:
                 console = handoff.connect_console(console_path)
             else:
+                import socket  # a terminal only: `socket` costs ~8 ms
+
                 proxy, console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
                 undo.callback(proxy.close)
             assert console is not None

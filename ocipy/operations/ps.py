@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..errors import OcipyError
+from ..errors import OcipyError, os_reason
 from ..store import STOPPED, Store
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
@@ -59,7 +59,7 @@ def main(args: Any) -> int:
     try:
         out = subprocess.run([ps, *opts], capture_output=True, text=True, check=False)
     except OSError as exc:
-        raise OcipyError(f"ps: {(exc.strerror or str(exc)).lower()}") from None
+        raise OcipyError(f"ps: {os_reason(exc)}") from None
     if out.returncode != 0:
         raise OcipyError(f"ps: {(out.stderr or out.stdout).strip()}")
     lines = out.stdout.splitlines()

@@ -8,7 +8,7 @@ import os
 import signal
 
 from ocipy import creator, errors, foreground, lifecycle
-from ocipy.errors import OcipyError
+from ocipy.errors import OcipyError, os_reason
 from ocipy.faults import point
 from ocipy.launch import exit_code
 from ocipy.store import Store
@@ -37,7 +37,7 @@ def main(args: argparse.Namespace) -> int:
         except OSError as exc:
             launch.abort()
             _delete(args)
-            raise OcipyError(f"/process/terminal: receiving the pty: {(exc.strerror or str(exc)).lower()}") from None
+            raise OcipyError(f"/process/terminal: receiving the pty: {os_reason(exc)}") from None
         finally:
             console_parent.close()
 

@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from ..errors import OcipyError
+from ..errors import OcipyError, os_reason
 from ..store import Store
 
 _MULT = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -51,7 +51,7 @@ def _read_resources(path: str) -> dict[str, Any]:
             with open(path, "rb") as f:
                 data = f.read()
     except OSError as exc:
-        raise OcipyError(f"--resources {path}: {(exc.strerror or str(exc)).lower()}") from None
+        raise OcipyError(f"--resources {path}: {os_reason(exc)}") from None
     try:
         res = json.loads(data) if data.strip() else {}
     except ValueError as exc:

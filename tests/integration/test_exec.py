@@ -351,6 +351,7 @@ EXEC_FORBIDDEN = {
     "typing",
     "copy",
     "subprocess",
+    "socket",  # its import makes enums of every constant (~8 ms): ocipy/launch.py uses _socket
 }
 
 
