@@ -10,6 +10,24 @@
  *   char                strtab[header.strtab_len];   strings are NUL-terminated; offsets point into strtab
  *
  * A "strv" is `count` NUL-terminated strings stored back to back starting at one offset (args, env, groups...).
+ *
+ * The parent <-> init message sequence over the sync socket (SOCK_SEQPACKET, struct sync_msg), in the order a
+ * create meets it (Python's side: Launch.drive in ocipy/launch.py; the handlers: ocipy/creator.py):
+ *
+ *   op reached                 init sends                      parent does, then answers
+ *   -------------------------  ------------------------------  -------------------------------------------------
+ *   OP_SYNC_USERMAP            MSG_USERMAP(pid), waits         writes uid_map/gid_map of pid, clones idmapped /
+ *                                                              runtime-side bind trees -> MSG_ACK (+ tree fds)
+ *   OP_CLONE (stage 0)         MSG_PID(pid of stage 1), exits  records the pid (pidfd, start time), moves netDevices
+ *   OP_SYNC_HOOKS              MSG_HOOKS(pid), waits           runs prestart/createRuntime/createContainer -> MSG_ACK
+ *   OP_SECCOMP a2=1 / OP_SYNC  MSG_SYNC(op) (+ listener fd)    sends the listener to listenerPath -> MSG_ACK
+ *   OP_SIGNAL_CREATED          MSG_CREATED(pid)                `create` returns; the init waits on the exec fifo
+ *   any op fails               MSG_ERROR(op, errno, detail)    one line naming the op's config field; the sender
+ *                              and exits 1                     has exited
+ *   execve done                EOF (CLOEXEC closes the socket) success (exec, hooks in the container: no CREATED)
+ *
+ * MSG_ACK with err != 0 tells the init to exit quietly (the parent gave up). exec and in-container hooks see the
+ * same sequence minus what their plans do not contain.
  */
 #ifndef OCIPY_PLAN_H
 #define OCIPY_PLAN_H
