@@ -71,6 +71,22 @@ class Tally:
         return self.leaky_trials + self.delete_failures + self.internal_errors
 
 
+RIGS: list[Rig] = []  # every rig of the running test: its trials are force-deleted and cleaned at teardown
+
+
+@pytest.fixture(autouse=True)
+def _clean_rigs() -> Iterator[None]:
+    """A failing assertion must not leave a container behind: every trial is deleted and probed again."""
+    try:
+        yield
+    finally:
+        for rig in RIGS:
+            for cid, probe in rig.trials:
+                rig.call("delete", "--force", cid)
+                probe.clean()
+        RIGS.clear()
+
+
 class Rig:
     """One state root, one bundle; each trial gets a fresh id and cgroup name."""
 
@@ -83,6 +99,8 @@ class Rig:
         self.n = 0
         self.calls = tmp / "calls"
         self.calls.mkdir(exist_ok=True)
+        self.trials: list[tuple[str, Any]] = []
+        RIGS.append(self)
 
     def argv(self, *args: str) -> list[str]:
         return [*h.runtime_argv(), "--root", str(self.root), *args]
@@ -125,6 +143,7 @@ class Rig:
             veth = (moved, peer)
         self.bundle.write()
         probe = L.Probe(self.root, cid, cg, marks=[str(self.bundle.path), cid], veth=veth)
+        self.trials.append((cid, probe))
         return cid, probe
 
 

@@ -58,6 +58,8 @@ def tmpfs(tmp_path: Path) -> Iterator[Any]:
     try:
         yield mount
     finally:
+        for case in CASES:  # before the state root goes away under a container left by a failing assertion
+            case.finish()
         for where in reversed(made):
             subprocess.run(["umount", "-l", str(where)], check=False)
 
@@ -74,8 +76,23 @@ def fill(fs: Path) -> None:
         os.close(fd)
 
 
+CASES: list[Case] = []
+
+
+@pytest.fixture(autouse=True)
+def _finish_cases() -> Iterator[None]:
+    """A failing assertion must not leave a container behind."""
+    try:
+        yield
+    finally:
+        for case in CASES:
+            case.finish()
+        CASES.clear()
+
+
 class Case:
     def __init__(self, tmp: Path, bundle: h.Bundle, root: Path) -> None:
+        CASES.append(self)
         self.tmp = tmp
         self.bundle = bundle
         self.root = root
