@@ -17,16 +17,9 @@ from ocipy import errors
 from ocipy.errors import OcipyError
 from ocipy.spec.checks import CAPABILITIES
 from ocipy.spec.document import Problem, SpecError, parse_json
+from ocipy.state import HOOK_KINDS as _HOOK_KINDS
 
 CONFIG_NAME = "config.json"
-_HOOK_KINDS = (
-    "prestart",
-    "createRuntime",
-    "createContainer",
-    "startContainer",
-    "poststart",
-    "poststop",
-)
 
 
 def validate_bundle(bundle_dir: str) -> list[tuple[str, str]]:

@@ -22,17 +22,13 @@ from ocipy import errors, handoff, planfmt, procfs
 from ocipy.errors import OcipyError, os_reason
 from ocipy.faults import point
 from ocipy.launch import Launch, Message, debug_plan, report_warnings, write_id_maps
-from ocipy.state import CREATED, CREATING, STOPPED, State
+from ocipy.state import CREATE_HOOKS, CREATED, CREATING, HOOK_KINDS, KEPT_HOOKS, STOPPED, State
 from ocipy.store import CONFIG_FILE, JOURNAL_KEY, Container, Store
 
 if TYPE_CHECKING:
     import argparse  # annotations only: importing argparse costs ~7 ms
 
     from ocipy.cgroups.driver import Driver
-
-CREATE_HOOKS = ("prestart", "createRuntime", "createContainer")
-KEPT_HOOKS = ("startContainer", "poststart", "poststop")
-HOOK_KINDS = CREATE_HOOKS + KEPT_HOOKS
 
 
 @dataclass

@@ -16,6 +16,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+# the hook kinds of runtime.md's lifecycle, in order: create runs the first three, the state keeps the others
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+CREATE_HOOKS = HOOK_KINDS[:3]
+KEPT_HOOKS = HOOK_KINDS[3:]
 OCI_VERSION = "1.3.0"  # the runtime-spec version ocipy implements (version.SPEC, spec/default.py take it from here)
 
 

@@ -22,10 +22,9 @@ from typing import Any
 from ocipy import errors, fastjson, foreground, handoff, procfs
 from ocipy.criu import common, externals, messages, swrk
 from ocipy.errors import OcipyError, os_reason
-from ocipy.state import State
+from ocipy.state import KEPT_HOOKS, State
 from ocipy.store import CGROUP_FILE, CONFIG_FILE, Container, Store
 
-KEPT_HOOKS = ("startContainer", "poststart", "poststop")
 MS_BIND, MS_REC, MNT_DETACH = 0x1000, 0x4000, 2
 CRIU_ROOT = "criu-root"
 

@@ -13,6 +13,7 @@ import json
 import sys
 
 from .. import mountopts
+from ..state import HOOK_KINDS
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
 TYPE_CHECKING = False
@@ -64,14 +65,7 @@ _CAPS = [
     "CHECKPOINT_RESTORE",
 ]
 
-HOOKS = [
-    "prestart",
-    "createRuntime",
-    "createContainer",
-    "startContainer",
-    "poststart",
-    "poststop",
-]
+HOOKS = list(HOOK_KINDS)
 
 # What the mount planner really applies (ocipy/mountopts.py), with idmap/ridmap (binds in a new user namespace,
 # with its mappings) and tmpcopyup (the init copies the directory's contents into the new tmpfs). containerd 2.x
