@@ -87,7 +87,8 @@ class Layout:
         return None
 
 
-def _unescape(s: str) -> str:
+def unescape(s: str) -> str:
+    """A mountinfo field with its octal escapes (\\040 for a space, ...) decoded; criu/externals.py reads it too."""
     out, i = [], 0
     while i < len(s):
         if s[i] == "\\" and i + 3 < len(s) and s[i + 1 : i + 4].isdigit():
@@ -128,7 +129,7 @@ def parse_mountinfo(text: str, read_controllers: Callable[[str], frozenset[str]]
         fstype = fs[0]
         if fstype not in ("cgroup", "cgroup2"):
             continue
-        root, mnt = _unescape(parts[3]), _unescape(parts[4])
+        root, mnt = unescape(parts[3]), unescape(parts[4])
         if fstype == "cgroup2":
             if v2 is None or better(mnt, v2.mountpoint):
                 v2 = Hierarchy(mnt, 2, read_controllers(mnt), root=root)

@@ -24,6 +24,7 @@ import posixpath
 from typing import Any
 
 from ocipy import fastjson
+from ocipy.cgroups.layout import unescape
 
 EXTERNALS_FILE = "ocipy-externals.json"
 DESCRIPTORS_FILE = "descriptors.json"  # runc's name and format: the init's fds 0-2 as /proc/PID/fd shows them
@@ -47,18 +48,6 @@ class MountEntry:
         self.super_opts = opts
 
 
-def _unescape(s: str) -> str:
-    out, i = [], 0
-    while i < len(s):
-        if s[i] == "\\" and i + 3 < len(s) and s[i + 1 : i + 4].isdigit():
-            out.append(chr(int(s[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
-
-
 def parse_mountinfo(text: str) -> list[MountEntry]:
     entries = []
     for line in text.splitlines():
@@ -69,7 +58,7 @@ def parse_mountinfo(text: str) -> list[MountEntry]:
         r = right.split()
         if len(f) < 5 or len(r) < 3:
             continue
-        entries.append(MountEntry(int(f[0]), int(f[1]), _unescape(f[3]), _unescape(f[4]), r[0], _unescape(r[1]), r[2]))
+        entries.append(MountEntry(int(f[0]), int(f[1]), unescape(f[3]), unescape(f[4]), r[0], unescape(r[1]), r[2]))
     return entries
 
 
