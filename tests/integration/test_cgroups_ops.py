@@ -112,7 +112,9 @@ def test_update_check_before_update(rt: Any, bundle: Any) -> None:
 
 @needs_ocipy
 def test_events_stats(rt: Any, bundle: Any) -> None:
-    cid = running(rt, bundle, memory={"limit": 64 << 20}, pids={"limit": 50})
+    # hugetlb is on the unified hierarchy of this hybrid host, enabled for a container that asks for it
+    hugepages = [{"pageSize": "2MB", "limit": 1 << 30}]
+    cid = running(rt, bundle, memory={"limit": 64 << 20}, pids={"limit": 50}, hugepageLimits=hugepages)
     out = rt.call("events", "--stats", cid).ok().out
     ev = json.loads(out)
     assert ev["type"] == "stats" and ev["id"] == cid
