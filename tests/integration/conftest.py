@@ -15,19 +15,20 @@ from pathlib import Path
 import pytest
 
 
-def _load_helpers() -> None:
-    """tests/integration/helpers.py as `ocipy_it_helpers` (a unique name: other test dirs have helper modules too);
-    test modules `import ocipy_it_helpers as h`, and its fixtures are registered here for all of them."""
-    name = "ocipy_it_helpers"
+def _load(name: str, file: str) -> None:
+    """A file of tests/integration under a unique module name (other test dirs have helper modules too): helpers.py
+    as `ocipy_it_helpers` (its fixtures are registered here for every test module) and leftovers.py as
+    `ocipy_leftovers` (the leftover probes of the fault-injection, OS-error and create-fuzz tests)."""
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("helpers.py"))
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(file))
         assert spec is not None and spec.loader is not None
         mod = importlib.util.module_from_spec(spec)
         sys.modules[name] = mod
         spec.loader.exec_module(mod)
 
 
-_load_helpers()
+_load("ocipy_it_helpers", "helpers.py")
+_load("ocipy_leftovers", "leftovers.py")
 from ocipy_it_helpers import bundle, host_mounts_guard, open_bundle, procs, rt  # noqa: F401  (fixtures)
 
 MAKE_ROOTFS = Path(__file__).resolve().parents[2] / "scripts" / "make-rootfs"

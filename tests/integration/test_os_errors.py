@@ -10,33 +10,19 @@ call are real).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import resource
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import ocipy_it_helpers as h  # loaded by conftest.py
+import ocipy_leftovers as L  # loaded by conftest.py
 import pytest
-
-
-def _load(name: str, file: str) -> Any:
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(file))
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-L = _load("ocipy_leftovers", "leftovers.py")
 
 pytestmark = [*(m for m in h.pytestmark() if m.name != "timeout"), pytest.mark.timeout(300)]
 if not h.IS_OCIPY:
