@@ -79,6 +79,7 @@ OP_SET_PDEATHSIG = 63
 OP_JOIN_CGROUP = 64
 OP_REPORT = 65
 OP_LOOPBACK_UP = 66
+OP_MEMPOLICY = 67  # a0 = mode | flags, s0 = node list
 
 # OP_MOUNT a4 bits
 MNTF_MKDIR = 0x1

@@ -194,6 +194,8 @@ enum plan_code {
 	                           one line "ocipy: exec failed: FIELD (WHAT): DETAIL: REASON" on its stderr (the
 	                           container's, where the caller reads it) and one error line in the log. */
 	OP_LOOPBACK_UP = 66,    /* bring "lo" up (SIOCSIFFLAGS IFF_UP) in the network namespace the init is in */
+	OP_MEMPOLICY = 67,      /* set_mempolicy(a0 = MPOL_* mode | MPOL_F_* flags, nodes of s0): s0 = node list "0-3,7"
+	                           (NULL or "" = no nodes: a NULL mask), nodes 0-1023 */
 };
 
 /* OP_MOUNT a4 bits */
