@@ -3,7 +3,7 @@ for `start`. `ocipy create` and `ocipy run` call `create`.
 
 The steps, in order (`_Create.run`): load and check the bundle; make the state directory (locked) and the exec
 fifo; connect the console and pidfd sockets and lay out the fds the init inherits; make the cgroups (the driver in
-ocipy/cgroups/driver.py); compile the plan (ocipy/plan.py); start ocipy-init and answer its messages (id maps and
+ocipy/cgroups/driver.py); compile the plan (ocipy/plan/); start ocipy-init and answer its messages (id maps and
 idmapped trees, the pid, the create hooks, a seccomp listener) until it is set up; record the state.
 
 Every step that changes the host registers its undo on an ExitStack, so a failed create leaves no process, state

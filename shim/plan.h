@@ -1,6 +1,6 @@
 /* The plan: the one message Python sends the C init (ocipy-init).
  *
- * Python (ocipy/plan.py) decides everything and encodes a flat list of operations; the init executes them in
+ * Python (ocipy/plan/) decides everything and encodes a flat list of operations; the init executes them in
  * order with raw system calls and never calls back into Python. This header is the contract: ocipy/planfmt.py
  * mirrors these numbers and a unit test compares the two.
  *

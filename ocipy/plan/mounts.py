@@ -1,0 +1,207 @@
+"""The config's mounts: bind, filesystem and sysfs mounts, the checks on /proc destinations, locked flags in a user
+namespace and idmapped mounts (cgroup mounts: ocipy/plan/cgroupmounts.py)."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
+    from typing import Any
+
+from ocipy import lsm
+from ocipy import mountopts as mo
+from ocipy.plan.base import PlanError, _clean, _get, pointer
+from ocipy.plan.cgroupmounts import CgroupMountsSection
+from ocipy.planfmt import (
+    MNTF_COPYUP,
+    MNTF_IDMAP,
+    MNTF_IDMAP_REC,
+    MNTF_MKDIR,
+    MNTF_MKFILE,
+    MNTF_PROC,
+    MNTF_TMPFS_MODE,
+    MNTF_TREE,
+    OP_MOUNT,
+    mount_attrs,
+)
+
+# Files under /proc something may be mounted over (lxcfs and friends), as runc allows (CVE-2019-19921).
+PROC_MOUNT_ALLOWED = frozenset(
+    {
+        "/proc/cpuinfo",
+        "/proc/diskstats",
+        "/proc/meminfo",
+        "/proc/stat",
+        "/proc/swaps",
+        "/proc/uptime",
+        "/proc/loadavg",
+        "/proc/slabinfo",
+        "/proc/pressure",
+        "/proc/net/dev",
+        "/proc/sys/kernel/ns_last_pid",
+    }
+)
+
+ATIME_FLAGS = mo.MS_NOATIME | mo.MS_NODIRATIME | mo.MS_RELATIME | mo.MS_STRICTATIME
+ATIME_NAMES = {mo.MS_NOATIME: "noatime", mo.MS_NODIRATIME: "nodiratime", mo.MS_RELATIME: "relatime"}
+LOCKED_NAMES = {
+    mo.MS_RDONLY: ("rw", "ro"),
+    mo.MS_NOSUID: ("suid", "nosuid"),
+    mo.MS_NODEV: ("dev", "nodev"),
+    mo.MS_NOEXEC: ("exec", "noexec"),
+}
+
+
+def _mapping_tuples(mappings: Sequence[Any] | None) -> list[tuple[int, int, int]]:
+    return [(int(_get(m, "container_id")), int(_get(m, "host_id")), int(_get(m, "size"))) for m in mappings or ()]
+
+
+class MountsSection(CgroupMountsSection):
+    def sysfs_needs_bind(self) -> bool:
+        """sysfs can be mounted only in a network namespace owned by the mounting user namespace (runc's rule)."""
+        if not self.unprivileged_userns or "network" in self.ns.new:
+            return False
+        if "user" in self.ns.new:
+            return True  # the network namespace is older than the user namespace: never owned by it
+        joined = self.ns.joined.get("network")
+        return joined is None or not self.host.netns_owned(joined[1])
+
+    # -- mounts
+
+    def mount(self, i: int, m: Any) -> None:
+        ptr = pointer("mounts", i)
+        dest = _get(m, "destination")
+        if not dest or not dest.startswith("/"):
+            raise PlanError(ptr + "/destination", f"{dest!r} must be an absolute path")
+        dest = _clean(dest)
+        if dest == "/":
+            raise PlanError(ptr + "/destination", "mounting over the container's root is not supported")
+        fstype = _get(m, "type") or None
+        source = _get(m, "source")
+        opts = mo.parse(_get(m, "options"))
+        bind = opts.bind or fstype == "bind"
+        if opts.tmpcopyup and (fstype != "tmpfs" or bind):
+            raise PlanError(pointer("mounts", i, "options", opts.where["tmpcopyup"]), "tmpcopyup is for tmpfs mounts")
+        if bind and opts.data:
+            # the kernel ignores filesystem data on a bind mount: an option ocipy does not know would be dropped
+            k = opts.data_where[0]
+            raise PlanError(pointer("mounts", i, "options", k), f"unknown option {opts.data[0]!r} for a bind mount")
+        self.check_proc_dest(ptr, dest, fstype, source, bind)
+        self.mount_dests.add(dest)
+        if opts.idmap or _get(m, "uid_mappings") or _get(m, "gid_mappings"):
+            self.check_idmap(i, m, opts, bind)
+        attrs = mount_attrs(opts.attr_set, opts.attr_clr)
+        mnt_flags = opts.flags & mo.MNT_FLAGS
+
+        if fstype == "cgroup" and not bind:
+            self.cgroup_mount(ptr, dest, opts)
+            return
+        if fstype == "sysfs" and not bind and self.sysfs_needs_bind():
+            # sysfs needs a network namespace owned by our user namespace: show the host's /sys instead, with the
+            # asked flags applied to every mount beneath it
+            rec = mount_attrs(opts.attr_set | mo.flags_to_attrs(mnt_flags), opts.attr_clr)
+            self.op(
+                OP_MOUNT,
+                ptr,
+                s=("/sys", dest, None, None),
+                a=(mo.MS_BIND | mo.MS_REC, 0, opts.propagation, rec, MNTF_MKDIR | MNTF_PROC),
+                what=f"rbind /sys on {dest} (no network namespace for sysfs)",
+            )
+            return
+        if bind:
+            if not source:
+                raise PlanError(ptr + "/source", "a bind mount needs a source")
+            if not source.startswith("/"):
+                source = posixpath.join(self.bundle, source)
+            flags = mo.MS_BIND | (opts.flags & mo.MS_REC)
+            remount = mo.MS_REMOUNT | mo.MS_BIND | mnt_flags if mnt_flags else 0
+            if self.unprivileged_userns:
+                self.check_locked(ptr, source, opts)
+            mntf = MNTF_MKDIR if self.host.is_dir(source) else MNTF_MKFILE
+            if opts.idmap:
+                mntf |= MNTF_IDMAP | (MNTF_IDMAP_REC if opts.ridmap else 0)
+            elif "user" in self.ns.new and self.host_uid == 0 and not self.host.in_userns:
+                # resolved as the runtime, before the user namespace: the runtime clones the source and the init
+                # attaches the copy (runc's mount-fd handling); a source under a root-only host directory works
+                mntf |= MNTF_TREE
+            if dest == "/dev":
+                self.dev_bind = True
+            kind = "rbind" if flags & mo.MS_REC else "bind"
+            self.op(
+                OP_MOUNT,
+                ptr,
+                s=(source, dest, None, None),
+                a=(flags, remount, opts.propagation, attrs, mntf),
+                what=f"{kind} {source} on {dest}",
+            )
+            return
+        if not fstype:
+            raise PlanError(ptr + "/type", "a type is needed unless the options hold bind or rbind")
+        flags = opts.flags
+        if dest == "/dev" and flags & mo.MS_RDONLY:
+            # devices and the console go into /dev first; it becomes read-only after (as runc does)
+            flags &= ~mo.MS_RDONLY
+            self.dev_ro.append(ptr)
+        mntf = MNTF_MKDIR | (MNTF_PROC if fstype in ("proc", "sysfs") else 0)
+        if fstype == "tmpfs":
+            if not any(d.startswith("mode=") for d in opts.data):
+                mntf |= MNTF_TMPFS_MODE  # an existing mount point keeps its mode (runc)
+            if opts.tmpcopyup:
+                mntf |= MNTF_COPYUP
+        self.op(
+            OP_MOUNT,
+            ptr,
+            s=(source, dest, fstype, lsm.with_context(opts.data_string, fstype, self.mount_label)),
+            a=(flags, 0, opts.propagation, attrs, mntf),
+            what=f"{fstype} on {dest}",
+        )
+
+    def check_locked(self, ptr: str, source: str, opts: mo.MountOptions) -> None:
+        """In a user namespace the flags a bind's source mount carries (ro, nosuid, nodev, noexec) are locked: they
+        are kept (shim/init/mount.c re-applies them), and an option asking to clear one is an error, as runc's
+        "cannot clear locked flags"."""
+        locked = self.host.locked_flags(source)
+        if locked < 0:
+            return
+        for flag, (clear, keep) in LOCKED_NAMES.items():
+            if locked & flag and clear in opts.where:
+                raise PlanError(
+                    pointer("mounts", int(ptr.rsplit("/", 1)[1]), "options", opts.where[clear]),
+                    f"{clear}: {source} is mounted {keep} and a user namespace cannot clear that (locked flag)",
+                )
+        # an asked atime mode must be the one the source has (runc: "cannot change locked atime flags")
+        asked = opts.flags & ATIME_FLAGS
+        if asked and asked != locked & ATIME_FLAGS:
+            names = [n for n in ("noatime", "nodiratime", "relatime", "strictatime") if n in opts.where]
+            have = ",".join(name for flag, name in ATIME_NAMES.items() if locked & flag) or "strictatime"
+            raise PlanError(
+                pointer("mounts", int(ptr.rsplit("/", 1)[1]), "options", min(opts.where[n] for n in names)),
+                f"{'/'.join(names)}: {source} is mounted {have} and a user namespace cannot change it (locked flag)",
+            )
+
+    def check_proc_dest(self, ptr: str, dest: str, fstype: str | None, source: str | None, bind: bool) -> None:
+        """Nothing but procfs on /proc, and only a few files beneath it may be covered (CVE-2019-19921)."""
+        if dest != "/proc" and not dest.startswith("/proc/"):
+            return
+        from_proc = bind and source is not None and (source == "/proc" or source.startswith("/proc/"))
+        if (fstype == "proc" and not bind) or from_proc:
+            return
+        if dest != "/proc" and dest in PROC_MOUNT_ALLOWED:
+            return
+        raise PlanError(ptr + "/destination", f"{dest} cannot be mounted because it is inside /proc")
+
+    def check_idmap(self, i: int, m: Any, opts: mo.MountOptions, bind: bool) -> None:
+        ptr = pointer("mounts", i)
+        if not opts.idmap:
+            raise PlanError(ptr + "/uidMappings", "mount id mappings need the idmap or ridmap option")
+        if not bind:
+            raise PlanError(ptr + "/options", "idmap is only supported on bind mounts")
+        if "user" not in self.ns.new:
+            raise PlanError(ptr + "/options", "idmap needs a new user namespace")
+        own = (_get(m, "uid_mappings"), _get(m, "gid_mappings"))
+        if any(own):
+            want = (_get(self.linux, "uid_mappings"), _get(self.linux, "gid_mappings"))
+            if [_mapping_tuples(x) for x in own] != [_mapping_tuples(x) for x in want]:
+                raise PlanError(ptr + "/uidMappings", "mappings other than the container's are not supported yet")
