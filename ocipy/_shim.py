@@ -68,7 +68,7 @@ def idmapped_tree(path: str, userns_fd: int, clone_recursive: bool, idmap_recurs
     detached copy, not idmapped."""
     fd = int(_lib.ocipy_idmapped_tree(path.encode(), userns_fd, int(clone_recursive), int(idmap_recursive)))
     if fd < 0:
-        _raise_errno(-fd, f"idmapped mount of {path}")
+        raise OSError(-fd, os.strerror(-fd), path)
     return fd
 
 
