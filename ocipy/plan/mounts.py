@@ -92,51 +92,56 @@ class MountsSection(CgroupMountsSection):
         self.mount_dests.add(dest)
         if opts.idmap or _get(m, "uid_mappings") or _get(m, "gid_mappings"):
             self.check_idmap(i, m, opts, bind)
-        attrs = mount_attrs(opts.attr_set, opts.attr_clr)
-        mnt_flags = opts.flags & mo.MNT_FLAGS
-
-        if fstype == "cgroup" and not bind:
-            self.cgroup_mount(ptr, dest, opts)
-            return
-        if fstype == "sysfs" and not bind and self.sysfs_needs_bind():
-            # sysfs needs a network namespace owned by our user namespace: show the host's /sys instead, with the
-            # asked flags applied to every mount beneath it
-            rec = mount_attrs(opts.attr_set | mo.flags_to_attrs(mnt_flags), opts.attr_clr)
-            self.op(
-                OP_MOUNT,
-                ptr,
-                s=("/sys", dest, None, None),
-                a=(mo.MS_BIND | mo.MS_REC, 0, opts.propagation, rec, MNTF_MKDIR | MNTF_PROC),
-                what=f"rbind /sys on {dest} (no network namespace for sysfs)",
-            )
-            return
         if bind:
-            if not source:
-                raise PlanError(ptr + "/source", "a bind mount needs a source")
-            if not source.startswith("/"):
-                source = posixpath.join(self.bundle, source)
-            flags = mo.MS_BIND | (opts.flags & mo.MS_REC)
-            remount = mo.MS_REMOUNT | mo.MS_BIND | mnt_flags if mnt_flags else 0
-            if self.unprivileged_userns:
-                self.check_locked(ptr, source, opts)
-            mntf = MNTF_MKDIR if self.host.is_dir(source) else MNTF_MKFILE
-            if opts.idmap:
-                mntf |= MNTF_IDMAP | (MNTF_IDMAP_REC if opts.ridmap else 0)
-            elif "user" in self.ns.new and self.host_uid == 0 and not self.host.in_userns:
-                # resolved as the runtime, before the user namespace: the runtime clones the source and the init
-                # attaches the copy (runc's mount-fd handling); a source under a root-only host directory works
-                mntf |= MNTF_TREE
-            if dest == "/dev":
-                self.dev_bind = True
-            kind = "rbind" if flags & mo.MS_REC else "bind"
-            self.op(
-                OP_MOUNT,
-                ptr,
-                s=(source, dest, None, None),
-                a=(flags, remount, opts.propagation, attrs, mntf),
-                what=f"{kind} {source} on {dest}",
-            )
-            return
+            self.bind_mount(ptr, dest, source, opts)
+        elif fstype == "cgroup":
+            self.cgroup_mount(ptr, dest, opts)
+        elif fstype == "sysfs" and self.sysfs_needs_bind():
+            self.sysfs_rbind(ptr, dest, opts)
+        else:
+            self.fs_mount(ptr, dest, fstype, source, opts)
+
+    def sysfs_rbind(self, ptr: str, dest: str, opts: mo.MountOptions) -> None:
+        """sysfs needs a network namespace owned by our user namespace: show the host's /sys instead, with the asked
+        flags applied to every mount beneath it."""
+        rec = mount_attrs(opts.attr_set | mo.flags_to_attrs(opts.flags & mo.MNT_FLAGS), opts.attr_clr)
+        self.op(
+            OP_MOUNT,
+            ptr,
+            s=("/sys", dest, None, None),
+            a=(mo.MS_BIND | mo.MS_REC, 0, opts.propagation, rec, MNTF_MKDIR | MNTF_PROC),
+            what=f"rbind /sys on {dest} (no network namespace for sysfs)",
+        )
+
+    def bind_mount(self, ptr: str, dest: str, source: str | None, opts: mo.MountOptions) -> None:
+        if not source:
+            raise PlanError(ptr + "/source", "a bind mount needs a source")
+        if not source.startswith("/"):
+            source = posixpath.join(self.bundle, source)
+        mnt_flags = opts.flags & mo.MNT_FLAGS
+        flags = mo.MS_BIND | (opts.flags & mo.MS_REC)
+        remount = mo.MS_REMOUNT | mo.MS_BIND | mnt_flags if mnt_flags else 0
+        if self.unprivileged_userns:
+            self.check_locked(ptr, source, opts)
+        mntf = MNTF_MKDIR if self.host.is_dir(source) else MNTF_MKFILE
+        if opts.idmap:
+            mntf |= MNTF_IDMAP | (MNTF_IDMAP_REC if opts.ridmap else 0)
+        elif "user" in self.ns.new and self.host_uid == 0 and not self.host.in_userns:
+            # resolved as the runtime, before the user namespace: the runtime clones the source and the init
+            # attaches the copy (runc's mount-fd handling); a source under a root-only host directory works
+            mntf |= MNTF_TREE
+        if dest == "/dev":
+            self.dev_bind = True
+        kind = "rbind" if flags & mo.MS_REC else "bind"
+        self.op(
+            OP_MOUNT,
+            ptr,
+            s=(source, dest, None, None),
+            a=(flags, remount, opts.propagation, mount_attrs(opts.attr_set, opts.attr_clr), mntf),
+            what=f"{kind} {source} on {dest}",
+        )
+
+    def fs_mount(self, ptr: str, dest: str, fstype: str | None, source: str | None, opts: mo.MountOptions) -> None:
         if not fstype:
             raise PlanError(ptr + "/type", "a type is needed unless the options hold bind or rbind")
         flags = opts.flags
@@ -154,7 +159,7 @@ class MountsSection(CgroupMountsSection):
             OP_MOUNT,
             ptr,
             s=(source, dest, fstype, lsm.with_context(opts.data_string, fstype, self.mount_label)),
-            a=(flags, 0, opts.propagation, attrs, mntf),
+            a=(flags, 0, opts.propagation, mount_attrs(opts.attr_set, opts.attr_clr), mntf),
             what=f"{fstype} on {dest}",
         )
 

@@ -246,9 +246,9 @@ class ProcessSection(Section):
                 mask |= 1 << num
         return mask
 
-    def capabilities_and_ids(self) -> None:
-        proc = self.process
-        capset = _get(proc, "capabilities")
+    def capability_masks(self) -> dict[str, int]:
+        """The five capability sets as bit masks, the ambient set cut to what the kernel can raise."""
+        capset = _get(self.process, "capabilities")
         masks = {
             key: self.cap_mask(capset, attr, key)
             for attr, key in (
@@ -268,20 +268,10 @@ class ProcessSection(Section):
                 "ambient capabilities that are not also permitted and inheritable cannot be raised: ignored",
             )
             masks["ambient"] = raisable
-        self.op(OP_CAP_BOUNDING, "/process/capabilities/bounding", a=(masks["bounding"],), what="bounding set")
-        # Before any seccomp filter: a profile need not allow close_range (or fcntl) for ocipy's sake.
-        self.op(OP_CLOSE_FDS, "", a=(self.extra_fds,), what=f"keep {self.extra_fds} extra fds")
-        cwd = _get(proc, "cwd")
-        # The working directory (and its getcwd check) before any seccomp filter too, as root; a directory root
-        # cannot enter (a user namespace) is tried again below with the process's own ids.
-        self.op(OP_CHDIR, "/process/cwd", s=(cwd,), a=(1,), what=f"cd {cwd}")
-        nnp = bool(_get(proc, "no_new_privileges"))
-        prog = self.seccomp_program()
-        if not nnp:
-            # without no_new_privs installing a filter needs CAP_SYS_ADMIN: before the ids and capabilities change
-            self.seccomp(prog)
-        user = _get(proc, "user")
-        uid, gid = int(_get(user, "uid") or 0), int(_get(user, "gid") or 0)
+        return masks
+
+    def ids(self, uid: int, gid: int, user: Any) -> None:
+        """Supplementary groups, gid, uid and umask."""
         groups = [str(int(g)) for g in _get(user, "additional_gids") or ()]
         # Always set (clearing the caller's supplementary groups), except where setgroups is denied: a user
         # namespace made by an unprivileged user. Asked-for groups are still tried so the failure names the field.
@@ -298,6 +288,25 @@ class ProcessSection(Section):
         umask = _get(user, "umask")
         umask = DEFAULT_UMASK if umask is None else int(umask)
         self.op(OP_UMASK, "/process/user/umask", a=(umask,), what=f"umask {umask:04o}")
+
+    def capabilities_and_ids(self) -> None:
+        proc = self.process
+        masks = self.capability_masks()
+        self.op(OP_CAP_BOUNDING, "/process/capabilities/bounding", a=(masks["bounding"],), what="bounding set")
+        # Before any seccomp filter: a profile need not allow close_range (or fcntl) for ocipy's sake.
+        self.op(OP_CLOSE_FDS, "", a=(self.extra_fds,), what=f"keep {self.extra_fds} extra fds")
+        cwd = _get(proc, "cwd")
+        # The working directory (and its getcwd check) before any seccomp filter too, as root; a directory root
+        # cannot enter (a user namespace) is tried again below with the process's own ids.
+        self.op(OP_CHDIR, "/process/cwd", s=(cwd,), a=(1,), what=f"cd {cwd}")
+        nnp = bool(_get(proc, "no_new_privileges"))
+        prog = self.seccomp_program()
+        if not nnp:
+            # without no_new_privs installing a filter needs CAP_SYS_ADMIN: before the ids and capabilities change
+            self.seccomp(prog)
+        user = _get(proc, "user")
+        uid, gid = int(_get(user, "uid") or 0), int(_get(user, "gid") or 0)
+        self.ids(uid, gid, user)
         self.op(OP_CHDIR, "/process/cwd", s=(cwd,), a=(2,), what=f"cd {cwd} (if root could not)")
         args = list(_get(proc, "args") or ())
         if not args or not args[0]:
