@@ -8,11 +8,11 @@ from collections.abc import Sequence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
-    from typing import Any
+    from ocipy.spec import views
 
 from ocipy import lsm
 from ocipy import mountopts as mo
-from ocipy.plan.base import PlanError, _clean, _get, pointer
+from ocipy.plan.base import PlanError, _clean, opt, pointer
 from ocipy.plan.cgroupmounts import CgroupMountsSection
 from ocipy.planfmt import (
     MNTF_COPYUP,
@@ -54,8 +54,8 @@ LOCKED_NAMES = {
 }
 
 
-def _mapping_tuples(mappings: Sequence[Any] | None) -> list[tuple[int, int, int]]:
-    return [(int(_get(m, "container_id")), int(_get(m, "host_id")), int(_get(m, "size"))) for m in mappings or ()]
+def _mapping_tuples(mappings: Sequence[views.IDMapping] | None) -> list[tuple[int, int, int]]:
+    return [(opt(m).container_id or 0, opt(m).host_id or 0, opt(m).size or 0) for m in mappings or ()]
 
 
 class MountsSection(CgroupMountsSection):
@@ -70,17 +70,17 @@ class MountsSection(CgroupMountsSection):
 
     # -- mounts
 
-    def mount(self, i: int, m: Any) -> None:
+    def mount(self, i: int, m: views.Mount) -> None:
         ptr = pointer("mounts", i)
-        dest = _get(m, "destination")
+        dest = opt(m).destination
         if not dest or not dest.startswith("/"):
             raise PlanError(ptr + "/destination", f"{dest!r} must be an absolute path")
         dest = _clean(dest)
         if dest == "/":
             raise PlanError(ptr + "/destination", "mounting over the container's root is not supported")
-        fstype = _get(m, "type") or None
-        source = _get(m, "source")
-        opts = mo.parse(_get(m, "options"))
+        fstype = opt(m).type or None
+        source = opt(m).source
+        opts = mo.parse(opt(m).options)
         bind = opts.bind or fstype == "bind"
         if opts.tmpcopyup and (fstype != "tmpfs" or bind):
             raise PlanError(pointer("mounts", i, "options", opts.where["tmpcopyup"]), "tmpcopyup is for tmpfs mounts")
@@ -90,7 +90,7 @@ class MountsSection(CgroupMountsSection):
             raise PlanError(pointer("mounts", i, "options", k), f"unknown option {opts.data[0]!r} for a bind mount")
         self.check_proc_dest(ptr, dest, fstype, source, bind)
         self.mount_dests.add(dest)
-        if opts.idmap or _get(m, "uid_mappings") or _get(m, "gid_mappings"):
+        if opts.idmap or opt(m).uid_mappings or opt(m).gid_mappings:
             self.check_idmap(i, m, opts, bind)
         if bind:
             self.bind_mount(ptr, dest, source, opts)
@@ -197,7 +197,7 @@ class MountsSection(CgroupMountsSection):
             return
         raise PlanError(ptr + "/destination", f"{dest} cannot be mounted because it is inside /proc")
 
-    def check_idmap(self, i: int, m: Any, opts: mo.MountOptions, bind: bool) -> None:
+    def check_idmap(self, i: int, m: views.Mount, opts: mo.MountOptions, bind: bool) -> None:
         ptr = pointer("mounts", i)
         if not opts.idmap:
             raise PlanError(ptr + "/uidMappings", "mount id mappings need the idmap or ridmap option")
@@ -205,8 +205,8 @@ class MountsSection(CgroupMountsSection):
             raise PlanError(ptr + "/options", "idmap is only supported on bind mounts")
         if "user" not in self.ns.new:
             raise PlanError(ptr + "/options", "idmap needs a new user namespace")
-        own = (_get(m, "uid_mappings"), _get(m, "gid_mappings"))
+        own = (opt(m).uid_mappings, opt(m).gid_mappings)
         if any(own):
-            want = (_get(self.linux, "uid_mappings"), _get(self.linux, "gid_mappings"))
+            want = (opt(self.linux).uid_mappings, opt(self.linux).gid_mappings)
             if [_mapping_tuples(x) for x in own] != [_mapping_tuples(x) for x in want]:
                 raise PlanError(ptr + "/uidMappings", "mappings other than the container's are not supported yet")
