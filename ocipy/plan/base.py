@@ -8,7 +8,11 @@ from collections.abc import Sequence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
-    from typing import Any
+    from typing import Any, TypeVar
+
+    from ocipy.spec import views
+
+    _T = TypeVar("_T")
 
 from ocipy import lsm
 from ocipy.errors import OcipyError
@@ -56,6 +60,24 @@ def pointer(*parts: str | int) -> str:
 
 def _get(obj: Any, name: str) -> Any:
     return None if obj is None else getattr(obj, name, None)
+
+
+class _Fields:
+    """The fields of a spec object, None for one it lacks (a stand-in) or when there is no object."""
+
+    __slots__ = ("_obj",)
+
+    def __init__(self, obj: object) -> None:
+        self._obj = obj
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._obj, name, None)
+
+
+def opt(obj: _T | None) -> _T:
+    """How the planner reads the config: `opt(proc).cwd` is proc.cwd, or None when proc is None or has no such
+    attribute. Typed by the object's ocipy/spec/views.py Protocol, so mypy catches a misspelt field."""
+    return _Fields(obj)  # type: ignore[return-value]
 
 
 def _items(mapping: Any) -> list[tuple[str, Any]]:
@@ -110,7 +132,7 @@ class Section:
 
     def __init__(
         self,
-        spec: Any,
+        spec: views.Spec,
         *,
         rootfs: str,
         bundle: str,
@@ -125,8 +147,8 @@ class Section:
         host: HostFacts,
     ) -> None:
         self.spec = spec
-        self.linux = _get(spec, "linux")
-        self.process = _get(spec, "process")
+        self.linux: views.Linux | None = opt(spec).linux
+        self.process: views.Process | None = opt(spec).process
         self.rootfs = rootfs
         self.bundle = bundle
         self.fifo = fifo

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
-    from typing import Any
+    from ocipy.spec import views
 
 from ocipy import mountopts as mo
-from ocipy.plan.base import CreatePlan, PlanError, _clean, _get, _items, pointer
+from ocipy.plan.base import CreatePlan, PlanError, _clean, _items, opt, pointer
 from ocipy.plan.devices import DevicesSection
 from ocipy.plan.host import HostFacts
 from ocipy.plan.mounts import MountsSection
@@ -46,7 +46,7 @@ CHROOT_ONLY = 1  # OP_CHROOT a0: chroot without moving the rootfs onto / (no mou
 
 
 def compile_create(
-    spec: Any,
+    spec: views.Spec,
     *,
     rootfs: str,
     bundle: str,
@@ -133,7 +133,7 @@ class _Compiler(ProcessSection, NamespacesSection, MountsSection, DevicesSection
         if "network" in self.ns.new:
             # a new network namespace has only lo, and it is down: bring it up as runc does
             self.op(OP_LOOPBACK_UP, pointer("linux", "namespaces", self.ns.new["network"]), what="loopback up")
-        oom = _get(self.process, "oom_score_adj")
+        oom = opt(self.process).oom_score_adj
         if oom is not None:
             # Early, through the caller's /proc: the container may mount no /proc of its own.
             self.op(
@@ -146,7 +146,7 @@ class _Compiler(ProcessSection, NamespacesSection, MountsSection, DevicesSection
             # Early and through the caller's /proc (verified procfs), so no mount of the container can stand in
             # for it (CVE-2019-16884); exec labels take effect at the final execve.
             self.op(OP_WRITE_PROC, w.pointer, s=(w.path, w.text), what=w.what)
-        prop_name = _get(self.linux, "rootfs_propagation")
+        prop_name = opt(self.linux).rootfs_propagation
         if prop_name:
             if prop_name not in ROOTFS_PROPAGATION:
                 raise PlanError("/linux/rootfsPropagation", f"unknown propagation {prop_name!r}")
@@ -161,7 +161,7 @@ class _Compiler(ProcessSection, NamespacesSection, MountsSection, DevicesSection
                 first = mo.MS_PRIVATE | mo.MS_REC
             field = "/linux/rootfsPropagation" if prop_name else ""
             self.op(OP_MOUNT_PROPAGATION, field, s=("/",), a=(first,), what="stop propagation to the host")
-        if self.ns.has("mount") or _get(_get(self.spec, "root"), "readonly"):
+        if self.ns.has("mount") or opt(opt(self.spec).root).readonly:
             self.op(OP_BIND_ROOT, "/root/path", s=(self.rootfs,), what="rootfs")
         else:
             # No mount namespace (the spec allows inheriting every one; runc runs it): whatever is mounted lands in
@@ -169,11 +169,12 @@ class _Compiler(ProcessSection, NamespacesSection, MountsSection, DevicesSection
             # even the rootfs on itself (a read-only root needs that bind, above). The root switch is a chroot.
             self.op(OP_OPEN_ROOT, "/root/path", s=(self.rootfs,), what="rootfs (no mount namespace: not bound)")
         self.op(OP_OPEN_DEVNULL, "", what="host /dev/null for masking")
-        for i, m in enumerate(_get(self.spec, "mounts") or ()):
+        for i, m in enumerate(opt(self.spec).mounts or ()):
             self.mount(i, m)
         self.devices()
-        hooks = _get(self.spec, "hooks")
-        wanted = [n for n in ("prestart", "create_runtime", "create_container") if _get(hooks, n)]
+        hooks = opt(opt(self.spec).hooks)
+        kinds = (("prestart", hooks.prestart), ("create_runtime", hooks.create_runtime))
+        wanted = [n for n, hs in (*kinds, ("create_container", hooks.create_container)) if hs]
         if wanted:
             self.op(OP_SYNC_HOOKS, "/hooks", what="run " + ", ".join(wanted) + " hooks")
         if not self.ns.has("mount"):
@@ -188,30 +189,30 @@ class _Compiler(ProcessSection, NamespacesSection, MountsSection, DevicesSection
 
     def stage1_after_root_switch(self) -> None:
         proc, linux = self.process, self.linux
-        cwd = _get(proc, "cwd") if proc is not None else "/"
+        cwd = opt(proc).cwd if proc is not None else "/"
         if not cwd or not cwd.startswith("/"):
             raise PlanError("/process/cwd", f"{cwd!r} must be an absolute path")
         if _clean(cwd) != "/":
             # runc creates a missing cwd, as root and before the root may turn read-only
             self.op(OP_MKDIR, "/process/cwd", s=(None, cwd), a=(0o755,), what="create the working directory")
-        if _get(proc, "terminal"):
+        if opt(proc).terminal:
             if self.console_fd is None:
                 raise PlanError("/process/terminal", "a terminal needs a console socket (--console-socket)")
-            size = _get(proc, "console_size")
-            rows, cols = int(_get(size, "height") or 0), int(_get(size, "width") or 0)
+            size = opt(proc).console_size
+            rows, cols = int(opt(size).height or 0), int(opt(size).width or 0)
             self.op(OP_CONSOLE, "/process/terminal", a=(self.console_fd, rows, cols), what="console on /dev/console")
-        if _get(self.spec, "hostname"):
+        if opt(self.spec).hostname:
             self.op(OP_SETHOSTNAME, "/hostname", s=(self.spec.hostname,), what="hostname")
-        if _get(self.spec, "domainname"):
+        if opt(self.spec).domainname:
             self.op(OP_SETDOMAINNAME, "/domainname", s=(self.spec.domainname,), what="domainname")
-        for key, value in sorted(_items(_get(linux, "sysctl"))):
+        for key, value in sorted(_items(opt(linux).sysctl)):
             ptr = pointer("linux", "sysctl", key)
             self.check_sysctl(ptr, key, value)
             self.op(OP_SYSCTL, ptr, s=(key, str(value)), what=f"sysctl {key}")
         # read-only paths before masks, as runc: a read-only bind of a parent must not cover a mask made before
-        for i, path in enumerate(_get(linux, "readonly_paths") or ()):
+        for i, path in enumerate(opt(linux).readonly_paths or ()):
             self.container_path_op(OP_READONLY_PATH, pointer("linux", "readonlyPaths", i), path, "read-only")
-        for i, path in enumerate(_get(linux, "masked_paths") or ()):
+        for i, path in enumerate(opt(linux).masked_paths or ()):
             self.container_path_op(OP_MASK_PATH, pointer("linux", "maskedPaths", i), path, "mask")
         for ptr in self.dev_ro:
             self.op(OP_READONLY_PATH, ptr, s=(None, "/dev"), what="/dev read-only")
@@ -221,10 +222,10 @@ class _Compiler(ProcessSection, NamespacesSection, MountsSection, DevicesSection
                 "/linux/rootfsPropagation",
                 s=("/",),
                 a=(self.propagation,),
-                what=f"rootfs propagation {_get(linux, 'rootfs_propagation')}",
+                what=f"rootfs propagation {opt(linux).rootfs_propagation}",
             )
-        root = _get(self.spec, "root")
-        if _get(root, "readonly"):
+        root = opt(self.spec).root
+        if opt(root).readonly:
             self.op(OP_REMOUNT_ROOT_RO, "/root/readonly", what="read-only rootfs")
 
     def container_path_op(self, code: int, ptr: str, path: str, what: str) -> None:

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 
-from ocipy.plan.base import PlanError, Section, _clean, _get, pointer
+from ocipy.plan.base import PlanError, Section, _clean, opt, pointer
 from ocipy.planfmt import OP_BIND_DEV, OP_MKNOD, OP_SYMLINK
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ocipy.spec import views
 
 # (path, major, minor): the spec's default devices, all char devices with mode 0666
 DEFAULT_DEVICES = (
@@ -22,34 +27,36 @@ DEVICE_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": st
 
 
 class DevicesSection(Section):
-    # -- devices
-
     def devices(self) -> None:
-        devs = list(_get(self.linux, "devices") or ())
+        devs = list(opt(self.linux).devices or ())
         if self.dev_bind:
             # /dev is the host's (or someone's) directory: creating nodes there would change it (runc skips too)
             if devs:
                 self.warn("/linux/devices", "not created: /dev is a bind mount")
             return
-        asked = {_clean(_get(d, "path") or "/") for d in devs}
+        asked = {_clean(opt(d).path or "/") for d in devs}
         for path, major, minor in DEFAULT_DEVICES:
             if path in asked or path in self.mount_dests:
                 continue
             self.device("/linux/devices", path, stat.S_IFCHR | 0o666, major, minor, -1, -1, f"default device {path}")
+        self.config_devices(devs)
+        self.dev_links()
+
+    def config_devices(self, devs: Sequence[views.Device]) -> None:
         for i, d in enumerate(devs):
             ptr = pointer("linux", "devices", i)
-            path = _get(d, "path")
+            path = opt(d).path
             if not path or not path.startswith("/"):
                 raise PlanError(ptr + "/path", f"{path!r} must be an absolute path")
-            kind = _get(d, "type")
+            kind = opt(d).type
             if kind not in DEVICE_TYPES:
                 raise PlanError(ptr + "/type", f"unknown device type {kind!r} (c, b, u or p)")
-            major, minor = _get(d, "major"), _get(d, "minor")
+            major, minor = opt(d).major, opt(d).minor
             if kind != "p" and (major is None or minor is None):
                 raise PlanError(ptr, "major and minor are required unless the type is p")
-            mode = _get(d, "file_mode")
+            mode = opt(d).file_mode
             perm = 0o666 if mode is None else int(mode) & 0o7777
-            uid, gid = _get(d, "uid"), _get(d, "gid")
+            uid, gid = opt(d).uid, opt(d).gid
             self.device(
                 ptr,
                 _clean(path),
@@ -60,6 +67,8 @@ class DevicesSection(Section):
                 -1 if gid is None else int(gid),
                 f"device {path}",
             )
+
+    def dev_links(self) -> None:
         self.op(OP_SYMLINK, "", s=("pts/ptmx", "/dev/ptmx"), what="/dev/ptmx -> pts/ptmx")
         links = [("/proc/self/fd", "/dev/fd")]
         links += [(f"/proc/self/fd/{n}", f"/dev/{name}") for n, name in enumerate(("stdin", "stdout", "stderr"))]

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
-    from typing import Any
+    from ocipy.spec import views
 
 from ocipy import lsm
 from ocipy import mountopts as mo
-from ocipy.plan.base import PlanError, _clean, _get, pointer
+from ocipy.plan.base import PlanError, _clean, opt, pointer
 from ocipy.plan.cgroupmounts import CgroupMountsSection
 from ocipy.planfmt import (
     MNTF_COPYUP,
@@ -56,11 +56,9 @@ LOCKED_NAMES = {
 }
 
 
-def _map_text(mappings: Sequence[Any]) -> str:
+def _map_text(mappings: Sequence[views.IDMapping]) -> str:
     """/proc/PID/uid_map text of the mappings."""
-    return "".join(
-        f"{int(_get(m, 'container_id'))} {int(_get(m, 'host_id'))} {int(_get(m, 'size'))}\n" for m in mappings
-    )
+    return "".join(f"{opt(m).container_id or 0} {opt(m).host_id or 0} {opt(m).size or 0}\n" for m in mappings)
 
 
 class MountsSection(CgroupMountsSection):
@@ -75,17 +73,17 @@ class MountsSection(CgroupMountsSection):
 
     # -- mounts
 
-    def mount(self, i: int, m: Any) -> None:
+    def mount(self, i: int, m: views.Mount) -> None:
         ptr = pointer("mounts", i)
-        dest = _get(m, "destination")
+        dest = opt(m).destination
         if not dest or not dest.startswith("/"):
             raise PlanError(ptr + "/destination", f"{dest!r} must be an absolute path")
         dest = _clean(dest)
         if dest == "/":
             raise PlanError(ptr + "/destination", "mounting over the container's root is not supported")
-        fstype = _get(m, "type") or None
-        source = _get(m, "source")
-        opts = mo.parse(_get(m, "options"))
+        fstype = opt(m).type or None
+        source = opt(m).source
+        opts = mo.parse(opt(m).options)
         bind = opts.bind or fstype == "bind"
         if opts.tmpcopyup and (fstype != "tmpfs" or bind):
             raise PlanError(pointer("mounts", i, "options", opts.where["tmpcopyup"]), "tmpcopyup is for tmpfs mounts")
@@ -96,59 +94,72 @@ class MountsSection(CgroupMountsSection):
         self.check_proc_dest(ptr, dest, fstype, source, bind)
         self.mount_dests.add(dest)
         # mappings without idmap/ridmap: idmap, as runc (config.md: they SHOULD come with one of the two)
-        idmap = opts.idmap or _get(m, "uid_mappings") is not None or _get(m, "gid_mappings") is not None
+        idmap = opts.idmap or opt(m).uid_mappings is not None or opt(m).gid_mappings is not None
         userns = self.check_idmap(i, m, opts, bind) if idmap else None
-        attrs = mount_attrs(opts.attr_set, opts.attr_clr)
-        mnt_flags = opts.flags & mo.MNT_FLAGS
-
-        if fstype == "cgroup" and not bind:
-            self.cgroup_mount(ptr, dest, opts)
-            return
-        if fstype == "sysfs" and not bind and self.sysfs_needs_bind():
-            # sysfs needs a network namespace owned by our user namespace: show the host's /sys instead, with the
-            # asked flags applied to every mount beneath it
-            rec = mount_attrs(opts.attr_set | mo.flags_to_attrs(mnt_flags), opts.attr_clr)
-            self.op(
-                OP_MOUNT,
-                ptr,
-                s=("/sys", dest, None, None),
-                a=(mo.MS_BIND | mo.MS_REC, 0, opts.propagation, rec, MNTF_MKDIR | MNTF_PROC),
-                what=f"rbind /sys on {dest} (no network namespace for sysfs)",
-            )
-            return
         if bind:
-            if not source:
-                raise PlanError(ptr + "/source", "a bind mount needs a source")
-            if not source.startswith("/"):
-                source = posixpath.join(self.bundle, source)
-            flags = mo.MS_BIND | (opts.flags & mo.MS_REC)
-            remount = mo.MS_REMOUNT | mo.MS_BIND | mnt_flags if mnt_flags else 0
-            if self.unprivileged_userns:
-                self.check_locked(ptr, source, opts)
-            mntf = MNTF_MKDIR if self.host.is_dir(source) else MNTF_MKFILE
-            if idmap:
-                mntf |= MNTF_IDMAP | (MNTF_IDMAP_REC if opts.ridmap else 0)
-                if "user" not in self.ns.new and not self.trees_synced:
-                    # no OP_SYNC_USERMAP to bring the trees: the runtime makes them here, before the first is used
-                    self.op(OP_SYNC, ptr, a=(SYNC_MOUNT_TREES,), what="idmapped mount trees from the runtime")
-                    self.trees_synced = True
-            elif "user" in self.ns.new and self.host_uid == 0 and not self.host.in_userns:
-                # resolved as the runtime, before the user namespace: the runtime clones the source and the init
-                # attaches the copy (runc's mount-fd handling); a source under a root-only host directory works
-                mntf |= MNTF_TREE
-            if dest == "/dev":
-                self.dev_bind = True
-            kind = "rbind" if flags & mo.MS_REC else "bind"
-            index = self.op(
-                OP_MOUNT,
-                ptr,
-                s=(source, dest, None, None),
-                a=(flags, remount, opts.propagation, attrs, mntf),
-                what=f"{kind} {source} on {dest}",
-            )
-            if userns is not None:
-                self.plan.idmap_userns[index] = userns
-            return
+            self.bind_mount(ptr, dest, source, opts, idmap, userns)
+        elif fstype == "cgroup":
+            self.cgroup_mount(ptr, dest, opts)
+        elif fstype == "sysfs" and self.sysfs_needs_bind():
+            self.sysfs_rbind(ptr, dest, opts)
+        else:
+            self.fs_mount(ptr, dest, fstype, source, opts)
+
+    def sysfs_rbind(self, ptr: str, dest: str, opts: mo.MountOptions) -> None:
+        """sysfs needs a network namespace owned by our user namespace: show the host's /sys instead, with the asked
+        flags applied to every mount beneath it."""
+        rec = mount_attrs(opts.attr_set | mo.flags_to_attrs(opts.flags & mo.MNT_FLAGS), opts.attr_clr)
+        self.op(
+            OP_MOUNT,
+            ptr,
+            s=("/sys", dest, None, None),
+            a=(mo.MS_BIND | mo.MS_REC, 0, opts.propagation, rec, MNTF_MKDIR | MNTF_PROC),
+            what=f"rbind /sys on {dest} (no network namespace for sysfs)",
+        )
+
+    def bind_mount(
+        self,
+        ptr: str,
+        dest: str,
+        source: str | None,
+        opts: mo.MountOptions,
+        idmap: bool = False,
+        userns: tuple[str, str] | str | None = None,
+    ) -> None:
+        if not source:
+            raise PlanError(ptr + "/source", "a bind mount needs a source")
+        if not source.startswith("/"):
+            source = posixpath.join(self.bundle, source)
+        mnt_flags = opts.flags & mo.MNT_FLAGS
+        flags = mo.MS_BIND | (opts.flags & mo.MS_REC)
+        remount = mo.MS_REMOUNT | mo.MS_BIND | mnt_flags if mnt_flags else 0
+        if self.unprivileged_userns:
+            self.check_locked(ptr, source, opts)
+        mntf = MNTF_MKDIR if self.host.is_dir(source) else MNTF_MKFILE
+        if idmap:
+            mntf |= MNTF_IDMAP | (MNTF_IDMAP_REC if opts.ridmap else 0)
+            if "user" not in self.ns.new and not self.trees_synced:
+                # no OP_SYNC_USERMAP to bring the trees: the runtime makes them here, before the first is used
+                self.op(OP_SYNC, ptr, a=(SYNC_MOUNT_TREES,), what="idmapped mount trees from the runtime")
+                self.trees_synced = True
+        elif "user" in self.ns.new and self.host_uid == 0 and not self.host.in_userns:
+            # resolved as the runtime, before the user namespace: the runtime clones the source and the init
+            # attaches the copy (runc's mount-fd handling); a source under a root-only host directory works
+            mntf |= MNTF_TREE
+        if dest == "/dev":
+            self.dev_bind = True
+        kind = "rbind" if flags & mo.MS_REC else "bind"
+        index = self.op(
+            OP_MOUNT,
+            ptr,
+            s=(source, dest, None, None),
+            a=(flags, remount, opts.propagation, mount_attrs(opts.attr_set, opts.attr_clr), mntf),
+            what=f"{kind} {source} on {dest}",
+        )
+        if userns is not None:
+            self.plan.idmap_userns[index] = userns
+
+    def fs_mount(self, ptr: str, dest: str, fstype: str | None, source: str | None, opts: mo.MountOptions) -> None:
         if not fstype:
             raise PlanError(ptr + "/type", "a type is needed unless the options hold bind or rbind")
         flags = opts.flags
@@ -166,7 +177,7 @@ class MountsSection(CgroupMountsSection):
             OP_MOUNT,
             ptr,
             s=(source, dest, fstype, lsm.with_context(opts.data_string, fstype, self.mount_label)),
-            a=(flags, 0, opts.propagation, attrs, mntf),
+            a=(flags, 0, opts.propagation, mount_attrs(opts.attr_set, opts.attr_clr), mntf),
             what=f"{fstype} on {dest}",
         )
 
@@ -204,11 +215,11 @@ class MountsSection(CgroupMountsSection):
             return
         raise PlanError(ptr + "/destination", f"{dest} cannot be mounted because it is inside /proc")
 
-    def check_idmap(self, i: int, m: Any, opts: mo.MountOptions, bind: bool) -> tuple[str, str] | str | None:
+    def check_idmap(self, i: int, m: views.Mount, opts: mo.MountOptions, bind: bool) -> tuple[str, str] | str | None:
         """An idmapped mount as config.md and runc 1.5.1 have it; returns the user namespace it is idmapped with:
         its own mappings' texts, a joined user namespace's path, or None for the container's new one."""
         ptr = pointer("mounts", i)
-        uids, gids = _get(m, "uid_mappings"), _get(m, "gid_mappings")
+        uids, gids = opt(m).uid_mappings, opt(m).gid_mappings
         option = next(
             (pointer("mounts", i, "options", opts.where[o]) for o in ("idmap", "ridmap") if o in opts.where), None
         )

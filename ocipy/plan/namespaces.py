@@ -7,9 +7,12 @@ from collections.abc import Sequence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
+    from collections.abc import Mapping
     from typing import Any
 
-from ocipy.plan.base import PlanError, Section, _get, _items, pointer
+    from ocipy.spec import views
+
+from ocipy.plan.base import PlanError, Section, _items, opt, pointer
 from ocipy.planfmt import (
     OP_CLONE,
     OP_JOIN_CGROUP,
@@ -41,10 +44,10 @@ NAMESPACES = {
 }
 
 
-def _mapped(ident: int, mappings: Sequence[Any] | None) -> bool:
+def _mapped(ident: int, mappings: Sequence[views.IDMapping] | None) -> bool:
     for m in mappings or ():
-        start = int(_get(m, "container_id") or 0)
-        if start <= ident < start + int(_get(m, "size") or 0):
+        start = int(opt(m).container_id or 0)
+        if start <= ident < start + int(opt(m).size or 0):
             return True
     return False
 
@@ -53,31 +56,31 @@ class NamespacesSection(Section):
     # -- validation that needs the whole config
 
     def read_namespaces(self) -> None:
-        for i, ns in enumerate(_get(self.linux, "namespaces") or ()):
-            kind = _get(ns, "type")
+        for i, ns in enumerate(opt(self.linux).namespaces or ()):
+            kind = opt(ns).type
             if kind not in NAMESPACES:
                 raise PlanError(pointer("linux", "namespaces", i, "type"), f"unknown namespace type {kind!r}")
             if self.ns.has(kind):
                 raise PlanError(pointer("linux", "namespaces", i), f"duplicate {kind} namespace")
-            path = _get(ns, "path")
+            path = opt(ns).path
             if path:
                 self.ns.joined[kind] = (i, path)
             else:
                 self.ns.new[kind] = i
 
     def check_config(self) -> None:
-        linux, user = self.linux, _get(self.process, "user")
-        uid_maps, gid_maps = _get(linux, "uid_mappings"), _get(linux, "gid_mappings")
+        linux, user = self.linux, opt(self.process).user
+        uid_maps, gid_maps = opt(linux).uid_mappings, opt(linux).gid_mappings
         if "user" in self.ns.new:
             if not uid_maps:
                 raise PlanError("/linux/uidMappings", "a new user namespace needs uidMappings")
             if not gid_maps:
                 raise PlanError("/linux/gidMappings", "a new user namespace needs gidMappings")
-            if not _mapped(int(_get(user, "uid") or 0), uid_maps):
+            if not _mapped(int(opt(user).uid or 0), uid_maps):
                 raise PlanError("/process/user/uid", "the uid is not mapped in the user namespace")
-            if not _mapped(int(_get(user, "gid") or 0), gid_maps):
+            if not _mapped(int(opt(user).gid or 0), gid_maps):
                 raise PlanError("/process/user/gid", "the gid is not mapped in the user namespace")
-            for i, gid in enumerate(_get(user, "additional_gids") or ()):
+            for i, gid in enumerate(opt(user).additional_gids or ()):
                 if not _mapped(int(gid), gid_maps):
                     raise PlanError(pointer("process", "user", "additionalGids", i), "gid not mapped")
         elif not self.in_userns:
@@ -87,10 +90,14 @@ class NamespacesSection(Section):
                 raise PlanError("/linux/gidMappings", "gid mappings need a user namespace")
             if self.host_uid != 0:
                 raise PlanError("/linux/namespaces", "running as a non-root user needs a user namespace")
-        for name, ptr in (("hostname", "/hostname"), ("domainname", "/domainname")):
-            if _get(self.spec, name) and not self.ns.has("uts"):
+        spec = opt(self.spec)
+        for name, ptr, value in (
+            ("hostname", "/hostname", spec.hostname),
+            ("domainname", "/domainname", spec.domainname),
+        ):
+            if value and not self.ns.has("uts"):
                 raise PlanError(ptr, f"setting the {name} needs a uts namespace")
-        if _get(linux, "time_offsets") is not None and "time" not in self.ns.new:
+        if opt(linux).time_offsets is not None and "time" not in self.ns.new:
             raise PlanError("/linux/timeOffsets", "time offsets need a new time namespace")
 
     # -- stage 0: in the caller's namespaces
@@ -117,13 +124,13 @@ class NamespacesSection(Section):
             for k in others:
                 flags |= NAMESPACES[k]
             self.op(OP_UNSHARE, "/linux/namespaces", a=(flags,), what="new " + ", ".join(others))
-        offsets = _get(self.linux, "time_offsets")
+        offsets = opt(self.linux).time_offsets
         if offsets is not None:
             self.op(OP_TIMENS_OFFSETS, "/linux/timeOffsets", s=(self.timens_text(offsets),), what="clock offsets")
         self.op(OP_CLONE, "", a=(0,), what="fork the container init")
 
     @staticmethod
-    def timens_text(offsets: Any) -> str:
+    def timens_text(offsets: views.TimeOffsets | Mapping[str, Any]) -> str:
         lines = []
         entries = dict(_items(offsets))
         for clock in entries:
@@ -135,6 +142,6 @@ class NamespacesSection(Section):
                 if isinstance(value, dict):
                     secs, nsecs = value.get("secs"), value.get("nanosecs")
                 else:
-                    secs, nsecs = _get(value, "secs"), _get(value, "nanosecs")
+                    secs, nsecs = opt(value).secs, opt(value).nanosecs
                 lines.append(f"{clock} {int(secs or 0)} {int(nsecs or 0)}\n")
         return "".join(lines)

@@ -7,10 +7,13 @@ import posixpath
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
+    from collections.abc import Sequence
     from typing import Any
 
+    from ocipy.spec import views
+
 from ocipy import caps, inroot, lsm, mempolicy
-from ocipy.plan.base import PlanError, Section, _clean, _get, _u64, pointer
+from ocipy.plan.base import PlanError, Section, _clean, _u64, opt, pointer
 from ocipy.planfmt import (
     OP_CAP_BOUNDING,
     OP_CAPSET,
@@ -88,18 +91,18 @@ class ProcessSection(Section):
     def check_lsm(self) -> None:
         try:
             self.label_writes = lsm.process_writes(
-                _get(self.process, "apparmor_profile"),
-                _get(self.process, "selinux_label"),
+                opt(self.process).apparmor_profile,
+                opt(self.process).selinux_label,
                 self.host.lsms,
                 self.host.apparmor_exec,
             )
-            self.mount_label = lsm.mount_label(_get(self.linux, "mount_label"), self.host.lsms)
+            self.mount_label = lsm.mount_label(opt(self.linux).mount_label, self.host.lsms)
         except lsm.LabelError as exc:
             raise PlanError(exc.pointer, exc.message) from None
 
     def seccomp_program(self) -> Any:
         """The compiled linux.seccomp program (ocipy.seccomp.Program), None without one."""
-        cfg = _get(self.linux, "seccomp")
+        cfg = opt(self.linux).seccomp
         if cfg is None:
             return None
         # loads cffi and libseccomp only for configs that ask for seccomp, and then not when the cache has it
@@ -133,7 +136,7 @@ class ProcessSection(Section):
             # `start` refuses it (runtime.md: start MUST generate an error when process was not set)
             self.before_exec()
             return
-        if not _get(proc, "terminal"):
+        if not opt(proc).terminal:
             # its own session and process group, as runc: kill(0, sig) or a job-control signal from the container
             # must never reach the caller's group, and CRIU cannot dump a pid namespace whose init's session leader
             # is outside it (with a terminal, OP_CONSOLE calls setsid)
@@ -141,14 +144,14 @@ class ProcessSection(Section):
         if not self.no_new_keyring:
             self.op(OP_NEW_KEYRING, "", what="new session keyring")
         seen: dict[int, int] = {}
-        for i, rl in enumerate(_get(proc, "rlimits") or ()):
-            kind = _get(rl, "type")
+        for i, rl in enumerate(opt(proc).rlimits or ()):
+            kind = opt(rl).type
             if kind not in RLIMITS:
                 raise PlanError(pointer("process", "rlimits", i, "type"), f"unknown rlimit {kind!r}")
             if RLIMITS[kind] in seen:
                 raise PlanError(pointer("process", "rlimits", i, "type"), f"duplicate {kind}")
             seen[RLIMITS[kind]] = i
-            soft, hard = int(_get(rl, "soft") or 0), int(_get(rl, "hard") or 0)
+            soft, hard = int(opt(rl).soft or 0), int(opt(rl).hard or 0)
             try:
                 args = (RLIMITS[kind], _u64(soft), _u64(hard))
             except ValueError:
@@ -168,9 +171,9 @@ class ProcessSection(Section):
         """HOME for a process env that lacks it, as runc: the uid's entry in the container's /etc/passwd (a file
         bind-mounted there, as Podman does, is read at its source), else "/"."""
         text = None
-        for m in _get(self.spec, "mounts") or ():
-            if _clean(_get(m, "destination") or "/") == "/etc/passwd" and _get(m, "source"):
-                src = _get(m, "source")
+        for m in opt(self.spec).mounts or ():
+            src = opt(m).source
+            if _clean(opt(m).destination or "/") == "/etc/passwd" and src:
                 if not src.startswith("/"):
                     src = posixpath.join(self.bundle, src)
                 text = self.host.read_in_root("/", src)
@@ -185,67 +188,65 @@ class ProcessSection(Section):
         self.op(OP_WAIT_START, "", what="wait for start")
 
     def personality(self) -> None:
-        pers = _get(self.linux, "personality")
+        pers = opt(self.linux).personality
         if pers is None:
             return
-        domain = _get(pers, "domain")
+        domain = opt(pers).domain
         if domain not in PERSONALITY_DOMAINS:
             raise PlanError("/linux/personality/domain", f"unknown domain {domain!r} (LINUX or LINUX32)")
-        for i, flag in enumerate(_get(pers, "flags") or ()):
+        for i, flag in enumerate(opt(pers).flags or ()):
             raise PlanError(pointer("linux", "personality", "flags", i), f"unsupported flag {flag!r}")
         self.op(OP_PERSONALITY, "/linux/personality", a=(PERSONALITY_DOMAINS[domain],), what=domain)
 
     def memory_policy(self) -> None:
         """linux.memoryPolicy: set_mempolicy in the init (before any seccomp filter), inherited by the process
         across execve; exec sets it too, as runc's setns init does. Validated as runc does (ocipy/mempolicy.py)."""
-        policy = _get(self.linux, "memory_policy")
+        policy = opt(self.linux).memory_policy
         if policy is None:
             return
         try:
-            value, nodes, what = mempolicy.compile_policy(
-                _get(policy, "mode"), _get(policy, "nodes"), _get(policy, "flags")
-            )
+            value, nodes, what = mempolicy.compile_policy(opt(policy).mode, opt(policy).nodes, opt(policy).flags)
         except mempolicy.PolicyError as exc:
             raise PlanError(exc.pointer, str(exc)) from None
         self.op(OP_MEMPOLICY, "/linux/memoryPolicy", s=(nodes or None,), a=(value,), what=what)
 
     def scheduler(self) -> None:
-        sched = _get(self.process, "scheduler")
+        sched = opt(self.process).scheduler
         if sched is None:
             return
-        policy = _get(sched, "policy")
+        policy = opt(sched).policy
         if policy not in SCHED_POLICIES:
             raise PlanError("/process/scheduler/policy", f"unknown policy {policy!r}")
         flags = 0
-        for i, name in enumerate(_get(sched, "flags") or ()):
+        for i, name in enumerate(opt(sched).flags or ()):
             if name not in SCHED_FLAGS:
                 raise PlanError(pointer("process", "scheduler", "flags", i), f"unknown flag {name!r}")
             flags |= SCHED_FLAGS[name]
-        dl = [_get(sched, k) for k in ("runtime", "deadline", "period")]
+        dl = [opt(sched).runtime, opt(sched).deadline, opt(sched).period]
         text = " ".join(str(int(v or 0)) for v in dl) if any(v is not None for v in dl) else None
-        nice, prio = int(_get(sched, "nice") or 0), int(_get(sched, "priority") or 0)
+        nice, prio = int(opt(sched).nice or 0), int(opt(sched).priority or 0)
         self.op(
             OP_SCHEDULER, "/process/scheduler", s=(text,), a=(SCHED_POLICIES[policy], nice, prio, flags), what=policy
         )
 
     def ioprio(self) -> None:
-        io = _get(self.process, "io_priority")
+        io = opt(self.process).io_priority
         if io is None:
             return
-        cls = _get(io, "class_")
+        cls = opt(io).class_
         if cls not in IOPRIO_CLASSES:
             raise PlanError("/process/ioPriority/class", f"unknown class {cls!r}")
-        prio = int(_get(io, "priority") or 0)
+        prio = int(opt(io).priority or 0)
         if not 0 <= prio <= 7:
             raise PlanError("/process/ioPriority/priority", "must be 0 to 7")
         value = IOPRIO_CLASSES[cls] << IOPRIO_CLASS_SHIFT | prio
         self.op(OP_IOPRIO, "/process/ioPriority", a=(value,), what=f"{cls} {prio}")
 
-    def cap_mask(self, capset: Any, name: str, key: str) -> int:
+    def cap_mask(self, names: Sequence[str] | None, key: str) -> int:
         """The bit mask of one capability set; names the kernel cannot take are dropped with a warning (the spec
         says to warn, not fail)."""
         mask = 0
-        for i, cap in enumerate(_get(capset, name) or ()):
+        for i, cap in enumerate(names or ()):
             num = caps.number(cap)
             if num is None:
                 self.warn(pointer("process", "capabilities", key, i), f"unknown capability {cap!r}: ignored")
@@ -262,17 +263,17 @@ class ProcessSection(Section):
                 mask |= 1 << num
         return mask
 
-    def capabilities_and_ids(self) -> None:
-        proc = self.process
-        capset = _get(proc, "capabilities")
+    def capability_masks(self) -> dict[str, int]:
+        """The five capability sets as bit masks, the ambient set cut to what the kernel can raise."""
+        capset = opt(opt(self.process).capabilities)
         masks = {
-            key: self.cap_mask(capset, attr, key)
-            for attr, key in (
-                ("bounding", "bounding"),
-                ("effective", "effective"),
-                ("permitted", "permitted"),
-                ("inheritable", "inheritable"),
-                ("ambient", "ambient"),
+            key: self.cap_mask(names, key)
+            for key, names in (
+                ("bounding", capset.bounding),
+                ("effective", capset.effective),
+                ("permitted", capset.permitted),
+                ("inheritable", capset.inheritable),
+                ("ambient", capset.ambient),
             )
         }
         # The kernel raises an ambient capability only when it is permitted and inheritable; runc warns and goes
@@ -284,21 +285,11 @@ class ProcessSection(Section):
                 "ambient capabilities that are not also permitted and inheritable cannot be raised: ignored",
             )
             masks["ambient"] = raisable
-        self.op(OP_CAP_BOUNDING, "/process/capabilities/bounding", a=(masks["bounding"],), what="bounding set")
-        # Before any seccomp filter: a profile need not allow close_range (or fcntl) for ocipy's sake.
-        self.op(OP_CLOSE_FDS, "", a=(self.extra_fds,), what=f"keep {self.extra_fds} extra fds")
-        cwd = _get(proc, "cwd")
-        # The working directory (and its getcwd check) before any seccomp filter too, as root; a directory root
-        # cannot enter (a user namespace) is tried again below with the process's own ids.
-        self.op(OP_CHDIR, "/process/cwd", s=(cwd,), a=(1,), what=f"cd {cwd}")
-        nnp = bool(_get(proc, "no_new_privileges"))
-        prog = self.seccomp_program()
-        if not nnp:
-            # without no_new_privs installing a filter needs CAP_SYS_ADMIN: before the ids and capabilities change
-            self.seccomp(prog)
-        user = _get(proc, "user")
-        uid, gid = int(_get(user, "uid") or 0), int(_get(user, "gid") or 0)
-        groups = [str(int(g)) for g in _get(user, "additional_gids") or ()]
+        return masks
+
+    def ids(self, uid: int, gid: int, user: views.User | None) -> None:
+        """Supplementary groups, gid, uid and umask."""
+        groups = [str(int(g)) for g in opt(user).additional_gids or ()]
         # Always set (clearing the caller's supplementary groups), except where setgroups is denied: a user
         # namespace made by an unprivileged user. Asked-for groups are still tried so the failure names the field.
         if groups or not (self.in_userns and self.host_uid != 0):
@@ -311,14 +302,33 @@ class ProcessSection(Section):
             )
         self.op(OP_SETGID, "/process/user/gid", a=(gid,), what=f"gid {gid}")
         self.op(OP_SETUID, "/process/user/uid", a=(uid,), what=f"uid {uid}")
-        umask = _get(user, "umask")
+        umask = opt(user).umask
         umask = DEFAULT_UMASK if umask is None else int(umask)
         self.op(OP_UMASK, "/process/user/umask", a=(umask,), what=f"umask {umask:04o}")
+
+    def capabilities_and_ids(self) -> None:
+        proc = self.process
+        masks = self.capability_masks()
+        self.op(OP_CAP_BOUNDING, "/process/capabilities/bounding", a=(masks["bounding"],), what="bounding set")
+        # Before any seccomp filter: a profile need not allow close_range (or fcntl) for ocipy's sake.
+        self.op(OP_CLOSE_FDS, "", a=(self.extra_fds,), what=f"keep {self.extra_fds} extra fds")
+        cwd = opt(proc).cwd
+        # The working directory (and its getcwd check) before any seccomp filter too, as root; a directory root
+        # cannot enter (a user namespace) is tried again below with the process's own ids.
+        self.op(OP_CHDIR, "/process/cwd", s=(cwd,), a=(1,), what=f"cd {cwd}")
+        nnp = bool(opt(proc).no_new_privileges)
+        prog = self.seccomp_program()
+        if not nnp:
+            # without no_new_privs installing a filter needs CAP_SYS_ADMIN: before the ids and capabilities change
+            self.seccomp(prog)
+        user = opt(proc).user
+        uid, gid = int(opt(user).uid or 0), int(opt(user).gid or 0)
+        self.ids(uid, gid, user)
         self.op(OP_CHDIR, "/process/cwd", s=(cwd,), a=(2,), what=f"cd {cwd} (if root could not)")
-        args = list(_get(proc, "args") or ())
+        args = list(opt(proc).args or ())
         if not args or not args[0]:
             raise PlanError("/process/args", "at least one argument (the program) is required")
-        env = list(_get(proc, "env") or ())
+        env = list(opt(proc).env or ())
         if not any(e.startswith("HOME=") for e in env):
             env.append("HOME=" + self.home_of(uid))
         path = next((e[5:] for e in env if e.startswith("PATH=")), None)

@@ -6,7 +6,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
     from typing import Any
 
-from ocipy.plan.base import PlanError, Section, _get
+from ocipy.plan.base import PlanError, Section, opt
 
 # sysctl prefixes and the namespace that makes them per-container (runc's validator)
 IPC_SYSCTLS = frozenset(
@@ -37,7 +37,7 @@ class SysctlSection(Section):
             if name == "kernel.hostname":
                 # as runc and crun: the dedicated field says it, and the two could disagree
                 raise PlanError(ptr, "not allowed: it conflicts with the /hostname field (set /hostname instead)")
-            domainname = _get(self.spec, "domainname")
+            domainname = opt(self.spec).domainname
             if domainname and str(value) != domainname:
                 raise PlanError(ptr, f"value {value!r} conflicts with /domainname {domainname!r}")
         elif name.startswith("net."):
