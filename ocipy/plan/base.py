@@ -42,11 +42,15 @@ class PlanError(OcipyError):
 
 
 class CreatePlan(Plan):
-    """A Plan plus the warnings met while compiling it ((pointer, message) pairs, for the log)."""
+    """A Plan plus what stays on the runtime's side: the warnings met while compiling it ((pointer, message) pairs,
+    for the log), and the user namespace each idmapped bind is idmapped with, by op index: (uid_map, gid_map) texts
+    of the mount's own mappings (a namespace is made for them), or the path of a joined user namespace; an idmapped
+    bind not listed takes the container's new user namespace."""
 
     def __init__(self) -> None:
         super().__init__()
         self.warnings: list[tuple[str, str]] = []
+        self.idmap_userns: dict[int, tuple[str, str] | str] = {}
 
 
 def pointer(*parts: str | int) -> str:
@@ -160,6 +164,7 @@ class Section:
         self.ns = _Namespaces()
         self.dev_ro: list[str] = []  # pointers of /dev mounts to make read-only once devices exist
         self.dev_bind = False  # a bind mount on /dev: no device setup
+        self.trees_synced = False  # OP_SYNC SYNC_MOUNT_TREES emitted (idmapped binds, no new user namespace)
         self.mount_dests: set[str] = set()
         self.propagation = 0  # linux.rootfsPropagation as MS_* flags
         self.mount_label: str | None = None  # linux.mountLabel, checked (SELinux active)

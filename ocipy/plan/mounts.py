@@ -24,6 +24,8 @@ from ocipy.planfmt import (
     MNTF_TMPFS_MODE,
     MNTF_TREE,
     OP_MOUNT,
+    OP_SYNC,
+    SYNC_MOUNT_TREES,
     mount_attrs,
 )
 
@@ -54,8 +56,9 @@ LOCKED_NAMES = {
 }
 
 
-def _mapping_tuples(mappings: Sequence[views.IDMapping] | None) -> list[tuple[int, int, int]]:
-    return [(opt(m).container_id or 0, opt(m).host_id or 0, opt(m).size or 0) for m in mappings or ()]
+def _map_text(mappings: Sequence[views.IDMapping]) -> str:
+    """/proc/PID/uid_map text of the mappings."""
+    return "".join(f"{opt(m).container_id or 0} {opt(m).host_id or 0} {opt(m).size or 0}\n" for m in mappings)
 
 
 class MountsSection(CgroupMountsSection):
@@ -90,10 +93,11 @@ class MountsSection(CgroupMountsSection):
             raise PlanError(pointer("mounts", i, "options", k), f"unknown option {opts.data[0]!r} for a bind mount")
         self.check_proc_dest(ptr, dest, fstype, source, bind)
         self.mount_dests.add(dest)
-        if opts.idmap or opt(m).uid_mappings or opt(m).gid_mappings:
-            self.check_idmap(i, m, opts, bind)
+        # mappings without idmap/ridmap: idmap, as runc (config.md: they SHOULD come with one of the two)
+        idmap = opts.idmap or opt(m).uid_mappings is not None or opt(m).gid_mappings is not None
+        userns = self.check_idmap(i, m, opts, bind) if idmap else None
         if bind:
-            self.bind_mount(ptr, dest, source, opts)
+            self.bind_mount(ptr, dest, source, opts, idmap, userns)
         elif fstype == "cgroup":
             self.cgroup_mount(ptr, dest, opts)
         elif fstype == "sysfs" and self.sysfs_needs_bind():
@@ -113,7 +117,15 @@ class MountsSection(CgroupMountsSection):
             what=f"rbind /sys on {dest} (no network namespace for sysfs)",
         )
 
-    def bind_mount(self, ptr: str, dest: str, source: str | None, opts: mo.MountOptions) -> None:
+    def bind_mount(
+        self,
+        ptr: str,
+        dest: str,
+        source: str | None,
+        opts: mo.MountOptions,
+        idmap: bool = False,
+        userns: tuple[str, str] | str | None = None,
+    ) -> None:
         if not source:
             raise PlanError(ptr + "/source", "a bind mount needs a source")
         if not source.startswith("/"):
@@ -124,8 +136,12 @@ class MountsSection(CgroupMountsSection):
         if self.unprivileged_userns:
             self.check_locked(ptr, source, opts)
         mntf = MNTF_MKDIR if self.host.is_dir(source) else MNTF_MKFILE
-        if opts.idmap:
+        if idmap:
             mntf |= MNTF_IDMAP | (MNTF_IDMAP_REC if opts.ridmap else 0)
+            if "user" not in self.ns.new and not self.trees_synced:
+                # no OP_SYNC_USERMAP to bring the trees: the runtime makes them here, before the first is used
+                self.op(OP_SYNC, ptr, a=(SYNC_MOUNT_TREES,), what="idmapped mount trees from the runtime")
+                self.trees_synced = True
         elif "user" in self.ns.new and self.host_uid == 0 and not self.host.in_userns:
             # resolved as the runtime, before the user namespace: the runtime clones the source and the init
             # attaches the copy (runc's mount-fd handling); a source under a root-only host directory works
@@ -133,13 +149,15 @@ class MountsSection(CgroupMountsSection):
         if dest == "/dev":
             self.dev_bind = True
         kind = "rbind" if flags & mo.MS_REC else "bind"
-        self.op(
+        index = self.op(
             OP_MOUNT,
             ptr,
             s=(source, dest, None, None),
             a=(flags, remount, opts.propagation, mount_attrs(opts.attr_set, opts.attr_clr), mntf),
             what=f"{kind} {source} on {dest}",
         )
+        if userns is not None:
+            self.plan.idmap_userns[index] = userns
 
     def fs_mount(self, ptr: str, dest: str, fstype: str | None, source: str | None, opts: mo.MountOptions) -> None:
         if not fstype:
@@ -197,16 +215,40 @@ class MountsSection(CgroupMountsSection):
             return
         raise PlanError(ptr + "/destination", f"{dest} cannot be mounted because it is inside /proc")
 
-    def check_idmap(self, i: int, m: views.Mount, opts: mo.MountOptions, bind: bool) -> None:
+    def check_idmap(self, i: int, m: views.Mount, opts: mo.MountOptions, bind: bool) -> tuple[str, str] | str | None:
+        """An idmapped mount as config.md and runc 1.5.1 have it; returns the user namespace it is idmapped with:
+        its own mappings' texts, a joined user namespace's path, or None for the container's new one."""
         ptr = pointer("mounts", i)
-        if not opts.idmap:
-            raise PlanError(ptr + "/uidMappings", "mount id mappings need the idmap or ridmap option")
+        uids, gids = opt(m).uid_mappings, opt(m).gid_mappings
+        option = next(
+            (pointer("mounts", i, "options", opts.where[o]) for o in ("idmap", "ridmap") if o in opts.where), None
+        )
         if not bind:
-            raise PlanError(ptr + "/options", "idmap is only supported on bind mounts")
-        if "user" not in self.ns.new:
-            raise PlanError(ptr + "/options", "idmap needs a new user namespace")
-        own = (opt(m).uid_mappings, opt(m).gid_mappings)
-        if any(own):
-            want = (opt(self.linux).uid_mappings, opt(self.linux).gid_mappings)
-            if [_mapping_tuples(x) for x in own] != [_mapping_tuples(x) for x in want]:
-                raise PlanError(ptr + "/uidMappings", "mappings other than the container's are not supported yet")
+            raise PlanError(ptr + "/options", "idmapped mounts are only supported on bind mounts")
+        if self.host_uid != 0:
+            # runc: "not supported for rootless containers"; the kernel idmaps a mount only for a caller privileged
+            # over its filesystem's user namespace, and the runtime would clone the source in the host's namespace
+            raise PlanError(
+                option or ptr + "/uidMappings",
+                "idmapped mounts are not supported for rootless containers (the runtime is not root)",
+            )
+        if uids is not None or gids is not None:
+            # config.md: each MUST be specified along with the other (runc: "must have both")
+            if gids is None:
+                raise PlanError(ptr + "/gidMappings", "must be given with uidMappings for an idmapped mount")
+            if uids is None:
+                raise PlanError(ptr + "/uidMappings", "must be given with gidMappings for an idmapped mount")
+            for key, maps in (("uidMappings", uids), ("gidMappings", gids)):
+                if not maps:
+                    raise PlanError(f"{ptr}/{key}", "is empty: an idmapped mount needs at least one mapping")
+            return _map_text(uids), _map_text(gids)
+        if "user" in self.ns.new:
+            return None
+        joined = self.ns.joined.get("user")
+        if joined is not None:
+            return joined[1]  # runc: the joined user namespace's mappings
+        # config.md: no mappings and no user namespace MUST be an error
+        raise PlanError(
+            option or ptr + "/options",
+            "idmap with no uidMappings/gidMappings takes the container's user namespace, and it has none",
+        )

@@ -1,5 +1,5 @@
 """The process section, shared by create and exec: LSM labels, seccomp, session, keyring, rlimits, personality,
-scheduler, ioprio, capabilities, groups and ids, umask, cwd, the program and its environment."""
+memory policy, scheduler, ioprio, capabilities, groups and ids, umask, cwd, the program and its environment."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
 
     from ocipy.spec import views
 
-from ocipy import caps, inroot, lsm
+from ocipy import caps, inroot, lsm, mempolicy
 from ocipy.plan.base import PlanError, Section, _clean, _u64, opt, pointer
 from ocipy.planfmt import (
     OP_CAP_BOUNDING,
@@ -22,6 +22,7 @@ from ocipy.planfmt import (
     OP_EXEC,
     OP_FIND_EXEC,
     OP_IOPRIO,
+    OP_MEMPOLICY,
     OP_NEW_KEYRING,
     OP_NO_NEW_PRIVS,
     OP_PERSONALITY,
@@ -157,6 +158,7 @@ class ProcessSection(Section):
                 raise PlanError(pointer("process", "rlimits", i), "limits must be uint64") from None
             self.op(OP_SETRLIMIT, pointer("process", "rlimits", i), a=args, what=kind)
         self.personality()
+        self.memory_policy()
         self.scheduler()
         self.ioprio()
         self.capabilities_and_ids()
@@ -195,6 +197,18 @@ class ProcessSection(Section):
         for i, flag in enumerate(opt(pers).flags or ()):
             raise PlanError(pointer("linux", "personality", "flags", i), f"unsupported flag {flag!r}")
         self.op(OP_PERSONALITY, "/linux/personality", a=(PERSONALITY_DOMAINS[domain],), what=domain)
+
+    def memory_policy(self) -> None:
+        """linux.memoryPolicy: set_mempolicy in the init (before any seccomp filter), inherited by the process
+        across execve; exec sets it too, as runc's setns init does. Validated as runc does (ocipy/mempolicy.py)."""
+        policy = opt(self.linux).memory_policy
+        if policy is None:
+            return
+        try:
+            value, nodes, what = mempolicy.compile_policy(opt(policy).mode, opt(policy).nodes, opt(policy).flags)
+        except mempolicy.PolicyError as exc:
+            raise PlanError(exc.pointer, str(exc)) from None
+        self.op(OP_MEMPOLICY, "/linux/memoryPolicy", s=(nodes or None,), a=(value,), what=what)
 
     def scheduler(self) -> None:
         sched = opt(self.process).scheduler

@@ -369,6 +369,7 @@ static const op_fn handlers[] = {
 	[OP_JOIN_CGROUP] = op_join_cgroup,
 	[OP_REPORT] = op_report,
 	[OP_LOOPBACK_UP] = op_loopback_up,
+	[OP_MEMPOLICY] = op_mempolicy,
 };
 _Static_assert(sizeof handlers / sizeof handlers[0] == OP__COUNT, "a handler row for the last op code in plan.h");
 
