@@ -16,7 +16,7 @@ import time
 
 from . import errors, procfs
 from . import posixlite as px
-from .errors import OcipyError
+from .errors import OcipyError, os_reason
 from .faults import point
 from .signals import SIGKILL
 from .state import REFUSED, RUNNING, STOPPED
@@ -149,7 +149,7 @@ def _release_fifo(c: Container) -> None:
             raise OcipyError(_STOPPED_MSG) from None
         if exc.errno == errno.ENOENT:  # someone else started it meanwhile
             c.status().require("start")
-        raise OcipyError(f"open {c.fifo_path}: {exc.strerror}") from None
+        raise OcipyError(f"open {c.fifo_path}: {os_reason(exc)}") from None
     errors.debug(f"start {c.id}: writing the exec fifo {c.fifo_path}: the init execs the process")
     try:
         px.write(fd, b"0")

@@ -35,6 +35,7 @@ from posix import (
     rmdir,
     scandir,
     stat,
+    strerror,
     unlink,
     write,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "rmdir",
     "scandir",
     "stat",
+    "strerror",
     "unlink",
     "write",
 ]

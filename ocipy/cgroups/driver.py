@@ -385,12 +385,9 @@ class Cgroupfs(Driver):
             rmdir_tree(d)
 
     def apply(self, resources: dict[str, Any], update: bool = False) -> None:
-        from . import CgroupError, layout, manager
+        from . import layout, manager
 
-        try:
-            manager.apply(layout.detect(), self.record, resources, update=update)
-        except CgroupError as exc:
-            raise OcipyError(str(exc)) from None
+        manager.apply(layout.detect(), self.record, resources, update=update)  # a CgroupError names the field
 
     def stats(self) -> dict[str, Any]:
         from . import stats
@@ -470,7 +467,7 @@ def planned_record(cid: str, cgroups_path: str | None, systemd: bool) -> dict[st
 def create_cgroups(
     cid: str, cgroups_path: str | None, resources: dict[str, Any], *, systemd: bool, rootless: bool
 ) -> Driver:
-    """Make the container's cgroups before its init exists; on failure nothing made stays (OcipyError naming the
+    """Make the container's cgroups before its init exists; on failure nothing made stays (CgroupError naming the
     field). Rootless without resources: a cgroup that cannot be made is skipped (NO_CGROUP), as runc does."""
     from . import CgroupError
 
@@ -486,7 +483,7 @@ def create_cgroups(
 
             errors.debug(f"rootless: no cgroup: {exc}")
             return NO_CGROUP
-        raise OcipyError(str(exc)) from None
+        raise
     if cls.name != CGROUPFS and drv.record:
         drv.record["driver"] = cls.name
     return drv

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import pointer
 from . import CgroupError
 from .fsio import R, exists, get_int, get_list, read, read_int, write
 
@@ -172,7 +173,7 @@ def hugetlb(d: str, limits: list[Any]) -> None:
 def unified(d: str, u: dict[str, Any]) -> None:
     controllers = set((read(d, "cgroup.controllers") or "").split())
     for key, value in u.items():
-        p = f"{R}/unified/{key.replace('~', '~0').replace('/', '~1')}"
+        p = R + pointer("unified", key)
         if not key or "/" in key or "\0" in key or key.startswith(".") or "." not in key:
             raise CgroupError(p, f"{key!r}: not a cgroup file name")
         if not isinstance(value, str):

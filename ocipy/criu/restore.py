@@ -36,7 +36,7 @@ def _libc() -> ctypes.CDLL:
 def _bind(source: str, target: str) -> None:
     if _libc().mount(source.encode(), target.encode(), None, MS_BIND | MS_REC, None) != 0:
         err = ctypes.get_errno()
-        raise OcipyError(f"bind {source} on {target}: {os.strerror(err).lower()}")
+        raise OcipyError(f"bind {source} on {target}: {os_reason(err)}")
 
 
 def _unmount(target: str) -> None:
