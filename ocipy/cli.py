@@ -12,8 +12,6 @@ Global flags are parsed by hand in both cases: runc's forms (`--opt=value`, `--o
 long flags (Podman's `--runtime-flag`) are accepted and ignored with a debug line.
 """
 
-from __future__ import annotations
-
 import sys
 
 from . import errors
@@ -30,7 +28,7 @@ if TYPE_CHECKING:
 class Args:
     """The parsed command line: global flags plus the verb's own; an attribute bag argparse can fill too."""
 
-    def __init__(self, **kw: Any) -> None:
+    def __init__(self, **kw: "Any") -> None:
         self.__dict__.update(kw)
 
     def __repr__(self) -> str:
@@ -51,7 +49,7 @@ _GLOBAL_BOOL = {"--debug": "debug", "--systemd-cgroup": "systemd_cgroup"}
 _ROOTLESS_VALUES = ("true", "false", "auto")
 
 
-def parse_globals(argv: list[str]) -> tuple[dict[str, Any], list[str], list[str]]:
+def parse_globals(argv: list[str]) -> "tuple[dict[str, Any], list[str], list[str]]":
     """Split `argv` into (global flags, verb + its args, ignored unknown flags)."""
     g: dict[str, Any] = {
         "root": None,
@@ -121,7 +119,7 @@ def _bool_value(name: str, value: str) -> bool:
 
 
 # --- verb flags: the fast parser ---------------------------------------------------------------------------------
-def fast_parse(verb: str, argv: list[str]) -> dict[str, Any] | None:
+def fast_parse(verb: str, argv: list[str]) -> "dict[str, Any] | None":
     """Parse a verb's arguments without argparse; None when argparse should look (help, errors, odd forms)."""
     spec = VERBS[verb]
     by_flag = {f: o for o in spec.opts for f in o.flags}
@@ -185,7 +183,7 @@ def fast_parse(verb: str, argv: list[str]) -> dict[str, Any] | None:
     return out
 
 
-def parse_verb(verb: str, argv: list[str]) -> dict[str, Any]:
+def parse_verb(verb: str, argv: list[str]) -> "dict[str, Any]":
     if verb in FAST_VERBS:
         fast = fast_parse(verb, argv)
         if fast is not None:

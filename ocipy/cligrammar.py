@@ -5,8 +5,6 @@ argparse (`ocipy/cliargparse.py`) for help, usage errors and every other verb. P
 `dataclasses` or `typing` at run time: this module is on every lifecycle verb's path.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -15,7 +13,7 @@ if TYPE_CHECKING:
 class Opt:
     __slots__ = ("default", "dest", "flags", "help", "kind")
 
-    def __init__(self, flags: tuple[str, ...], dest: str, kind: str, default: Any, help: str) -> None:
+    def __init__(self, flags: tuple[str, ...], dest: str, kind: str, default: "Any", help: str) -> None:
         self.flags = flags
         self.dest = dest
         self.kind = kind  # "bool" | "str" | "int" | "list"
@@ -46,7 +44,7 @@ def _b(flags: tuple[str, ...], dest: str, help: str) -> Opt:
     return Opt(flags, dest, "bool", False, help)
 
 
-def _s(flags: tuple[str, ...], dest: str, help: str, default: Any = None) -> Opt:
+def _s(flags: tuple[str, ...], dest: str, help: str, default: "Any" = None) -> Opt:
     return Opt(flags, dest, "str", default, help)
 
 

@@ -4,8 +4,6 @@ Stdlib only, and nothing heavy at import time: this module is on every command's
 JSON line is actually written.
 """
 
-from __future__ import annotations
-
 import sys
 import time
 

@@ -6,8 +6,6 @@
 Code off the lifecycle path uses `os` as usual.
 """
 
-from __future__ import annotations
-
 from posix import (
     O_APPEND,
     O_CLOEXEC,

@@ -6,8 +6,6 @@ Resources are plain JSON (the `linux.resources` object with spec key names), nev
 `events` stay light. docs/cgroups.md says what is honoured on which hierarchy and why.
 """
 
-from __future__ import annotations
-
 from ..errors import ConfigError
 
 

@@ -20,8 +20,6 @@ This module is on the lifecycle path (pause, resume, kill, delete, ps): stdlib a
 `stats` and `layout` (which import `os` and `typing`) are imported inside the methods that need them.
 """
 
-from __future__ import annotations
-
 import errno
 import time
 
@@ -110,7 +108,7 @@ class Driver:
 
     name = ""
 
-    def __init__(self, record: dict[str, Any]) -> None:
+    def __init__(self, record: "dict[str, Any]") -> None:
         self.record = record
 
     # --- the lifecycle path ------------------------------------------------------------------------------------
@@ -164,11 +162,11 @@ class Driver:
         raise NotImplementedError
 
     # --- off the lifecycle path ----------------------------------------------------------------------------------
-    def apply(self, resources: dict[str, Any], update: bool = False) -> None:
+    def apply(self, resources: "dict[str, Any]", update: bool = False) -> None:
         """Write `resources` (linux.resources as JSON); errors name the field (OcipyError)."""
         raise NotImplementedError
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> "dict[str, Any]":
         """runc's `events --stats` data."""
         raise NotImplementedError
 
@@ -176,7 +174,7 @@ class Driver:
         raise NotImplementedError
 
     @classmethod
-    def create(cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool) -> Driver:
+    def create(cls, cid: str, cgroups_path: str | None, resources: "dict[str, Any]", systemd: bool) -> "Driver":
         """Make the cgroups of a new container and apply `resources` but `pids` (CgroupError naming the field)."""
         raise NotImplementedError
 
@@ -185,7 +183,7 @@ class _NoCgroup(Driver):
     """A container without cgroups (rootless without a delegated cgroup, or a record that could not be read).
     `rootless`: it was created rootless, which is why (the messages say so: ocipy/rootless.py)."""
 
-    def __init__(self, record: dict[str, Any], rootless: bool = False) -> None:
+    def __init__(self, record: "dict[str, Any]", rootless: bool = False) -> None:
         super().__init__(record)
         self.rootless = rootless
 
@@ -218,10 +216,10 @@ class _NoCgroup(Driver):
     def remove(self) -> None:
         pass
 
-    def apply(self, resources: dict[str, Any], update: bool = False) -> None:
+    def apply(self, resources: "dict[str, Any]", update: bool = False) -> None:
         raise self._none("update")
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> "dict[str, Any]":
         raise self._none("read statistics from")
 
     def oom_kills(self) -> int:
@@ -384,12 +382,12 @@ class Cgroupfs(Driver):
         for d in dict.fromkeys(self._scan_dirs()):
             rmdir_tree(d)
 
-    def apply(self, resources: dict[str, Any], update: bool = False) -> None:
+    def apply(self, resources: "dict[str, Any]", update: bool = False) -> None:
         from . import layout, manager
 
         manager.apply(layout.detect(), self.record, resources, update=update)  # a CgroupError names the field
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> "dict[str, Any]":
         from . import stats
 
         return stats.collect(self.record)
@@ -400,19 +398,19 @@ class Cgroupfs(Driver):
         return stats.oom_kills(self.record)
 
     @classmethod
-    def create(cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool) -> Driver:
+    def create(cls, cid: str, cgroups_path: str | None, resources: "dict[str, Any]", systemd: bool) -> Driver:
         """Resolve cgroupsPath, make the cgroups and apply `resources` but `pids` (see `create_cgroups`)."""
         return cls._make(cid, cgroups_path, resources, systemd, rootless=False)
 
     @classmethod
-    def create_rootless(cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool) -> Driver:
+    def create_rootless(cls, cid: str, cgroups_path: str | None, resources: "dict[str, Any]", systemd: bool) -> Driver:
         """`create` for a rootless caller: only the hierarchies this user may write, limits none of them can hold
         fail naming the field, devices ignored (ocipy/cgroups/rootless.py); nothing writable: NO_CGROUP."""
         return cls._make(cid, cgroups_path, resources, systemd, rootless=True)
 
     @classmethod
     def _make(
-        cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool, rootless: bool
+        cls, cid: str, cgroups_path: str | None, resources: "dict[str, Any]", systemd: bool, rootless: bool
     ) -> Driver:
         from . import layout, manager, paths
 
@@ -452,7 +450,7 @@ def driver_for(record: object) -> Driver:
     return driver_class(str(record.get("driver") or CGROUPFS))(record)
 
 
-def planned_record(cid: str, cgroups_path: str | None, systemd: bool) -> dict[str, Any] | None:
+def planned_record(cid: str, cgroups_path: str | None, systemd: bool) -> "dict[str, Any] | None":
     """The cgroupfs record of the dirs `create_cgroups` is about to make (every hierarchy), for create's recovery
     journal (docs/contracts.md, "Recovery"): recovery only rmdirs them. None when the path does not resolve
     (create_cgroups then says why)."""
@@ -465,7 +463,7 @@ def planned_record(cid: str, cgroups_path: str | None, systemd: bool) -> dict[st
 
 
 def create_cgroups(
-    cid: str, cgroups_path: str | None, resources: dict[str, Any], *, systemd: bool, rootless: bool
+    cid: str, cgroups_path: str | None, resources: "dict[str, Any]", *, systemd: bool, rootless: bool
 ) -> Driver:
     """Make the container's cgroups before its init exists; on failure nothing made stays (CgroupError naming the
     field). Rootless without resources: a cgroup that cannot be made is skipped (NO_CGROUP), as runc does."""
