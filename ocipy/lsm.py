@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from ocipy.errors import ConfigError
+from ocipy.posixlite import read_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `dataclasses` imports `inspect` (~10 ms on every exec): see ocipy/records.py
@@ -29,11 +30,7 @@ _FORBIDDEN = ('"', "\n", "\0")
 
 
 def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return ""
+    return (read_text(path) or "").strip()
 
 
 def active() -> frozenset[str]:

@@ -40,16 +40,7 @@ DRIVERS: dict[str, tuple[str, str]] = {
 }
 
 
-# cgroup files in binary: a text-mode open with encoding="ascii" imports the codec module (encodings.ascii), while
-# bytes.decode("ascii") is built in.
-def read_text(path: str) -> str | None:
-    try:
-        with open(path, "rb", buffering=0) as f:
-            return f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-
-
+# cgroup files in binary (px.read_text says why)
 def write_text(path: str, text: str) -> None:
     with open(path, "wb", buffering=0) as f:
         f.write(text.encode("ascii"))
@@ -295,12 +286,12 @@ class Cgroupfs(Driver):
 
     def pids(self) -> list[int] | None:
         for d in self._scan_dirs():
-            text = read_text(px.join(d, "cgroup.procs"))
+            text = px.read_text(px.join(d, "cgroup.procs"))
             if text is not None:
                 pids = [int(x) for x in text.split()]
                 # and the sub-cgroups the container made (deepest last; a pid appears once per hierarchy)
                 for sub in sub_cgroups(d):
-                    pids.extend(int(x) for x in (read_text(px.join(sub, "cgroup.procs")) or "").split())
+                    pids.extend(int(x) for x in (px.read_text(px.join(sub, "cgroup.procs")) or "").split())
                 return list(dict.fromkeys(pids))
         return None
 
@@ -317,8 +308,8 @@ class Cgroupfs(Driver):
             return False
         version, path = fz
         if version == 1:
-            return (read_text(px.join(path, "freezer.state")) or "").strip() == "FROZEN"
-        return (read_text(px.join(path, "cgroup.freeze")) or "").strip() == "1"
+            return (px.read_text(px.join(path, "freezer.state")) or "").strip() == "FROZEN"
+        return (px.read_text(px.join(path, "cgroup.freeze")) or "").strip() == "1"
 
     def freeze(self, frozen: bool, timeout: float = 2.0) -> None:
         fz = self._freezer()
@@ -332,7 +323,7 @@ class Cgroupfs(Driver):
                 state_file = px.join(path, "freezer.state")
                 write_text(state_file, want)
                 # v1 may sit in FREEZING while tasks are in uninterruptible sleep: write again until it settles
-                while (read_text(state_file) or "").strip() != want:
+                while (px.read_text(state_file) or "").strip() != want:
                     if time.monotonic() > deadline:
                         if frozen:
                             write_text(state_file, "THAWED")
@@ -343,7 +334,7 @@ class Cgroupfs(Driver):
                 write_text(px.join(path, "cgroup.freeze"), "1" if frozen else "0")
                 events = px.join(path, "cgroup.events")
                 want_line = "frozen 1" if frozen else "frozen 0"
-                while want_line not in (read_text(events) or "").splitlines():
+                while want_line not in (px.read_text(events) or "").splitlines():
                     if time.monotonic() > deadline:
                         raise OcipyError(f"{events}: did not reach {want_line!r}")
                     time.sleep(0.001)

@@ -15,16 +15,14 @@ import os
 from typing import Any
 
 from ..cgroups import layout as layout_mod
+from ..posixlite import read_text
 
 NR = {"pidfd_open": 434, "clone3": 435, "openat2": 437, "mount_setattr": 442, "open_tree": 428}
 
 
 def read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
+    text = read_text(path)
+    return None if text is None else text.strip()
 
 
 _libc: Any = None
