@@ -5,6 +5,8 @@
 - `spawn(exec_fd, argv, fdmap)`: fork + execveat of `exec_fd` with exactly the fds of `fdmap` ((src, dst) pairs,
   overlaps handled), default signal dispositions, an empty signal mask and an empty environment. Returns
   (pid, pidfd); a failure before the exec raises OSError with the child's errno.
+- `idmapped_tree(...)`, `userns_fd(uid_map, gid_map)`: detached (idmapped) mount trees the runtime makes for the
+  init, and the user namespace carrying a mount's own id mappings (shim/userns.c).
 
 Importing this module loads only the extension (no cffi compiler, no pycparser).
 """
@@ -66,5 +68,19 @@ def idmapped_tree(path: str, userns_fd: int, clone_recursive: bool, idmap_recurs
     detached copy, not idmapped."""
     fd = int(_lib.ocipy_idmapped_tree(path.encode(), userns_fd, int(clone_recursive), int(idmap_recursive)))
     if fd < 0:
-        _raise_errno(-fd, f"idmapped mount of {path}")
+        raise OSError(-fd, os.strerror(-fd), path)
+    return fd
+
+
+_USERNS_STEPS = {1: "clone(CLONE_NEWUSER)", 2: "uid_map", 3: "setgroups", 4: "gid_map", 5: "open ns/user"}
+
+
+def userns_fd(uid_map: str, gid_map: str) -> int:
+    """An fd (close-on-exec) of a new user namespace carrying these uid_map/gid_map texts, for idmapping a mount with
+    mappings of its own; the helper process that made it is already reaped. OSError names the step that failed
+    (`.filename`: "uid_map", "gid_map", ...)."""
+    step = _ffi.new("int *")
+    fd = int(_lib.ocipy_userns_fd(uid_map.encode(), gid_map.encode(), step))
+    if fd < 0:
+        raise OSError(-fd, os.strerror(-fd), _USERNS_STEPS.get(int(step[0]), "user namespace"))
     return fd

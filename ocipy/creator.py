@@ -3,7 +3,7 @@ for `start`. `ocipy create` and `ocipy run` call `create`.
 
 The steps, in order (`_Create.run`): load and check the bundle; make the state directory (locked) and the exec
 fifo; connect the console and pidfd sockets and lay out the fds the init inherits; make the cgroups (the driver in
-ocipy/cgroups/driver.py); compile the plan (ocipy/plan.py); start ocipy-init and answer its messages (id maps and
+ocipy/cgroups/driver.py); compile the plan (ocipy/plan/); start ocipy-init and answer its messages (id maps and
 idmapped trees, the pid, the create hooks, a seccomp listener) until it is set up; record the state.
 
 Every step that changes the host registers its undo on an ExitStack, so a failed create leaves no process, state
@@ -13,6 +13,7 @@ directory or fifo behind (mounts live in the container's own mount namespace and
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     import argparse  # annotations only: importing argparse costs ~7 ms
 
     from ocipy.cgroups.driver import Driver
+    from ocipy.plan.base import CreatePlan
 
 
 @dataclass
@@ -61,36 +63,73 @@ def _console(args: argparse.Namespace, terminal: bool) -> socket.socket | None:
     return handoff.connect_console(path) if path else None
 
 
-def _idmapped_trees(plan: planfmt.Plan, pid: int) -> list[int]:
-    """For each idmapped bind in plan order, a detached copy of its source idmapped with the container's user
-    namespace (that of `pid`, its maps just written). The init attaches them: inside its new user namespace it no
-    longer holds the privilege over the host mounts this needs."""
+def _idmapped_trees(plan: CreatePlan, pid: int) -> list[int]:
+    """For each idmapped bind (and runtime-side bind clone, MNTF_TREE) in plan order, a detached copy of its source,
+    idmapped with the container's user namespace (that of `pid`, its maps just written), a joined one, or one made
+    for the mount's own mappings (one per distinct mapping, gone once the trees exist). The init attaches them:
+    in its user namespace it no longer holds the privilege over the host mounts this needs."""
     from ocipy import _shim
     from ocipy.mountopts import MS_REC
 
     trees_of = planfmt.MNTF_IDMAP | planfmt.MNTF_TREE
     wanted = [(i, op) for i, op in enumerate(plan.ops) if op[0] == planfmt.OP_MOUNT and op[3][4] & trees_of]
-    if not wanted:
-        return []
     trees: list[int] = []
-    userns = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    namespaces: dict[tuple[str, str] | str, int] = {}  # made or opened user namespaces, by mapping or path
     try:
         for i, op in wanted:
             source = plan.string_at(op[2][0])
+            field = plan.field_of(i)
+            ns = -1  # MNTF_TREE: a plain clone, made here as the runtime (the init could not look up the source)
+            if op[3][4] & planfmt.MNTF_IDMAP:
+                ns = _idmap_userns(namespaces, plan.idmap_userns.get(i) or f"/proc/{pid}/ns/user", field)
             try:
                 rbind, ridmap = bool(op[3][0] & MS_REC), bool(op[3][4] & planfmt.MNTF_IDMAP_REC)
-                # MNTF_TREE: a plain clone, made here as the runtime (the init in its user namespace could not
-                # even look up a source under a root-only directory)
-                ns = userns if op[3][4] & planfmt.MNTF_IDMAP else -1
                 trees.append(_shim.idmapped_tree(source, ns, rbind, ridmap))
             except OSError as exc:
-                for fd in trees:
-                    os.close(fd)
-                kind = "idmapped" if op[3][4] & planfmt.MNTF_IDMAP else "bind source"
-                raise OcipyError(f"{plan.field_of(i)} ({kind} {source}): {os_reason(exc)}") from None
+                kind = "idmapped" if ns >= 0 else "bind source"
+                hint = ""
+                if ns >= 0 and exc.errno == errno.EINVAL:  # runc's hint too
+                    hint = " (the filesystem may not support idmapped mounts on this kernel)"
+                raise OcipyError(f"{field} ({kind} {source}): {os_reason(exc)}{hint}") from None
+    except BaseException:
+        for fd in trees:
+            os.close(fd)
+        raise
     finally:
-        os.close(userns)
+        for fd in namespaces.values():
+            os.close(fd)
     return trees
+
+
+def _is_tree_sync(plan: CreatePlan, index: int) -> bool:
+    """OP_SYNC SYNC_MOUNT_TREES: the init waits for the idmapped mount trees (no new user namespace)."""
+    if not 0 <= index < len(plan.ops):
+        return False
+    code, _field, _strs, ints = plan.ops[index]
+    return code == planfmt.OP_SYNC and ints[0] == planfmt.SYNC_MOUNT_TREES
+
+
+def _idmap_userns(namespaces: dict[tuple[str, str] | str, int], want: tuple[str, str] | str, field: str) -> int:
+    """The user namespace fd an idmapped mount takes: a path opened, or a namespace made for (uid_map, gid_map)."""
+    from ocipy import _shim
+
+    if want in namespaces:
+        return namespaces[want]
+    try:
+        if isinstance(want, str):
+            fd = os.open(want, os.O_RDONLY | os.O_CLOEXEC)
+        else:
+            fd = _shim.userns_fd(*want)
+    except OSError as exc:
+        if isinstance(want, str):
+            raise OcipyError(f"{field}: user namespace {want}: {os_reason(exc)}") from None
+        step = exc.filename or "user namespace"
+        key = {"uid_map": "/uidMappings", "gid_map": "/gidMappings"}.get(step, "")
+        raise OcipyError(
+            f"{field}{key}: the user namespace for the mount's mappings: {step}: {os_reason(exc)}"
+        ) from None
+    namespaces[want] = fd
+    return fd
 
 
 def _died_during_setup(launch: Launch, cgroup: Any, document: dict[str, Any]) -> str:
@@ -144,13 +183,6 @@ def _check_intel_rdt(spec: Any) -> None:
     if not mounted:
         raise OcipyError("/linux/intelRdt: no resctrl filesystem is mounted on this host")
     raise OcipyError("/linux/intelRdt: resctrl placement is not supported by ocipy yet")
-
-
-def _check_memory_policy(spec: Any) -> None:
-    """linux.memoryPolicy (set_mempolicy) is not applied by the init: refused rather than ignored, and `features`
-    reports no mode and no flag."""
-    if spec.linux is not None and getattr(spec.linux, "memory_policy", None) is not None:
-        raise OcipyError("/linux/memoryPolicy: memory policies are not supported by ocipy yet")
 
 
 def _run_poststop(hooks: list[dict[str, Any]], state: State) -> None:
@@ -216,7 +248,6 @@ class _Create:
         process = self.spec.process
         self.terminal = bool(process.terminal) if process is not None else False
         _check_intel_rdt(self.spec)
-        _check_memory_policy(self.spec)
         self.state = State(
             self.cid,
             oci_version=self.spec.oci_version,
@@ -294,7 +325,7 @@ class _Create:
             point("create.cgroup-record")
         return cgroup
 
-    def compile(self, cgroup: Driver) -> planfmt.Plan:
+    def compile(self, cgroup: Driver) -> CreatePlan:
         from ocipy import plan as plan_mod
 
         plan = plan_mod.compile_create(
@@ -374,9 +405,12 @@ class _Create:
             raise
         point("create.hooks")
 
-    def on_sync(self, msg: Message) -> None:
+    def on_sync(self, msg: Message) -> list[int] | None:
         if msg.fds:  # OP_SECCOMP with a listener
             handoff.send_seccomp_listener(self.spec, self.state.oci(CREATING), self.launch.pid, msg.fds[0])
+        elif _is_tree_sync(self.plan, msg.op):
+            return _idmapped_trees(self.plan, msg.pid)  # idmapped binds in a container without a new user namespace
+        return None
 
     def finish(self, launch: Launch, cgroup: Driver) -> None:
         """The pids limit, the state (and the config exec takes its defaults from), the pid file."""

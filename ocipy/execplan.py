@@ -1,8 +1,8 @@
 """Compile the plan that runs one more process inside a running (or created) container: `ocipy exec`.
 
-The process section is create's (ocipy/plan.py `_Compiler.process_ops`: keyring, rlimits, personality, scheduler,
-ioprio, bounding set, seccomp, groups, ids, umask, cwd, find exec, capabilities, no_new_privs), so exec and create can
-never disagree on what a process field means. What differs is everything around it:
+The process section is create's (ocipy/plan/process.py `ProcessSection.process_ops`: keyring, rlimits, personality,
+scheduler, ioprio, bounding set, seccomp, groups, ids, umask, cwd, find exec, capabilities, no_new_privs), so exec and
+create can never disagree on what a process field means. What differs is everything around it:
 
 Stage 0 (the caller's namespaces, host /proc):
   1. `OP_JOIN_CGROUP` per cgroup.procs file of the container (before any namespace: after a user namespace change
@@ -19,7 +19,7 @@ Stage 1 (the container's namespaces, root = the container's root):
   7. The process section (above), no `created` handshake, then `OP_CPU_AFFINITY` execCPUAffinity.final,
      `OP_CLOSE_FDS(extra_fds)` and `OP_EXEC`.
 
-Pure like plan.py: the host is looked at read-only (HostFacts, and which namespaces differ, which tests pass).
+Pure like ocipy/plan/: the host is looked at read-only (HostFacts, and which namespaces differ, which tests pass).
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
     from typing import Any
 
 from ocipy.hooks import JOIN_ORDER, differing_namespaces
-from ocipy.plan import CreatePlan, HostFacts, PlanError, _Compiler, _get
+from ocipy.plan.base import CreatePlan, PlanError, _get
+from ocipy.plan.create import _Compiler
+from ocipy.plan.host import HostFacts
 from ocipy.planfmt import (
     OP_CLONE,
     OP_CONSOLE,

@@ -46,6 +46,9 @@ int ocipy_init_memfd(void);
 int ocipy_spawn(int exec_fd, char *const argv[], const int *fdmap, int npairs, int *pidfd_out, int *err_out);
 unsigned long ocipy_init_size(void);
 int ocipy_idmapped_tree(const char *path, int userns_fd, int clone_recursive, int idmap_recursive);
+enum { USERNS_STEP_CLONE = 1, USERNS_STEP_UID_MAP = 2, USERNS_STEP_SETGROUPS = 3, USERNS_STEP_GID_MAP = 4,
+       USERNS_STEP_OPEN = 5 };
+int ocipy_userns_fd(const char *uid_map, const char *gid_map, int *step_out);
 """
 
 
@@ -91,9 +94,9 @@ def make_ffibuilder(absolute: bool = False, include_dirs: tuple[str, ...] = ()) 
     ffi.set_source(
         "ocipy._shim_c",
         '#include "spawn.h"',
-        sources=[path("spawn.c")],
+        sources=[path("spawn.c"), path("userns.c")],
         include_dirs=[path("."), *include_dirs],
-        depends=[path("spawn.h"), path("spawn.c")],
+        depends=[path("spawn.h"), path("spawn.c"), path("userns.c")],
         extra_compile_args=["-Wall", "-Wextra", "-Werror"],
     )
     return ffi

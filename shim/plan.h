@@ -1,6 +1,6 @@
 /* The plan: the one message Python sends the C init (ocipy-init).
  *
- * Python (ocipy/plan.py) decides everything and encodes a flat list of operations; the init executes them in
+ * Python (ocipy/plan/) decides everything and encodes a flat list of operations; the init executes them in
  * order with raw system calls and never calls back into Python. This header is the contract: ocipy/planfmt.py
  * mirrors these numbers and a unit test compares the two.
  *
@@ -21,6 +21,8 @@
  *   OP_CLONE (stage 0)         MSG_PID(pid of stage 1), exits  records the pid (pidfd, start time), moves netDevices
  *   OP_SYNC_HOOKS              MSG_HOOKS(pid), waits           runs prestart/createRuntime/createContainer -> MSG_ACK
  *   OP_SECCOMP a2=1 / OP_SYNC  MSG_SYNC(op) (+ listener fd)    sends the listener to listenerPath -> MSG_ACK
+ *   OP_SYNC a0=SYNC_MOUNT_TREES  MSG_SYNC(op), waits           no new user namespace: clones and idmaps the sources
+ *                                                              of idmapped binds -> MSG_ACK (+ tree fds)
  *   OP_SIGNAL_CREATED          MSG_CREATED(pid)                `create` returns; the init waits on the exec fifo
  *   any op fails               MSG_ERROR(op, errno, detail)    one line naming the op's config field; the sender
  *                              and exits 1                     has exited
@@ -182,7 +184,10 @@ enum plan_code {
 	                           fcntl one by one up to RLIMIT_NOFILE). Before any seccomp filter. */
 	OP_EXEC = 59,           /* s0 = strv args (a0 = count), s1 = strv env (a1 = count). execve the path from
 	                           OP_FIND_EXEC (or args[0] if none). Before: PR_SET_DUMPABLE stays 0 until here. */
-	OP_SYNC = 60,           /* send MSG_SYNC(op), wait for MSG_ACK */
+	OP_SYNC = 60,           /* send MSG_SYNC(op), wait for MSG_ACK (fds that come with it are kept like
+	                           OP_SYNC_USERMAP's). a0 tells the runtime what to do, the init ignores it: 0 nothing,
+	                           SYNC_MOUNT_TREES the idmapped mount trees (a container without a user namespace of
+	                           its own; with one they come with OP_SYNC_USERMAP's ACK) */
 	OP_SYNC_HOOKS = 61,     /* send MSG_HOOKS(pid), wait for MSG_ACK */
 	OP_SETSID = 62,         /* setsid() */
 	OP_SET_PDEATHSIG = 63,  /* prctl(PR_SET_PDEATHSIG, a0) */
@@ -194,15 +199,22 @@ enum plan_code {
 	                           one line "ocipy: exec failed: FIELD (WHAT): DETAIL: REASON" on its stderr (the
 	                           container's, where the caller reads it) and one error line in the log. */
 	OP_LOOPBACK_UP = 66,    /* bring "lo" up (SIOCSIFFLAGS IFF_UP) in the network namespace the init is in */
+	OP_MEMPOLICY = 67,      /* set_mempolicy(a0 = MPOL_* mode | MPOL_F_* flags, nodes of s0): s0 = node list "0-3,7"
+	                           (NULL or "" = no nodes: a NULL mask), nodes 0-1023 */
 };
+
+/* OP_SYNC a0 */
+#define SYNC_MOUNT_TREES 1
 
 /* OP_MOUNT a4 bits */
 #define MNTF_MKDIR 0x1      /* create the destination as a directory (with parents) if missing */
 #define MNTF_MKFILE 0x2     /* create the destination as an empty file (parents as directories) if missing */
 #define MNTF_PROC 0x4       /* a procfs/sysfs mount: the destination must be a real directory, not a symlink */
 #define MNTF_IDMAP 0x8      /* an idmapped bind: the runtime (host root) clones s0 and idmaps it with the container's
-                               user namespace, and sends the detached tree with the MSG_USERMAP ACK (SCM_RIGHTS, one
-                               fd per idmapped mount in plan order); the init move_mounts it onto s1 */
+                               user namespace, or a user namespace made for the mount's own uidMappings/gidMappings,
+                               and sends the detached tree with the MSG_USERMAP ACK, or OP_SYNC SYNC_MOUNT_TREES's
+                               (SCM_RIGHTS, one fd per idmapped mount in plan order); the init move_mounts it onto
+                               s1 */
 #define MNTF_REPLACE 0x10   /* OP_MKNOD: an existing node is removed first */
 #define MNTF_SRC_IN_ROOT 0x20 /* the source is a path in root too (after the root switch) */
 #define MNTF_IDMAP_REC 0x40 /* with MNTF_IDMAP: apply the idmapping recursively (option "ridmap": open_tree with

@@ -24,4 +24,16 @@ unsigned long ocipy_init_size(void);
  * CAP_SYS_ADMIN over the source mount: the runtime does this for the init, which no longer can. */
 int ocipy_idmapped_tree(const char *path, int userns_fd, int clone_recursive, int idmap_recursive);
 
+/* shim/userns.c: an fd of a new user namespace with these uid_map/gid_map texts ("0 100000 65536\n"; setgroups
+ * denied), made through a short-lived child that is reaped before this returns; -errno on failure with *step_out
+ * saying which step failed (USERNS_STEP_*). The caller needs CAP_SETUID/CAP_SETGID for the mapped ids. */
+enum {
+	USERNS_STEP_CLONE = 1,
+	USERNS_STEP_UID_MAP = 2,
+	USERNS_STEP_SETGROUPS = 3,
+	USERNS_STEP_GID_MAP = 4,
+	USERNS_STEP_OPEN = 5
+};
+int ocipy_userns_fd(const char *uid_map, const char *gid_map, int *step_out);
+
 #endif

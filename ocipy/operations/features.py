@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .. import mountopts
+from .. import mempolicy, mountopts
 from ..state import HOOK_KINDS
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
@@ -140,8 +140,8 @@ def features() -> dict[str, Any]:
             **_security(),
             # create refuses intelRdt (docs/cgroups.md)
             "intelRdt": {"enabled": False, "schemata": False, "monitoring": False},
-            # create refuses linux.memoryPolicy: no mode and no flag is applied (set_mempolicy is not in the init)
-            "memoryPolicy": {"modes": [], "flags": []},
+            # linux.memoryPolicy: set_mempolicy in the init (ocipy/mempolicy.py); every mode and flag, sorted as runc
+            "memoryPolicy": {"modes": sorted(mempolicy.MODES), "flags": sorted(mempolicy.FLAGS)},
             # idmapped binds in a new user namespace, with that namespace's mappings
             "mountExtensions": {"idmap": {"enabled": True}},
             # linux.netDevices: moved into the container's network namespace by create (ocipy/netdev.py)

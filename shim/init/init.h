@@ -131,6 +131,12 @@ void late_report(struct ctx *c, int index, int err);
 /* copyup.c: copy what the directory olddir holds into newroot (owners, modes, times); 0 or errno */
 int copy_up(int olddir, int newroot);
 
+/* numa.c */
+#define MEMPOLICY_MAX_NODES 1024 /* the node numbers a memoryPolicy may name (as runc: 0-1023) */
+/* "0-3,7" into mask (bits bits, cleared first); a number >= bits, a bad range or syntax: EINVAL. NULL: empty. */
+int parse_id_list(const char *s, unsigned long *mask, unsigned bits);
+int op_mempolicy(struct ctx *c, const struct plan_op *op);
+
 /* net.c */
 int op_loopback_up(struct ctx *c, const struct plan_op *op);
 

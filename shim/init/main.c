@@ -377,6 +377,7 @@ static op_fn lookup(uint32_t code)
 	case OP_JOIN_CGROUP: return op_join_cgroup;
 	case OP_REPORT: return op_report;
 	case OP_LOOPBACK_UP: return op_loopback_up;
+	case OP_MEMPOLICY: return op_mempolicy;
 	default: return NULL;
 	}
 }

@@ -80,31 +80,14 @@ int op_ioprio(struct ctx *c, const struct plan_op *op)
 int op_cpu_affinity(struct ctx *c, const struct plan_op *op)
 {
 	unsigned long mask[64]; /* 4096 cpus */
-	const unsigned bits = sizeof mask * 8, per = sizeof mask[0] * 8;
 	const char *s = op_str(c, op, 0);
 
 	if (!s)
 		return fail(c, EINVAL, "cpu affinity: no list");
-	memset(mask, 0, sizeof mask);
-	while (*s) {
-		uint64_t lo, hi, i;
-		if (parse_u64(&s, &lo))
-			return fail(c, EINVAL, op_str(c, op, 0));
-		hi = lo;
-		if (*s == '-') {
-			s++;
-			if (parse_u64(&s, &hi))
-				return fail(c, EINVAL, op_str(c, op, 0));
-		}
-		if (hi < lo || hi >= bits || (*s && *s != ','))
-			return fail(c, EINVAL, op_str(c, op, 0));
-		for (i = lo; i <= hi; i++)
-			mask[i / per] |= 1UL << (i % per);
-		if (*s == ',')
-			s++;
-	}
+	if (parse_id_list(s, mask, sizeof mask * 8))
+		return fail(c, EINVAL, s);
 	if (syscall(SYS_sched_setaffinity, 0, sizeof mask, mask) < 0)
-		return fail(c, errno, op_str(c, op, 0));
+		return fail(c, errno, s);
 	return 0;
 }
 

@@ -532,18 +532,6 @@ def test_realtime_runtime_reaches_a_container_under_a_new_parent(rt, bundle):
                     os.rmdir(d)
 
 
-def test_memory_policy_is_refused_not_ignored(rt, bundle):
-    """linux.memoryPolicy is not applied by the init: create refuses it naming the field (and `features` lists no
-    mode), rather than accepting a policy it would not carry out."""
-    bundle.linux["memoryPolicy"] = {"mode": "MPOL_BIND", "nodes": "0"}
-    bundle.args("true")
-    _cid, res = rt.create(bundle)
-    res.fails("/linux/memoryPolicy")
-    assert rt.state_dirs() == []
-    features = json.loads(rt.call("features").ok().out)
-    assert features["linux"]["memoryPolicy"]["modes"] == []
-
-
 @pytest.mark.parametrize(
     "prop,tag", [("rprivate", None), ("rshared", "shared"), ("runbindable", "unbindable"), ("rslave", None)]
 )

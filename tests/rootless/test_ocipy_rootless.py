@@ -265,6 +265,25 @@ def test_locked_mount_flags_are_kept_on_binds(user: RootlessUser, bundle: Bundle
         subprocess.run(["umount", str(src)], check=True)
 
 
+@pytest.mark.parametrize("own", [False, True])
+def test_idmapped_mounts_are_refused_as_runc_does(user: RootlessUser, bundle: Bundle, cid: str, own: bool) -> None:
+    """runc 1.5.1: "id-mapped mounts are not supported for rootless containers". The kernel idmaps a mount only for
+    a caller privileged over its filesystem's user namespace (the host's, for a bind of a host directory), with the
+    container's mappings or mappings of the mount's own: one line naming the field, before anything is made."""
+    src = user.files("idmapped")
+
+    def edit(cfg: dict[str, Any]) -> None:
+        m: dict[str, Any] = {"destination": "/mnt", "type": "bind", "source": str(src), "options": ["bind", "idmap"]}
+        if own:
+            m["uidMappings"] = [{"containerID": 0, "hostID": user.uid, "size": 1}]
+            m["gidMappings"] = [{"containerID": 0, "hostID": user.gid, "size": 1}]
+        cfg["mounts"].append(m)
+
+    line = run_fails(user, bundle(["true"], edit), cid)
+    assert line.startswith("ocipy: /mounts/"), line
+    assert "/options/1: idmapped mounts are not supported for rootless containers" in line, line
+
+
 def test_cgroup_limits_without_a_writable_cgroup_fail_naming_the_field(
     user: RootlessUser, bundle: Bundle, cid: str
 ) -> None:

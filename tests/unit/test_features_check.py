@@ -105,7 +105,12 @@ def test_features_has_every_key_runc_has_and_validates() -> None:
     assert doc["linux"]["netDevices"] == {"enabled": True}
     assert {"tmpcopyup", "rro", "idmap", "nosymfollow"} <= set(doc["mountOptions"])
     # what ocipy does not do is false / empty, not left out
-    assert doc["linux"]["memoryPolicy"] == {"modes": [], "flags": []}
+    assert doc["linux"]["memoryPolicy"]["flags"] == [
+        "MPOL_F_NUMA_BALANCING",
+        "MPOL_F_RELATIVE_NODES",
+        "MPOL_F_STATIC_NODES",
+    ]
+    assert len(doc["linux"]["memoryPolicy"]["modes"]) == 7
     assert doc["linux"]["intelRdt"] == {"enabled": False, "schemata": False, "monitoring": False}
     ann = doc["annotations"]
     assert ann["org.opencontainers.ocipy.version"] == version.VERSION
@@ -213,17 +218,17 @@ def test_check_says_libseccomp_missing_when_it_cannot_be_loaded() -> None:
     assert rc.strip() == "1"
 
 
-def test_create_refuses_a_memory_policy_features_does_not_offer(tmp_path: Path) -> None:
+def test_create_refuses_a_memory_policy_runc_refuses(tmp_path: Path) -> None:
     bundle = tmp_path / "b"
     (bundle / "rootfs").mkdir(parents=True)
     assert ocipy("spec", "--bundle", str(bundle)).returncode == 0
     config = json.loads((bundle / "config.json").read_text())
     config["process"]["terminal"] = False
-    config["linux"]["memoryPolicy"] = {"mode": "MPOL_BIND", "nodes": "0"}
+    config["linux"]["memoryPolicy"] = {"mode": "MPOL_BIND"}
     (bundle / "config.json").write_text(json.dumps(config))
     res = ocipy("--root", str(tmp_path / "state"), "create", "--bundle", str(bundle), "mp")
     assert res.returncode == 1
-    assert res.stderr.strip() == "ocipy: /linux/memoryPolicy: memory policies are not supported by ocipy yet"
+    assert res.stderr.strip() == "ocipy: /linux/memoryPolicy/nodes: MPOL_BIND needs at least one node"
     assert not (tmp_path / "state" / "mp").exists()
 
 

@@ -767,12 +767,12 @@ ERRORS: list[tuple[str, Any, str]] = [
     (
         "idmap without user namespace",
         minimal(mounts=[{"destination": "/x", "type": "bind", "source": "/x", "options": ["bind", "idmap"]}]),
-        "/mounts/0/options: idmap needs a new user namespace",
+        "/mounts/0/options/1: idmap with no uidMappings/gidMappings takes the container's user namespace, and it has none",
     ),
     (
         "idmap on a filesystem",
         minimal(mounts=[{"destination": "/x", "type": "tmpfs", "source": "t", "options": ["idmap"]}]),
-        "/mounts/0/options: idmap is only supported on bind mounts",
+        "/mounts/0/options: idmapped mounts are only supported on bind mounts",
     ),
     (
         "host sysctl",

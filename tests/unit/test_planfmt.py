@@ -93,7 +93,7 @@ def test_defines_match() -> None:
     assert defines["PLAN_MAGIC"] == planfmt.MAGIC
     assert defines["PLAN_NOSTR"] == planfmt.NOSTR
     for name, value in defines.items():
-        if name.startswith("MNTF_"):
+        if name.startswith(("MNTF_", "SYNC_")):
             assert getattr(planfmt, name) == value, name
 
 

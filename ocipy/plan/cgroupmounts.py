@@ -1,0 +1,128 @@
+"""Mounts of type cgroup: a cgroup2 mount, one mount per v1 hierarchy under a tmpfs, or binds of the container's own
+cgroup directories when it has no cgroup namespace."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+
+from ocipy import mountopts as mo
+from ocipy.cgroups.layout import CgroupHierarchy
+from ocipy.plan.base import Section
+from ocipy.planfmt import MNTF_MKDIR, OP_MOUNT, OP_SYMLINK, mount_attrs
+
+
+class CgroupMountsSection(Section):
+    def cgroup_mount(self, ptr: str, dest: str, opts: mo.MountOptions) -> None:
+        mnt_flags = opts.flags & mo.MNT_FLAGS
+        attrs = mount_attrs(opts.attr_set, opts.attr_clr)
+        cgroups = self.host.cgroups
+        own = self._own_cgroup_dirs(cgroups)
+        if "cgroup" not in self.ns.new and own:
+            # Without a cgroup namespace a fresh cgroup mount would show the host's whole tree from its root:
+            # like runc, show each hierarchy through a bind of the container's own cgroup directory.
+            self._cgroup_binds(ptr, dest, opts, cgroups, own)
+            return
+        if "cgroup" not in self.ns.new:
+            # No cgroup of its own is known: the host's hierarchies, every mount beneath with the asked flags.
+            rec = mount_attrs(opts.attr_set | mo.flags_to_attrs(mnt_flags), opts.attr_clr)
+            self.op(
+                OP_MOUNT,
+                ptr,
+                s=("/sys/fs/cgroup", dest, None, None),
+                a=(mo.MS_BIND | mo.MS_REC, 0, opts.propagation, rec, MNTF_MKDIR),
+                what=f"rbind /sys/fs/cgroup on {dest}",
+            )
+            return
+        if not cgroups or any(h.name == "" and h.fstype == "cgroup2" for h in cgroups):
+            self.op(
+                OP_MOUNT,
+                ptr,
+                s=("cgroup", dest, "cgroup2", None),
+                a=(opts.flags, 0, opts.propagation, attrs, MNTF_MKDIR),
+                what=f"cgroup2 on {dest}",
+            )
+            return
+        # v1 or hybrid host: a tmpfs holding one mount per hierarchy, each rooted at our cgroup by the namespace
+        base = (opts.flags & ~mo.MS_RDONLY) | mo.MS_NOSUID | mo.MS_NODEV | mo.MS_NOEXEC
+        self.op(
+            OP_MOUNT,
+            ptr,
+            s=("tmpfs", dest, "tmpfs", "mode=755"),
+            a=(base, 0, opts.propagation, 0, MNTF_MKDIR),
+            what=f"tmpfs on {dest} for the cgroup hierarchies",
+        )
+        for h in cgroups:
+            sub = posixpath.join(dest, h.name)
+            self.op(
+                OP_MOUNT,
+                ptr,
+                s=("cgroup", sub, h.fstype, h.options or None),
+                a=(opts.flags, 0, 0, attrs, MNTF_MKDIR),
+                what=f"{h.fstype} on {sub}",
+            )
+            if "," in h.name:
+                for ctrl in h.name.split(","):
+                    if ctrl != h.name:
+                        link = posixpath.join(dest, ctrl)
+                        self.op(OP_SYMLINK, ptr, s=(h.name, link), what=f"{link} -> {h.name}")
+        if mnt_flags & mo.MS_RDONLY:
+            self.op(
+                OP_MOUNT,
+                ptr,
+                s=(None, dest, None, None),
+                a=(mo.MS_REMOUNT | mo.MS_BIND | mnt_flags | mo.MS_NOSUID | mo.MS_NODEV | mo.MS_NOEXEC,),
+                what=f"remount {dest} read-only",
+            )
+
+    def _own_cgroup_dirs(self, cgroups: Sequence[CgroupHierarchy]) -> dict[str, str]:
+        """Hierarchy name -> the container's cgroup directory in it, from the cgroup.procs files it joins."""
+        own: dict[str, str] = {}
+        for procs in self.cgroup_procs:
+            d = posixpath.dirname(procs)
+            roots = [(posixpath.join("/sys/fs/cgroup", h.name).rstrip("/"), h.name) for h in cgroups]
+            matches = [(root, name) for root, name in roots if d == root or d.startswith(root + "/")]
+            if matches:  # the deepest mount point holding d ("/sys/fs/cgroup" itself only on a pure v2 host)
+                own[max(matches)[1]] = d
+        return own
+
+    def _cgroup_binds(
+        self, ptr: str, dest: str, opts: mo.MountOptions, cgroups: Sequence[CgroupHierarchy], own: dict[str, str]
+    ) -> None:
+        mnt_flags = opts.flags & mo.MNT_FLAGS
+        attrs = mount_attrs(opts.attr_set, opts.attr_clr)
+        remount = mo.MS_REMOUNT | mo.MS_BIND | mnt_flags | mo.MS_NOSUID | mo.MS_NODEV | mo.MS_NOEXEC
+        if "" in own:  # a pure v2 host: the container's cgroup is the whole mount
+            self.op(
+                OP_MOUNT,
+                ptr,
+                s=(own[""], dest, None, None),
+                a=(mo.MS_BIND | mo.MS_REC, remount, opts.propagation, attrs, MNTF_MKDIR),
+                what=f"bind the container's cgroup {own['']} on {dest}",
+            )
+            return
+        base = (opts.flags & ~mo.MS_RDONLY) | mo.MS_NOSUID | mo.MS_NODEV | mo.MS_NOEXEC
+        self.op(
+            OP_MOUNT,
+            ptr,
+            s=("tmpfs", dest, "tmpfs", "mode=755"),
+            a=(base, 0, opts.propagation, 0, MNTF_MKDIR),
+            what=f"tmpfs on {dest} for the cgroup hierarchies",
+        )
+        for h in cgroups:
+            if h.name not in own:
+                continue  # a hierarchy the container has no cgroup in shows nothing rather than the host's tree
+            sub = posixpath.join(dest, h.name)
+            self.op(
+                OP_MOUNT,
+                ptr,
+                s=(own[h.name], sub, None, None),
+                a=(mo.MS_BIND | mo.MS_REC, remount, 0, attrs, MNTF_MKDIR),
+                what=f"bind the container's cgroup {own[h.name]} on {sub}",
+            )
+            if "," in h.name:
+                for ctrl in h.name.split(","):
+                    link = posixpath.join(dest, ctrl)
+                    self.op(OP_SYMLINK, ptr, s=(h.name, link), what=f"{link} -> {h.name}")
+        if mnt_flags & mo.MS_RDONLY:
+            self.op(OP_MOUNT, ptr, s=(None, dest, None, None), a=(remount,), what=f"remount {dest} read-only")
