@@ -339,7 +339,7 @@ class Cgroupfs(Driver):
                         raise OcipyError(f"{events}: did not reach {want_line!r}")
                     time.sleep(0.001)
         except OSError as exc:
-            raise OcipyError(f"{'freeze' if frozen else 'thaw'} {path}: {exc.strerror or exc}") from None
+            raise OcipyError(f"{'freeze' if frozen else 'thaw'} {path}: {os_reason(exc)}") from None
 
     def kill(self, sig: int) -> bool:
         if self.pids() is None:
