@@ -5,7 +5,6 @@ goes there), the seccomp listener (sent to listenerPath), systemd's LISTEN_FDS a
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 TYPE_CHECKING = False
@@ -37,8 +36,10 @@ def write_pid_file(path: str, pid: int) -> None:
             f.write(str(pid))
         os.rename(tmp, path)
     except OSError as exc:
-        with contextlib.suppress(OSError):
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass
         raise OcipyError(f"pid file {path}: {os_reason(exc)}") from None
 
 

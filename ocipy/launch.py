@@ -10,12 +10,16 @@ import _socket  # not `socket`: its import converts every constant to an enum (~
 import errno
 import os
 import select
-import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping
 
 TYPE_CHECKING = False
+if TYPE_CHECKING:  # `signal` would make enums of its constants too (`enum`, ~1.5 ms per exec): its C half
+    import signal as _signal
+else:
+    import _signal
 if TYPE_CHECKING:  # `dataclasses` imports `inspect` (~10 ms on every exec): see ocipy/records.py
+    # `collections.abc` imports the `collections` package (~1.3 ms): annotations only
+    from collections.abc import Callable, Iterator, Mapping
     from dataclasses import dataclass, field
 else:
     from ocipy.records import dataclass, field
@@ -85,8 +89,8 @@ _MSG_NAMES = {
 # MSG_PID too: stage 0 lets the container init go on only once the caller has recorded it (docs/contracts.md)
 _AWAITS_ACK = frozenset({planfmt.MSG_USERMAP, planfmt.MSG_PID, planfmt.MSG_HOOKS, planfmt.MSG_SYNC})
 _FD_SIZE = 4  # a C int in SCM_RIGHTS
-# a handler of one message: the fds to send back with its MSG_ACK (or None)
-Handler = Callable[[Message], "list[int] | None"]
+if TYPE_CHECKING:  # a handler of one message: the fds to send back with its MSG_ACK (or None)
+    Handler = Callable[[Message], "list[int] | None"]
 
 
 @dataclass
@@ -245,7 +249,7 @@ class Launch:
         for pidfd in (self.pidfd, self.pidfd0):
             if pidfd >= 0:
                 try:
-                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    _signal.pidfd_send_signal(pidfd, _signal.SIGKILL)
                 except ProcessLookupError:
                     pass
         for pid in (self.pid, self.pid0):

@@ -26,7 +26,6 @@ MSG_SYNC = 7
 MSG_TRACE = 8  # --debug: an op is done (init started with "trace"); no reply
 
 # operation codes (enum plan_code)
-OP_NOP = 0
 OP_SETNS = 1
 OP_UNSHARE = 2
 OP_SYNC_USERMAP = 3
@@ -75,7 +74,6 @@ OP_EXEC = 59
 OP_SYNC = 60
 OP_SYNC_HOOKS = 61
 OP_SETSID = 62
-OP_SET_PDEATHSIG = 63
 OP_JOIN_CGROUP = 64
 OP_REPORT = 65
 OP_LOOPBACK_UP = 66
@@ -89,8 +87,6 @@ MNTF_MKDIR = 0x1
 MNTF_MKFILE = 0x2
 MNTF_PROC = 0x4
 MNTF_IDMAP = 0x8
-MNTF_REPLACE = 0x10
-MNTF_SRC_IN_ROOT = 0x20
 MNTF_IDMAP_REC = 0x40
 MNTF_TMPFS_MODE = 0x80
 MNTF_COPYUP = 0x100

@@ -9,18 +9,10 @@ import sys
 from typing import Any
 
 from ..errors import os_reason
+from ..namespaces import DESCRIPTIONS
 from . import NR, item, layout, read, syscall_errno
 
-NAMESPACES = {
-    "cgroup": "cgroup namespace: the container sees its own cgroup as the root",
-    "ipc": "ipc namespace",
-    "mnt": "mount namespace (required)",
-    "net": "network namespace",
-    "pid": "pid namespace",
-    "time": "time namespace (linux.timeOffsets)",
-    "user": "user namespace (rootless containers, uid mappings, idmapped mounts)",
-    "uts": "uts namespace (hostname)",
-}
+NAMESPACES = dict(sorted(DESCRIPTIONS.items()))  # /proc/self/ns name -> what it gives (ocipy/namespaces.py)
 
 
 # what `podman run IMAGE` and a Kubernetes pod ask for by default
