@@ -15,9 +15,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import socket
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `dataclasses` imports `inspect`, `typing` imports `re`, `socket` converts its constants to enums
+    import socket  # (~15 ms of create's imports together): annotations only, records.dataclass at run time
+    from dataclasses import dataclass
+    from typing import Any
+else:
+    from ocipy.records import dataclass
 
 from ocipy import errors, handoff, planfmt, procfs
 from ocipy.errors import OcipyError, os_reason
@@ -53,6 +58,8 @@ def _console(args: argparse.Namespace, terminal: bool) -> socket.socket | None:
     path = getattr(args, "console_socket", None)
     if terminal and not path and getattr(args, "allocate_console", False):
         # foreground `run`: the pty master comes back to this process (args.console_parent), which proxies it
+        import socket
+
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         args.console_parent = parent
         return child

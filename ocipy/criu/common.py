@@ -8,11 +8,11 @@ from typing import Any
 from ocipy.criu import messages
 from ocipy.criu.swrk import CriuFailed
 from ocipy.errors import OcipyError, os_reason
+from ocipy.namespaces import CLONE_FLAGS
 
 CONFIG_ANNOTATION = "org.criu.config"
 DEFAULT_CONFIG_FILE = "/etc/criu/ocipy.conf"
-CLONE_NEWNET = 0x40000000
-EMPTY_NS = {"network": CLONE_NEWNET, "net": CLONE_NEWNET}
+EMPTY_NS = {"network": CLONE_FLAGS["network"], "net": CLONE_FLAGS["network"]}
 
 
 def _reason(exc: OSError) -> str:

@@ -26,18 +26,10 @@ from typing import Any
 
 from ..cgroups import layout as layout_mod
 from ..errors import os_reason
+from ..namespaces import DESCRIPTIONS
 
 NR = {"pidfd_open": 434, "clone3": 435, "openat2": 437, "mount_setattr": 442, "open_tree": 428}
-NAMESPACES = {
-    "cgroup": "cgroup namespace: the container sees its own cgroup as the root",
-    "ipc": "ipc namespace",
-    "mnt": "mount namespace (required)",
-    "net": "network namespace",
-    "pid": "pid namespace",
-    "time": "time namespace (linux.timeOffsets)",
-    "user": "user namespace (rootless containers, uid mappings, idmapped mounts)",
-    "uts": "uts namespace (hostname)",
-}
+NAMESPACES = dict(sorted(DESCRIPTIONS.items()))  # /proc/self/ns name -> what it gives (ocipy/namespaces.py)
 # what `podman run IMAGE` and a Kubernetes pod ask for by default
 NEEDED_NAMESPACES = frozenset({"ipc", "mnt", "net", "pid", "uts"})
 NEEDED_CONTROLLERS = frozenset({"memory", "cpu", "pids", "devices"})
