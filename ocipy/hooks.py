@@ -19,18 +19,8 @@ else:  # `signal` makes enums of its constants (`enum`, ~1.5 ms; exec imports th
 
 from ocipy import errors, planfmt
 from ocipy.errors import OcipyError, os_reason
+from ocipy.namespaces import JOIN_ORDER as JOIN_ORDER  # the order a joining process enters them (exec too)
 
-# Which namespaces a joining process enters, in order: user first (it owns the others), mount last.
-JOIN_ORDER = (
-    ("user", 0x10000000),
-    ("ipc", 0x08000000),
-    ("uts", 0x04000000),
-    ("net", 0x40000000),
-    ("pid", 0x20000000),
-    ("cgroup", 0x02000000),
-    ("time", 0x00000080),
-    ("mnt", 0x00020000),
-)
 # runtime.md lifecycle: these fail the operation (and stop the container); only poststop merely warns.
 FATAL = frozenset({"prestart", "createRuntime", "createContainer", "startContainer", "poststart"})
 IN_CONTAINER = frozenset({"createContainer", "startContainer"})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from ocipy.errors import OcipyError
+from ocipy.errors import OcipyError, os_reason, pointer
 from ocipy.netlink import Route
 
 IFA_F_PERMANENT = 0x80
@@ -19,12 +19,12 @@ RT_SCOPE_UNIVERSE = 0
 
 
 def _pointer(name: str) -> str:
-    return "/linux/netDevices/" + name.replace("~", "~0").replace("/", "~1")
+    return pointer("linux", "netDevices", name)
 
 
 def _reason(exc: OSError) -> str:
     code = exc.errno
-    return os.strerror(code).lower() if isinstance(code, int) and code > 0 else str(exc).lower()
+    return os_reason(code) if isinstance(code, int) and code > 0 else str(exc).lower()
 
 
 def move(devices: dict[str, str | None], pid: int) -> None:
