@@ -177,7 +177,7 @@ def _init_failure(launch: Launch, exc: OSError) -> OcipyError:
     if launch.pidfd >= 0 and select.select([launch.pidfd], [], [], 1.0)[0]:
         for msg in launch.messages():
             if msg.type == planfmt.MSG_ERROR:
-                return OcipyError(launch.describe_error(msg))
+                return launch.init_error(msg)
     where = f"{exc.filename}: " if exc.filename else ""
     return OcipyError(f"/linux/netDevices: {where}{os_reason(exc)}")
 

@@ -11,19 +11,19 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ocipy.errors import OcipyError
+from ocipy.errors import OcipyError, os_reason, pointer
 
 IFA_F_PERMANENT = 0x80
 RT_SCOPE_UNIVERSE = 0
 
 
 def _pointer(name: str) -> str:
-    return "/linux/netDevices/" + name.replace("~", "~0").replace("/", "~1")
+    return pointer("linux", "netDevices", name)
 
 
 def _reason(exc: BaseException) -> str:
     code = getattr(exc, "code", None)
-    return os.strerror(code).lower() if isinstance(code, int) and code > 0 else str(exc).lower()
+    return os_reason(code) if isinstance(code, int) and code > 0 else str(exc).lower()
 
 
 def move(devices: dict[str, str | None], pid: int) -> None:

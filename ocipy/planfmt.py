@@ -7,7 +7,10 @@ error the init reports as (op index, errno, detail) becomes one line naming the 
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `collections.abc` imports the `collections` package (~1 ms on every exec): annotations only
+    from collections.abc import Sequence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only

@@ -38,7 +38,8 @@ else:
 if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
     from typing import Any
 
-from ocipy.errors import OcipyError
+from ocipy.errors import ConfigError, os_reason
+from ocipy.errors import pointer as _ptr
 
 SCMP_ACT_KILL_PROCESS = 0x80000000
 SCMP_ACT_KILL_THREAD = 0x00000000
@@ -112,13 +113,8 @@ int seccomp_export_bpf(const scmp_filter_ctx ctx, int fd);
 """
 
 
-class SeccompError(OcipyError):
+class SeccompError(ConfigError):
     """A seccomp config that cannot be compiled, named by the JSON pointer of the field at fault."""
-
-    def __init__(self, pointer: str, message: str) -> None:
-        super().__init__(f"{pointer}: {message}")
-        self.pointer = pointer
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -160,10 +156,6 @@ def _encodable(text: str) -> bool:
 
 def _get(obj: Any, name: str) -> Any:
     return None if obj is None else getattr(obj, name, None)
-
-
-def _ptr(*parts: str | int) -> str:
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 def action_value(name: Any, errno_ret: Any, ptr: str, errno_ptr: str) -> int:
@@ -261,7 +253,7 @@ def compile_filter(cfg: Any, ptr: str = "/linux/seccomp") -> Program:
         for i, arch in enumerate(_get(cfg, "architectures") or ()):
             rc = lib.seccomp_arch_add(ctx, arch_token(arch, f"{ptr}/architectures/{i}"))
             if rc < 0 and rc != -errno_mod.EEXIST:
-                raise SeccompError(f"{ptr}/architectures/{i}", f"{arch}: {os.strerror(-rc).lower()}")
+                raise SeccompError(f"{ptr}/architectures/{i}", f"{arch}: {os_reason(-rc)}")
         lib.seccomp_attr_set(ctx, _SCMP_FLTATR_CTL_NNP, 0)  # the plan decides about no_new_privs
         if len(calls) > 32:
             lib.seccomp_attr_set(ctx, _SCMP_FLTATR_CTL_OPTIMIZE, 2)  # binary tree (runc's threshold)
@@ -292,7 +284,7 @@ def compile_filter(cfg: Any, ptr: str = "/linux/seccomp") -> Program:
                         arr[n].arg, arr[n].op, arr[n].datum_a, arr[n].datum_b = index, op, a, b
                     rc = lib.seccomp_rule_add_array(ctx, act, nr, len(group), arr)
                     if rc < 0:
-                        raise SeccompError(f"{cptr}/names/{k}", f"{name}: libseccomp: {os.strerror(-rc).lower()}")
+                        raise SeccompError(f"{cptr}/names/{k}", f"{name}: libseccomp: {os_reason(-rc)}")
         bpf = _export(lib, ctx, ptr)
     finally:
         lib.seccomp_release(ctx)
@@ -314,7 +306,7 @@ def _export(lib: Any, ctx: Any, ptr: str) -> bytes:
     try:
         rc = lib.seccomp_export_bpf(ctx, fd)
         if rc < 0:
-            raise SeccompError(ptr, f"libseccomp could not export the filter: {os.strerror(-rc).lower()}")
+            raise SeccompError(ptr, f"libseccomp could not export the filter: {os_reason(-rc)}")
         size = os.fstat(fd).st_size
         return os.pread(fd, size, 0)
     finally:
