@@ -183,7 +183,7 @@ class Launch:
         `trace`: the verb, for the fault-injection step names (`create.got-pid`, ocipy/faults.py)."""
         for msg in self.messages():
             if msg.type == planfmt.MSG_TRACE:  # --debug only: an op done; no reply, no fault-injection point
-                name = planfmt.NAMES.get(self.plan.ops[msg.op][0], "?") if 0 <= msg.op < len(self.plan.ops) else "?"
+                name = planfmt.NAMES.get(self.plan.ops[msg.op].code, "?") if 0 <= msg.op < len(self.plan.ops) else "?"
                 errors.debug(f"init: op {msg.op} done: {name} {self.plan.field_of(msg.op) or '-'}")
                 continue
             if trace:
