@@ -389,7 +389,7 @@ class _Create:
         point("create.pid-recorded")
         linux = self.spec.linux
         if linux is not None and linux.net_devices:
-            from ocipy import netdev  # pyroute2: only for configs that have netDevices
+            from ocipy import netdev  # rtnetlink: only for configs that have netDevices
 
             try:
                 netdev.move({k: v.name for k, v in linux.net_devices.items()}, msg.pid)
