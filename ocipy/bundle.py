@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `typing` imports `re` and `contextlib` (~5 ms per create): annotations only
+    from typing import Any
 
 from ocipy import errors
 from ocipy.errors import OcipyError

@@ -19,21 +19,28 @@ Stage 1 (the container's namespaces, root = the container's root):
   7. The process section (above), no `created` handshake, then `OP_CPU_AFFINITY` execCPUAffinity.final,
      `OP_CLOSE_FDS(extra_fds)` and `OP_EXEC`.
 
+Built from the planner's sections exec shares with create and nothing else (issue 15): ocipy/plan/namespaces.py
+(linux.namespaces and the id mappings, to check the process's ids) and ocipy/plan/process.py. The mount, device,
+sysctl and cgroup sections are not imported, and the host is probed only for what those two read (capabilities,
+LSMs): no mountinfo parse, no cgroup layout.
+
 Pure like ocipy/plan/: the host is looked at read-only (HostFacts, and which namespaces differ, which tests pass).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
-    from typing import Any
+if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`), `collections.abc` ~1 ms: annotations only
+    from collections.abc import Sequence
 
+    from ocipy.plan.host import HostFacts
+    from ocipy.spec import views
+
+from ocipy import caps, inroot, lsm
 from ocipy.hooks import JOIN_ORDER, differing_namespaces
-from ocipy.plan.base import CreatePlan, PlanError, _get
-from ocipy.plan.create import _Compiler
-from ocipy.plan.host import HostFacts
+from ocipy.plan.base import CreatePlan, PlanError, opt
+from ocipy.plan.namespaces import NamespacesSection
+from ocipy.plan.process import ProcessSection
 from ocipy.planfmt import (
     OP_CLONE,
     OP_CONSOLE,
@@ -48,8 +55,8 @@ CONSOLE_NO_DEV_CONSOLE = 1  # OP_CONSOLE a3: do not bind the pty on /dev/console
 
 
 def compile_exec(
-    container_spec: Any,
-    process: Any,
+    container_spec: views.Spec,
+    process: views.Process | None,
     *,
     init_pid: int,
     cgroup_procs: Sequence[str] = (),
@@ -71,61 +78,55 @@ def compile_exec(
     """
     compiler = _ExecCompiler(
         container_spec,
-        process,
-        init_pid=init_pid,
-        cgroup_procs=list(cgroup_procs),
+        rootfs="/",
+        bundle="",
+        fifo="",
         console_fd=console_fd,
         extra_fds=extra_fds,
-        joins=differing_namespaces(init_pid) if joins is None else list(joins),
+        no_pivot=False,
         no_new_keyring=no_new_keyring,
+        env_extra=[],
         host_uid=host_uid,
-        host=host or HostFacts.probe(),
+        cgroup_procs=list(cgroup_procs),
+        host=host or probe_host(),
     )
+    compiler.process = process
+    compiler.init_pid = init_pid
+    compiler.joins = differing_namespaces(init_pid) if joins is None else list(joins)
     compiler.seccomp_cache = seccomp_cache
     return compiler.run()
 
 
-class _ExecCompiler(_Compiler):
-    def __init__(
-        self,
-        spec: Any,
-        process: Any,
-        *,
-        init_pid: int,
-        cgroup_procs: list[str],
-        console_fd: int | None,
-        extra_fds: int,
-        joins: list[str],
-        no_new_keyring: bool,
-        host_uid: int,
-        host: HostFacts,
-    ) -> None:
-        super().__init__(
-            spec,
-            rootfs="/",
-            bundle="",
-            fifo="",
-            console_fd=console_fd,
-            extra_fds=extra_fds,
-            no_pivot=False,
-            no_new_keyring=no_new_keyring,
-            env_extra=[],
-            host_uid=host_uid,
-            cgroup_procs=cgroup_procs,
-            host=host,
-        )
-        self.process = process
-        self.init_pid = init_pid
-        self.joins = joins
+class _ProcessHost:
+    """The HostFacts fields the namespace and process sections read, probed (exec plans no mounts, devices or
+    cgroups: ocipy/plan/host.py and its mountinfo, cgroup layout and rootless probes cost ~0.7 ms and are not needed).
+    A field these sections start to read and this lacks fails loudly (tests/unit/test_execplan.py compiles with it)."""
+
+    def __init__(self) -> None:
+        self.cap_last_cap = caps.host_last_cap()
+        self.bounding = caps.own_bounding_set()
+        self.lsms = lsm.active()
+        self.apparmor_exec = lsm.apparmor_exec_path()
+        self.read_in_root = inroot.read_in_root
+
+
+def probe_host() -> HostFacts:
+    """What exec's sections need to know about the host (HostFacts' fields of the same names)."""
+    return _ProcessHost()  # type: ignore[return-value]  # duck-typed: only these fields are read
+
+
+class _ExecCompiler(NamespacesSection, ProcessSection):
+    init_pid = 0
+    joins: Sequence[str] = ()  # the namespace kinds to enter (hooks.JOIN_ORDER names)
 
     def run(self) -> CreatePlan:
         proc = self.process
         if proc is None:
             raise PlanError("/process", "exec needs a process")
-        cwd = _get(proc, "cwd")
+        cwd = opt(proc).cwd
         if not cwd or not str(cwd).startswith("/"):
             raise PlanError("/process/cwd", f"{cwd!r} must be an absolute path")
-        args = list(_get(proc, "args") or ())
+        args = list(opt(proc).args or ())
         if not args or not args[0]:
             raise PlanError("/process/args", "at least one argument (the program) is required")
         self.read_namespaces()
@@ -143,7 +144,7 @@ class _ExecCompiler(_Compiler):
         for path in self.cgroup_procs:
             self.op(OP_JOIN_CGROUP, "/linux/cgroupsPath", s=(path,), what="join the container's cgroup")
         self.cpu_affinity("initial")
-        oom = _get(self.process, "oom_score_adj")
+        oom = opt(self.process).oom_score_adj
         if oom is not None:
             self.op(
                 OP_WRITE_PROC,
@@ -162,13 +163,13 @@ class _ExecCompiler(_Compiler):
         self.op(OP_CLONE, "", a=(0,), what="fork the process in the container's pid namespace")
 
     def stage1_console(self) -> None:
-        proc = self.process
-        if not _get(proc, "terminal"):
+        proc = opt(self.process)
+        if not proc.terminal:
             return
         if self.console_fd is None:
             raise PlanError("/process/terminal", "a terminal needs a console socket (--console-socket)")
-        size = _get(proc, "console_size")
-        rows, cols = int(_get(size, "height") or 0), int(_get(size, "width") or 0)
+        size = opt(proc.console_size)
+        rows, cols = int(size.height or 0), int(size.width or 0)
         self.op(OP_OPEN_ROOT, "", s=("/",), what="the container's root")
         self.op(
             OP_CONSOLE,
@@ -178,7 +179,8 @@ class _ExecCompiler(_Compiler):
         )
 
     def cpu_affinity(self, which: str) -> None:
-        cpus = _get(_get(self.process, "exec_cpu_affinity"), which)
+        affinity = opt(opt(self.process).exec_cpu_affinity)
+        cpus = affinity.initial if which == "initial" else affinity.final
         if cpus:
             text = "".join(str(cpus).split())
             self.op(OP_CPU_AFFINITY, f"/process/execCPUAffinity/{which}", s=(text,), what=f"{which} cpus {text}")

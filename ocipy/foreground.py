@@ -3,29 +3,32 @@ socket (`run`, `exec`, foreground `restore`)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
-import signal
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `signal` makes enums of its constants (`enum`, ~1.5 ms on every exec): its C half
+    import signal as _signal
+else:
+    import _signal
 
 from ocipy.errors import OcipyError
 from ocipy.launch import Launch, exit_code
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
 
 # Signals a foreground run passes on to the container process instead of dying from them.
 FORWARDED = (
-    signal.SIGINT,
-    signal.SIGTERM,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGWINCH,
-    signal.SIGCONT,
-    signal.SIGALRM,
+    _signal.SIGINT,
+    _signal.SIGTERM,
+    _signal.SIGHUP,
+    _signal.SIGQUIT,
+    _signal.SIGUSR1,
+    _signal.SIGUSR2,
+    _signal.SIGWINCH,
+    _signal.SIGCONT,
+    _signal.SIGALRM,
 )
 
 _pending: list[int] = []  # signals that came before the process existed
@@ -48,29 +51,34 @@ def receive_master(sock: socket.socket) -> int:
 
 def forward_signals(launch: Launch, proxied: bool) -> None:
     def forward(signum: int, _frame: object) -> None:
-        if signum == signal.SIGWINCH and proxied:
+        if signum == _signal.SIGWINCH and proxied:
             if _master >= 0:
                 _copy_winsize(0, _master)
             return
         if launch.pidfd < 0:
             _pending.append(signum)
             return
-        with contextlib.suppress(ProcessLookupError, OSError):
-            signal.pidfd_send_signal(launch.pidfd, signum)
+        _send(launch.pidfd, signum)
 
     for sig in FORWARDED:
-        signal.signal(sig, forward)
+        _signal.signal(sig, forward)
+
+
+def _send(pidfd: int, signum: int) -> None:
+    try:
+        _signal.pidfd_send_signal(pidfd, signum)
+    except OSError:  # ProcessLookupError too: the process is gone
+        pass
 
 
 def flush_pending(launch: Launch) -> None:
     while _pending:
-        with contextlib.suppress(ProcessLookupError, OSError):
-            signal.pidfd_send_signal(launch.pidfd, _pending.pop(0))
+        _send(launch.pidfd, _pending.pop(0))
 
 
 def restore_signals() -> None:
     for sig in FORWARDED:
-        signal.signal(sig, signal.SIG_DFL)
+        _signal.signal(sig, _signal.SIG_DFL)
 
 
 def wait(launch: Launch, master: int, failure: int) -> int:
@@ -93,14 +101,17 @@ def _copy_winsize(src: int, dst: int) -> None:
     import fcntl
     import termios
 
-    with contextlib.suppress(OSError):
+    try:
         size = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
         fcntl.ioctl(dst, termios.TIOCSWINSZ, size)
+    except OSError:
+        pass
 
 
 def _proxy(master: int, pidfd: int) -> None:
     """Copy our stdin to the pty master and the master to our stdout until the process exits (runc does this for a
     foreground `exec -t` without a console socket). Our terminal, when stdin is one, is in raw mode meanwhile."""
+    import contextlib  # a terminal only
     import termios
     import tty
 

@@ -9,26 +9,18 @@ Stdlib and the shim only: `start` and `delete` use this module.
 from __future__ import annotations
 
 import os
-import signal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
+    import signal as _signal
     from typing import Any
+else:  # `signal` makes enums of its constants (`enum`, ~1.5 ms; exec imports this module): its C half
+    import _signal
 
 from ocipy import errors, planfmt
 from ocipy.errors import OcipyError, os_reason
+from ocipy.namespaces import JOIN_ORDER as JOIN_ORDER  # the order a joining process enters them (exec too)
 
-# Which namespaces a joining process enters, in order: user first (it owns the others), mount last.
-JOIN_ORDER = (
-    ("user", 0x10000000),
-    ("ipc", 0x08000000),
-    ("uts", 0x04000000),
-    ("net", 0x40000000),
-    ("pid", 0x20000000),
-    ("cgroup", 0x02000000),
-    ("time", 0x00000080),
-    ("mnt", 0x00020000),
-)
 # runtime.md lifecycle: these fail the operation (and stop the container); only poststop merely warns.
 FATAL = frozenset({"prestart", "createRuntime", "createContainer", "startContainer", "poststart"})
 IN_CONTAINER = frozenset({"createContainer", "startContainer"})
@@ -173,7 +165,7 @@ def _run_in_container(hook: dict[str, Any], payload: bytes, pid: int) -> None:
         stdin_w = -1
         status = launch.wait(_timeout(hook))
         if status is None:
-            signal.pidfd_send_signal(launch.pidfd, signal.SIGKILL)
+            _signal.pidfd_send_signal(launch.pidfd, _signal.SIGKILL)
             launch.wait()
             raise OcipyError(f"timed out after {hook['timeout']}s")
         output = _read_some(out_r)

@@ -10,18 +10,22 @@ import _socket  # not `socket`: its import converts every constant to an enum (~
 import errno
 import os
 import select
-import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping
 
 TYPE_CHECKING = False
+if TYPE_CHECKING:  # `signal` would make enums of its constants too (`enum`, ~1.5 ms per exec): its C half
+    import signal as _signal
+else:
+    import _signal
 if TYPE_CHECKING:  # `dataclasses` imports `inspect` (~10 ms on every exec): see ocipy/records.py
+    # `collections.abc` imports the `collections` package (~1.3 ms): annotations only
+    from collections.abc import Callable, Iterator, Mapping
     from dataclasses import dataclass, field
 else:
     from ocipy.records import dataclass, field
 
 from ocipy import _shim, errors, planfmt
-from ocipy.errors import OcipyError
+from ocipy.errors import InitError, OcipyError, os_reason
 from ocipy.faults import point
 
 
@@ -85,8 +89,8 @@ _MSG_NAMES = {
 # MSG_PID too: stage 0 lets the container init go on only once the caller has recorded it (docs/contracts.md)
 _AWAITS_ACK = frozenset({planfmt.MSG_USERMAP, planfmt.MSG_PID, planfmt.MSG_HOOKS, planfmt.MSG_SYNC})
 _FD_SIZE = 4  # a C int in SCM_RIGHTS
-# a handler of one message: the fds to send back with its MSG_ACK (or None)
-Handler = Callable[[Message], "list[int] | None"]
+if TYPE_CHECKING:  # a handler of one message: the fds to send back with its MSG_ACK (or None)
+    Handler = Callable[[Message], "list[int] | None"]
 
 
 @dataclass
@@ -179,7 +183,7 @@ class Launch:
         `trace`: the verb, for the fault-injection step names (`create.got-pid`, ocipy/faults.py)."""
         for msg in self.messages():
             if msg.type == planfmt.MSG_TRACE:  # --debug only: an op done; no reply, no fault-injection point
-                name = planfmt.NAMES.get(self.plan.ops[msg.op][0], "?") if 0 <= msg.op < len(self.plan.ops) else "?"
+                name = planfmt.NAMES.get(self.plan.ops[msg.op].code, "?") if 0 <= msg.op < len(self.plan.ops) else "?"
                 errors.debug(f"init: op {msg.op} done: {name} {self.plan.field_of(msg.op) or '-'}")
                 continue
             if trace:
@@ -189,7 +193,7 @@ class Launch:
             if msg.type == planfmt.MSG_ERROR:
                 for fd in msg.fds:
                     os.close(fd)
-                raise OcipyError(self.describe_error(msg))
+                raise self.init_error(msg)
             handler = (handlers or {}).get(msg.type)
             try:
                 reply = handler(msg) if handler is not None else None
@@ -206,9 +210,14 @@ class Launch:
                 return True
         return False
 
+    def init_error(self, msg: Message) -> InitError:
+        """The init's MSG_ERROR as an InitError carrying the op, the errno and the field, worded by `describe_error`."""
+        pointer = (self.plan.field_of(msg.op) or "") if msg.op >= 0 else ""
+        return InitError(self.describe_error(msg), msg.op, msg.err, pointer, msg.detail)
+
     def describe_error(self, msg: Message) -> str:
         """One line naming the config field: `/mounts/3 (proc on /proc): mount: operation not permitted`."""
-        reason = os.strerror(msg.err).lower() if msg.err else "failed"
+        reason = os_reason(msg.err) if msg.err else "failed"
         if msg.op < 0:
             return f"ocipy-init: {msg.detail or 'failed'}: {reason}"
         field_ = self.plan.field_of(msg.op) or "runtime"
@@ -240,7 +249,7 @@ class Launch:
         for pidfd in (self.pidfd, self.pidfd0):
             if pidfd >= 0:
                 try:
-                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    _signal.pidfd_send_signal(pidfd, _signal.SIGKILL)
                 except ProcessLookupError:
                     pass
         for pid in (self.pid, self.pid0):
@@ -314,7 +323,7 @@ def _write_proc(pid: int, name: str, text: str, pointer: str) -> None:
         finally:
             os.close(fd)
     except OSError as exc:
-        raise OcipyError(f"{pointer}: write {name}: {exc.strerror.lower() if exc.strerror else exc}") from None
+        raise OcipyError(f"{pointer}: write {name}: {os_reason(exc)}") from None
 
 
 def _run_map_helper(helper: str, pid: int, text: str, pointer: str) -> None:

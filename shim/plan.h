@@ -82,7 +82,7 @@ enum sync_type {
  * "path in root" = resolved beneath the root fd saved by OP_OPEN_ROOT (openat2 RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS),
  * never through a symlink leaving it; missing components are created when the op says so. */
 enum plan_code {
-	OP_NOP = 0,
+	/* 0 is no op: a zeroed op is an unknown op. shim/init/main.c dispatches through `handlers`, one row per code. */
 
 	/* --- namespaces (stage 0: runs in the caller's namespaces) --- */
 	OP_SETNS = 1,           /* s0 = path of a namespace file, a0 = CLONE_NEW* type (0 = any). Joins it. */
@@ -111,7 +111,7 @@ enum plan_code {
 	OP_MKNOD = 14,          /* s1 = path in root (parents created), a0 = mode incl. S_IFCHR/S_IFBLK/S_IFIFO,
 	                           a1 = makedev(major, minor), a2 = uid, a3 = gid (-1 = leave). The mode is set with chmod
 	                           afterwards (mknod applies the umask). An existing node of the same type and device is
-	                           kept; anything else there is EEXIST (config-linux.md), unless a4 & MNTF_REPLACE. */
+	                           kept; anything else there is EEXIST (config-linux.md). */
 	OP_BIND_DEV = 15,       /* s0 = host device path (opened O_PATH before binding and checked to be a device),
 	                           s1 = path in root (created as a file): for user namespaces where mknod is denied. */
 	OP_SYMLINK = 16,        /* s0 = target text, s1 = link path in root (parents created). Existing link: skipped. */
@@ -190,7 +190,6 @@ enum plan_code {
 	                           its own; with one they come with OP_SYNC_USERMAP's ACK) */
 	OP_SYNC_HOOKS = 61,     /* send MSG_HOOKS(pid), wait for MSG_ACK */
 	OP_SETSID = 62,         /* setsid() */
-	OP_SET_PDEATHSIG = 63,  /* prctl(PR_SET_PDEATHSIG, a0) */
 	OP_JOIN_CGROUP = 64,    /* s0 = a cgroup.procs path on the host: write "0" (this process) into it */
 	OP_REPORT = 65,         /* how to report a failure once `create` has returned (after OP_SIGNAL_CREATED nobody
 	                           reads the sync socket): s0 = the --log file (NULL = none), opened O_APPEND now (stage 0,
@@ -201,6 +200,8 @@ enum plan_code {
 	OP_LOOPBACK_UP = 66,    /* bring "lo" up (SIOCSIFFLAGS IFF_UP) in the network namespace the init is in */
 	OP_MEMPOLICY = 67,      /* set_mempolicy(a0 = MPOL_* mode | MPOL_F_* flags, nodes of s0): s0 = node list "0-3,7"
 	                           (NULL or "" = no nodes: a NULL mask), nodes 0-1023 */
+
+	OP__COUNT               /* one past the last code: keep it last (the size of main.c's handler table) */
 };
 
 /* OP_SYNC a0 */
@@ -215,8 +216,6 @@ enum plan_code {
                                and sends the detached tree with the MSG_USERMAP ACK, or OP_SYNC SYNC_MOUNT_TREES's
                                (SCM_RIGHTS, one fd per idmapped mount in plan order); the init move_mounts it onto
                                s1 */
-#define MNTF_REPLACE 0x10   /* OP_MKNOD: an existing node is removed first */
-#define MNTF_SRC_IN_ROOT 0x20 /* the source is a path in root too (after the root switch) */
 #define MNTF_IDMAP_REC 0x40 /* with MNTF_IDMAP: apply the idmapping recursively (option "ridmap": open_tree with
                                AT_RECURSIVE and mount_setattr(AT_RECURSIVE)); without it only the top mount */
 

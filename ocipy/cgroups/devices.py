@@ -16,8 +16,13 @@ import ctypes
 import errno
 import os
 import struct
-from dataclasses import dataclass
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `dataclasses` imports `inspect`, `typing` imports `re` (~10 ms per create): see ocipy/records.py
+    from dataclasses import dataclass
+    from typing import Any
+else:
+    from ocipy.records import dataclass
 
 from ocipy.errors import os_reason
 

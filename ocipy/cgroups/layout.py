@@ -13,10 +13,10 @@ its first mount point (below /sys/fs/cgroup when there is one).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `dataclasses` imports `inspect` (~10 ms on every exec): see ocipy/records.py
+    from collections.abc import Callable  # `collections` costs ~1.5 ms: annotations only
     from dataclasses import dataclass, field
 else:
     from ocipy.records import dataclass, field

@@ -16,7 +16,12 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `dataclasses` imports `inspect` (~10 ms per create): see ocipy/records.py
+    from dataclasses import dataclass, field
+else:
+    from ocipy.records import dataclass, field
 
 from . import CgroupError
 from .layout import Layout, parse_proc_cgroup

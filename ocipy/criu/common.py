@@ -8,11 +8,11 @@ from typing import Any
 from ocipy.criu import messages
 from ocipy.criu.swrk import CriuFailed
 from ocipy.errors import OcipyError, os_reason
+from ocipy.namespaces import CLONE_FLAGS
 
 CONFIG_ANNOTATION = "org.criu.config"
 DEFAULT_CONFIG_FILE = "/etc/criu/ocipy.conf"
-CLONE_NEWNET = 0x40000000
-EMPTY_NS = {"network": CLONE_NEWNET, "net": CLONE_NEWNET}
+EMPTY_NS = {"network": CLONE_FLAGS["network"], "net": CLONE_FLAGS["network"]}
 
 
 def _reason(exc: OSError) -> str:
@@ -129,5 +129,5 @@ def failure(what: str, exc: CriuFailed, log_path: str) -> OcipyError:
 
     reason = log.first_error(log_path) or exc.reason or "failed"
     if exc.errno and "errno" not in reason:
-        reason += f" (errno {exc.errno}: {os.strerror(exc.errno).lower()})"
+        reason += f" (errno {exc.errno}: {os_reason(exc.errno)})"
     return OcipyError(f"criu {what}: {reason} (log: {log_path})")

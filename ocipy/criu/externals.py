@@ -25,12 +25,14 @@ from typing import Any
 
 from ocipy import fastjson
 from ocipy.cgroups.layout import unescape
+from ocipy.namespaces import PROC_NAMES
 
 EXTERNALS_FILE = "ocipy-externals.json"
 DESCRIPTORS_FILE = "descriptors.json"  # runc's name and format: the init's fds 0-2 as /proc/PID/fd shows them
 CGROUP_FS = frozenset({"cgroup", "cgroup2"})
 EXT_NS_KEYS = {"network": "extRootNetNS", "pid": "extRootPidNS"}
-CRIU_NS_NAMES = {"network": "net", "pid": "pid", "ipc": "ipc", "uts": "uts", "mount": "mnt", "user": "user"}
+# the kinds CRIU joins again at restore (join_ns), config type -> CRIU's name (the /proc/PID/ns name)
+CRIU_NS_NAMES = {kind: PROC_NAMES[kind] for kind in ("network", "pid", "ipc", "uts", "mount", "user")}
 
 
 class MountEntry:

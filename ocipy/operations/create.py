@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # not `typing`: it imports `re` and `contextlib`
 
 from ocipy import creator
 

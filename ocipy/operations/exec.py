@@ -5,11 +5,14 @@ flags as runc does; `--process` replaces it entirely. ocipy-init joins the conta
 execs the process (ocipy/execplan.py); it is a child of this process (CLONE_PARENT), so with `--detach` it passes to
 the caller's subreaper when we exit, and in the foreground we forward signals and exit with its status. Every failure
 exits 255 (runc's exec convention, which Podman and containerd rely on).
+
+The config create saved and the process are checked by ocipy/spec/light.py (rules generated from the models, no
+pydantic-core); only a document it refuses goes to ocipy/spec/fast.py, which words the problem as before
+(docs/benchmarks.md, "exec": why).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms (it imports `re`): annotations only
@@ -32,20 +35,22 @@ def main(args: argparse.Namespace) -> int:
     try:
         return _exec(args)
     except OcipyError as exc:
-        if exc.exit_code == EXIT_FAILURE:
-            raise
-        raise OcipyError(exc.message, exit_code=EXIT_FAILURE) from None
+        exc.exit_code = EXIT_FAILURE  # the same error (a ConfigError keeps its pointer), runc's exit status for exec
+        raise
 
 
 # --- the process ---------------------------------------------------------------------------------------------------
 def _load_spec(c: Container) -> tuple[Any, dict[str, Any]]:
-    """The container's config as it was at create: (object, document)."""
-    from ocipy.spec import fast
-    from ocipy.spec.document import SpecError, format_problem, parse_json
+    """The container's config as it was at create: (object, document). Of the config create saved (and validated),
+    light.py checks the fields exec reads; a bundle's config.json (a container made before create saved its own)
+    may have changed since, and is validated whole."""
+    from ocipy.spec import light  # after the container is found: `exec` of a missing one stays light
+    from ocipy.spec.document import SpecError, parse_json
 
     data = c.read_file(CONFIG_FILE)
     where = os.path.join(c.dir, CONFIG_FILE)
-    if data is None:  # a container made before create saved its config: the bundle's, as runc reads it
+    saved = data is not None
+    if data is None:
         where = os.path.join(c.read_state().bundle, "config.json")
         errors.debug(f"no saved config: using {where}")
         try:
@@ -57,9 +62,14 @@ def _load_spec(c: Container) -> tuple[Any, dict[str, Any]]:
         document = parse_json(data)
     except SpecError as exc:
         raise OcipyError(f"{where}: {exc}") from None
-    spec, problems = fast.check_config(document)
-    if problems:
-        raise OcipyError(f"{where}: {format_problem(problems[0])}")
+    spec = light.validate("Spec", document) if saved else None
+    if spec is None:  # the bundle's, or a problem for pydantic-core and the models to word
+        from ocipy.spec import fast
+        from ocipy.spec.document import format_problem
+
+        spec, problems = fast.check_config(document)
+        if problems:
+            raise OcipyError(f"{where}: {format_problem(problems[0])}")
     return spec, document
 
 
@@ -104,9 +114,6 @@ def build_process(document: dict[str, Any], args: argparse.Namespace) -> Any:
     """The process to run: --process FILE as is, else the config's process with the flags applied (runc's rules).
 
     The flags edit a copy of the process as JSON, which is then validated like a --process file."""
-    from ocipy.spec import fast
-    from ocipy.spec.document import SpecError
-
     where = "exec"
     if getattr(args, "process", None):
         where = f"--process {args.process}"
@@ -115,6 +122,14 @@ def build_process(document: dict[str, Any], args: argparse.Namespace) -> Any:
             proc["terminal"] = True
     else:
         proc = _process_from_flags(document, args)
+    from ocipy.spec import light
+
+    checked = light.validate("Process", proc)
+    if checked is not None:
+        return checked
+    from ocipy.spec import fast  # pydantic-core and the models word the problem
+    from ocipy.spec.document import SpecError
+
     try:
         return fast.validated("Process", proc)
     except SpecError as exc:
@@ -176,6 +191,53 @@ def _process_from_flags(document: dict[str, Any], args: argparse.Namespace) -> d
 
 
 # --- the exec ------------------------------------------------------------------------------------------------------
+class _Undo(list):  # type: ignore[type-arg]
+    """What to close or kill when exec fails before the process runs, last first (`contextlib` costs ~3 ms)."""
+
+    def run(self) -> None:
+        while self:
+            try:
+                self.pop()()
+            except (OSError, ValueError) as exc:  # one failing step must not keep the others from running
+                errors.debug(f"exec: undo: {exc}")
+
+
+class _Stdio:
+    """The fds the process gets: stdio, --preserve-fds, and the console socket when it has a terminal."""
+
+    def __init__(self, args: argparse.Namespace, terminal: bool, detach: bool, undo: _Undo) -> None:
+        console_path = getattr(args, "console_socket", None)
+        if terminal and detach and not console_path:
+            raise OcipyError("--tty with --detach needs a --console-socket to send the pty master to")
+        if console_path and not terminal:
+            raise OcipyError("--console-socket given but no terminal was asked for (--tty, or terminal in --process)")
+        from ocipy import pidfdsock
+
+        self.pidfd_sock = pidfdsock.connect(getattr(args, "pidfd_socket", None))
+        if self.pidfd_sock is not None:
+            undo.append(self.pidfd_sock.close)
+        self.preserve = max(0, int(getattr(args, "preserve_fds", 0) or 0))
+        self.fdmap = [(0, 0), (1, 1), (2, 2)] + [(fd, fd) for fd in range(3, 3 + self.preserve)]
+        handoff.check_fds(self.fdmap)
+        self.console: socket.socket | None = None
+        self.proxy: socket.socket | None = None  # foreground tty without a console socket: we receive the master
+        if terminal:
+            if console_path:
+                self.console = handoff.connect_console(console_path)
+            else:
+                import socket  # a terminal only: `socket` costs ~8 ms
+
+                self.proxy, self.console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                undo.append(self.proxy.close)
+            undo.append(self.console.close)
+            self.fdmap.append((self.console.fileno(), 3 + self.preserve))
+
+    @property
+    def console_fd(self) -> int | None:
+        """The console socket's fd number in the init."""
+        return 3 + self.preserve if self.console is not None else None
+
+
 def _check_status(c: Container, ignore_paused: bool) -> bool:
     """Refuse a stopped container, and a paused one unless asked; True when it is paused."""
     status = c.status()
@@ -183,76 +245,50 @@ def _check_status(c: Container, ignore_paused: bool) -> bool:
     return status == PAUSED
 
 
-def _exec(args: argparse.Namespace) -> int:
+def _plan(args: argparse.Namespace, c: Container, spec: Any, process: Any, io: _Stdio) -> planfmt.Plan:
+    from ocipy import execplan  # after the container is found: `exec` of a missing one stays light
 
+    plan = execplan.compile_exec(
+        spec,
+        process,
+        init_pid=c.pid,
+        cgroup_procs=c.cgroup().join_files(list(getattr(args, "cgroup", None) or [])),
+        console_fd=io.console_fd,
+        extra_fds=io.preserve,
+        host_uid=os.geteuid(),
+        seccomp_cache=c.store.seccomp_cache,
+    )
+    report_warnings(plan)
+    if errors.debug_enabled():
+        errors.debug(f"exec in {args.container_id} (init pid {c.pid})")
+        debug_plan(plan)
+    return plan
+
+
+def _exec(args: argparse.Namespace) -> int:
     detach = bool(getattr(args, "detach", False))
     c = Store.from_args(args).open_locked(args.container_id)
     point("exec.locked")
-    undo = contextlib.ExitStack()
-    with undo:
-        undo.callback(c.close)  # closing the dir fd also drops the lock
+    undo = _Undo([c.close])  # closing the dir fd also drops the lock
+    try:
         paused = _check_status(c, bool(getattr(args, "ignore_paused", False)))
         spec, document = _load_spec(c)
         process = build_process(document, args)
-        terminal = bool(process.terminal)
-        console_path = getattr(args, "console_socket", None)
-        if terminal and detach and not console_path:
-            raise OcipyError("--tty with --detach needs a --console-socket to send the pty master to")
-        if console_path and not terminal:
-            raise OcipyError("--console-socket given but no terminal was asked for (--tty, or terminal in --process)")
-
-        from ocipy import pidfdsock
-
-        pidfd_sock = pidfdsock.connect(getattr(args, "pidfd_socket", None))
-        if pidfd_sock is not None:
-            undo.callback(pidfd_sock.close)
-        preserve = max(0, int(getattr(args, "preserve_fds", 0) or 0))
-        fdmap = [(0, 0), (1, 1), (2, 2)] + [(fd, fd) for fd in range(3, 3 + preserve)]
-        handoff.check_fds(fdmap)
-        console: socket.socket | None = None
-        proxy: socket.socket | None = None  # foreground tty without a console socket: we receive the master
-        if terminal:
-            if console_path:
-                console = handoff.connect_console(console_path)
-            else:
-                import socket  # a terminal only: `socket` costs ~8 ms
-
-                proxy, console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-                undo.callback(proxy.close)
-            assert console is not None
-            undo.callback(console.close)
-            fdmap.append((console.fileno(), 3 + preserve))
-
-        from ocipy import execplan  # after the container is found: `exec` of a missing one stays light
-
-        plan = execplan.compile_exec(
-            spec,
-            process,
-            init_pid=c.pid,
-            cgroup_procs=c.cgroup().join_files(list(getattr(args, "cgroup", None) or [])),
-            console_fd=3 + preserve if terminal else None,
-            extra_fds=preserve,
-            host_uid=os.geteuid(),
-            seccomp_cache=c.store.seccomp_cache,
-        )
-        report_warnings(plan)
-        if errors.debug_enabled():
-            errors.debug(f"exec in {args.container_id} (init pid {c.pid})")
-            debug_plan(plan)
-        launch = Launch(plan, extra=fdmap, trace=errors.debug_enabled())
-        undo.callback(launch.abort)
+        io = _Stdio(args, bool(process.terminal), detach, undo)
+        launch = Launch(_plan(args, c, spec, process, io), extra=io.fdmap, trace=errors.debug_enabled())
+        undo.append(launch.abort)
         if not detach:
             # from now on: a signal for us is one for the process (held back until it exists)
-            foreground.forward_signals(launch, proxy is not None)
-            undo.callback(foreground.restore_signals)
+            foreground.forward_signals(launch, io.proxy is not None)
+            undo.append(foreground.restore_signals)
         oci_state = c.oci_state()  # for a seccomp listener
         if paused:
             # the process freezes as soon as it joins the cgroup and goes on at `resume`, which needs the lock
             c.close()
         launch.start()
         point("exec.spawned")
-        if console is not None:
-            console.close()
+        if io.console is not None:
+            io.console.close()
 
         def on_sync(msg: Message) -> None:
             if msg.fds:  # OP_SECCOMP with a listener
@@ -261,16 +297,22 @@ def _exec(args: argparse.Namespace) -> int:
         launch.drive({planfmt.MSG_SYNC: on_sync}, trace="exec")
         if launch.pid <= 0:
             raise OcipyError("ocipy-init exited before the process was started")
-        if pidfd_sock is not None:  # the exec'd process, as runc's "setns" init sends itself
-            pidfdsock.send(pidfd_sock, launch.pid, launch.pidfd, "setns")
+        if io.pidfd_sock is not None:  # the exec'd process, as runc's "setns" init sends itself
+            from ocipy import pidfdsock
+
+            pidfdsock.send(io.pidfd_sock, launch.pid, launch.pidfd, "setns")
         foreground.flush_pending(launch)
         launch.close()
         point("exec.started")
-        master = foreground.receive_master(proxy) if proxy is not None else -1
+        master = foreground.receive_master(io.proxy) if io.proxy is not None else -1
         if getattr(args, "pid_file", None):
             handoff.write_pid_file(args.pid_file, launch.pid)
-        undo.pop_all()
+    except BaseException:
+        undo.run()
+        raise
     c.close()  # the lock: kill/delete may go on while the process runs
+    if io.pidfd_sock is not None:
+        io.pidfd_sock.close()
     if detach:
         launch.release()
         return 0

@@ -12,58 +12,14 @@ from __future__ import annotations
 import json
 import sys
 
-from .. import mempolicy, mountopts
+from .. import caps, mempolicy, mountopts
+from ..namespaces import CLONE_FLAGS
 from ..state import HOOK_KINDS
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-# capability numbers are the kernel ABI (linux/capability.h); the kernel says how many it knows
-_CAPS = [
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-]
 
 HOOKS = list(HOOK_KINDS)
 
@@ -82,16 +38,12 @@ MOUNT_OPTIONS = sorted(
     }
 )
 
-NAMESPACES = ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
+NAMESPACES = sorted(CLONE_FLAGS)
 
 
 def capabilities() -> list[str]:
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            last = int(f.read())
-    except (OSError, ValueError):
-        last = len(_CAPS) - 1
-    return [f"CAP_{name}" for name in _CAPS[: last + 1]]
+    """The capabilities the kernel knows (cap_last_cap), by number (the table: ocipy/caps.py)."""
+    return list(caps.NAMES[: caps.host_last_cap() + 1])
 
 
 def cgroup_features() -> dict[str, bool]:

@@ -3,15 +3,14 @@ clone into stage 1)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
-    from collections.abc import Mapping
+if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`), `collections.abc` ~1 ms: annotations only
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
     from ocipy.spec import views
 
+from ocipy.namespaces import CLONE_FLAGS
 from ocipy.plan.base import PlanError, Section, _items, opt, pointer
 from ocipy.planfmt import (
     OP_CLONE,
@@ -23,25 +22,15 @@ from ocipy.planfmt import (
     OP_UNSHARE,
 )
 
-CLONE_NEWTIME = 0x80
-CLONE_NEWNS = 0x20000
-CLONE_NEWCGROUP = 0x2000000
-CLONE_NEWUTS = 0x4000000
-CLONE_NEWIPC = 0x8000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-
-NAMESPACES = {
-    "pid": CLONE_NEWPID,
-    "network": CLONE_NEWNET,
-    "mount": CLONE_NEWNS,
-    "ipc": CLONE_NEWIPC,
-    "uts": CLONE_NEWUTS,
-    "user": CLONE_NEWUSER,
-    "cgroup": CLONE_NEWCGROUP,
-    "time": CLONE_NEWTIME,
-}
+NAMESPACES = CLONE_FLAGS  # linux.namespaces type -> CLONE_NEW* (the table: ocipy/namespaces.py)
+CLONE_NEWTIME = CLONE_FLAGS["time"]
+CLONE_NEWNS = CLONE_FLAGS["mount"]
+CLONE_NEWCGROUP = CLONE_FLAGS["cgroup"]
+CLONE_NEWUTS = CLONE_FLAGS["uts"]
+CLONE_NEWIPC = CLONE_FLAGS["ipc"]
+CLONE_NEWUSER = CLONE_FLAGS["user"]
+CLONE_NEWPID = CLONE_FLAGS["pid"]
+CLONE_NEWNET = CLONE_FLAGS["network"]
 
 
 def _mapped(ident: int, mappings: Sequence[views.IDMapping] | None) -> bool:

@@ -1,9 +1,11 @@
-"""Generate, from the models: the JSON Schemas of config.json, state.json and features.json, and `compiled.py`.
+"""Generate, from the models: the JSON Schemas of config.json, state.json and features.json, `compiled.py`,
+`views.py` and `lightrules.py`.
 
 `python -m ocipy.spec.schemagen [--out DIR]` writes the schemas (default: the project's schemas/ folder),
 ocipy/spec/compiled.py (the pydantic-core schemas `fast.py` validates with) and ocipy/spec/views.py (read-only
-Protocols of the config's objects, what the planner is typed by); `--check` writes nothing and exits 1 when a file is
-missing or differs.
+Protocols of the config's objects, what the planner is typed by) and ocipy/spec/lightrules.py (the rules `light.py`
+checks exec's documents with, without pydantic-core); `--check` writes nothing and exits 1 when a file is missing or
+differs.
 """
 
 import argparse
@@ -12,6 +14,7 @@ import re
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from ocipy.spec.state import State
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "schemas"
 COMPILED = Path(__file__).resolve().parent / "compiled.py"
 VIEWS = Path(__file__).resolve().parent / "views.py"
+LIGHT = Path(__file__).resolve().parent / "lightrules.py"
 # The documents create/run/exec validate without pydantic (ocipy/spec/fast.py).
 COMPILED_MODELS: tuple[type[BaseModel], ...] = (Spec, Process)
 
@@ -205,6 +209,170 @@ def render_views() -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- lightrules.py: the rules of the documents `exec` reads, for ocipy/spec/light.py --------------------------------
+# The models of Spec that exec reads only in part (create validated the rest, which exec does not read): model -> fields.
+LIGHT_SUBSETS: dict[str, tuple[str, ...]] = {
+    "Spec": ("oci_version", "mounts", "hostname", "domainname", "linux"),
+    "Linux": (
+        "namespaces",
+        "uid_mappings",
+        "gid_mappings",
+        "time_offsets",
+        "seccomp",
+        "mount_label",
+        "personality",
+        "memory_policy",
+    ),
+}
+# the `pattern`s light.py implements by hand (no `re` on exec's path), by name; another one fails the generation
+LIGHT_PATTERNS = {
+    "^(/|[A-Za-z]:[\\\\/]|\\\\\\\\)": "abs_path",
+    "^[0-9, -]*$": "cpu_list",
+    "^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(?:-((?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)"
+    "(?:\\.(?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$": "semver",
+}
+# the checks of checks.py, as the sets they test membership in
+LIGHT_CHECKS = {"check_capability": checks._CAPABILITY_SET, "check_rlimit": checks._RLIMIT_SET}
+_MODEL_CONFIG = {"strict": True, "extra_fields_behavior": "allow", "validate_by_alias": True, "validate_by_name": False}
+
+
+class _Light:
+    """Turns pydantic-core schema nodes into light.py's rules; anything light.py does not implement raises."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, tuple[list[tuple[str, str, Any, bool]], list[str]]] = {}
+        self.defs: dict[str, Any] = {}
+
+    def expect(self, node: Mapping[str, Any], keys: set[str], optional: frozenset[str] = frozenset()) -> None:
+        if not keys <= set(node) - _DROPPED_KEYS <= keys | optional:
+            raise ValueError(f"light.py does not implement {node.get('type')} with keys {sorted(node)}")
+
+    def node(self, n: dict[str, Any]) -> Any:
+        t = n["type"]
+        if t == "str":
+            self.expect(n, {"type"}, frozenset({"pattern"}))
+            pattern = n.get("pattern")
+            if pattern is not None and pattern not in LIGHT_PATTERNS:
+                raise ValueError(f"light.py has no check for the pattern {pattern!r}: add one")
+            return ("s", LIGHT_PATTERNS.get(pattern or ""))
+        if t == "int":
+            self.expect(n, {"type"}, frozenset({"ge", "le"}))
+            return ("i", n.get("ge"), n.get("le"))
+        if t in ("bool", "any"):
+            self.expect(n, {"type"})
+            return (t[0],)
+        if t == "list":
+            self.expect(n, {"type", "items_schema"}, frozenset({"min_length"}))
+            return ("l", self.node(n["items_schema"]), n.get("min_length", 0))
+        if t == "dict":
+            self.expect(n, {"type", "keys_schema", "values_schema"})
+            return ("d", self.node(n["keys_schema"]), self.node(n["values_schema"]))
+        if t == "literal":
+            self.expect(n, {"type", "expected"})
+            return ("L", tuple(n["expected"]))
+        if t == "function-after":
+            self.expect(n, {"type", "function", "schema"})
+            fn = n["function"]
+            name = getattr(fn.get("function"), "__name__", "")
+            if fn.get("type") != "no-info" or name not in LIGHT_CHECKS:
+                raise ValueError(f"light.py does not implement the check {name or fn!r}")
+            return ("c", name, self.node(n["schema"]))
+        if t == "definition-ref":
+            self.expect(n, {"type", "schema_ref"})
+            return self.node(self.defs[n["schema_ref"]])
+        if t == "model":
+            return ("m", self.model(n))
+        raise ValueError(f"light.py does not implement {t!r} nodes")
+
+    def model(self, n: Mapping[str, Any]) -> str:
+        if n["type"] == "definitions":
+            self.expect(n, {"type", "schema", "definitions"})
+            self.defs.update((d["ref"], d) for d in n["definitions"])
+            n = n["schema"]
+        self.expect(n, {"type", "cls", "schema", "config", "custom_init", "root_model"}, frozenset({"ref"}))
+        name: str = n["cls"].__name__
+        config = {k: n["config"].get(k) for k in _MODEL_CONFIG}
+        if config != _MODEL_CONFIG or n["custom_init"] or n["root_model"]:
+            raise ValueError(f"{name}: light.py implements strict models with extra fields allowed only")
+        if name in self.models:
+            return name
+        fields: list[tuple[str, str, Any, bool]] = []
+        skipped: list[str] = []
+        self.models[name] = (fields, skipped)  # before the fields: a model may refer to itself
+        inner = n["schema"]
+        self.expect(inner, {"type", "fields", "model_name", "computed_fields"})
+        if inner["type"] != "model-fields" or inner["computed_fields"]:
+            raise ValueError(f"{name}: light.py does not implement {inner['type']} with computed fields")
+        wanted = LIGHT_SUBSETS.get(name)
+        for attr, f in inner["fields"].items():
+            self.expect(f, {"type", "schema"}, frozenset({"validation_alias"}))
+            alias = f.get("validation_alias", attr)
+            if not isinstance(alias, str):
+                raise ValueError(f"{name}.{attr}: light.py implements one plain alias per field")
+            if wanted is not None and attr not in wanted:
+                skipped.append(alias)
+                continue
+            schema, optional = f["schema"], False
+            if schema["type"] == "default":  # absent: None; null: refused (checks.reject_null)
+                self.expect(schema, {"type", "schema", "default"})
+                before = schema["schema"]
+                if (
+                    schema["default"] is not None
+                    or before["type"] != "function-before"
+                    or before["function"].get("function") is not checks.reject_null
+                    or before["schema"]["type"] != "nullable"
+                ):
+                    raise ValueError(f"{name}.{attr}: light.py implements a default of None, null refused")
+                schema, optional = before["schema"]["schema"], True
+            fields.append((alias, attr, self.node(schema), optional))
+        return name
+
+
+def render_light() -> str:
+    """The source of ocipy/spec/lightrules.py."""
+    gen = _Light()
+    roots = {m.__name__: gen.model(m.__pydantic_core_schema__) for m in COMPILED_MODELS}
+    subsets = "; ".join(f"{k}: {', '.join(v)}" for k, v in LIGHT_SUBSETS.items())
+    lines = [
+        '"""GENERATED by `python -m ocipy.spec.schemagen` from the models: do not edit.',
+        "",
+        "The rules ocipy/spec/light.py checks exec's documents with: Process whole; of Spec, the fields exec reads",
+        f"({subsets}).",
+        "MODELS: name -> (fields as (JSON key, attribute, rule, optional), JSON keys of fields not checked here).",
+        "Rules: (s, pattern name), (i, ge, le), (b,), (a,) any, (l, item, min length), (d, key, value),",
+        "(L, literal values), (c, check name, rule), (m, model name).",
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "TYPE_CHECKING = False",
+        "if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only",
+        "    from typing import Any",
+        "",
+        "",
+        "class Record:",
+        '    """A checked spec object: the fields as attributes (None when absent), unknown keys in',
+        '    `__pydantic_extra__`, as ocipy/spec/compiled.py\'s records; one class for all (each class costs time)."""',
+        "",
+        "    __pydantic_extra__: dict[str, Any]",
+        "",
+        "    def __repr__(self) -> str:",
+        '        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("__"))',
+        '        return f"Record({fields})"',
+        "",
+        "",
+        f"ROOTS: dict[str, str] = {roots!r}",
+        "CHECKS: dict[str, frozenset[str]] = {",
+    ]
+    lines += [f"    {k!r}: frozenset({tuple(sorted(v))!r})," for k, v in sorted(LIGHT_CHECKS.items())]
+    lines += ["}", "MODELS: dict[str, tuple[tuple[Any, ...], tuple[str, ...]]] = {"]
+    for name in sorted(gen.models):
+        fields, skipped = gen.models[name]
+        lines.append(f"    {name!r}: ({tuple(fields)!r}, {tuple(sorted(skipped))!r}),")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ocipy.spec.schemagen", description=__doc__)
     parser.add_argument(
@@ -232,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path}")
-    for path, text in ((COMPILED, render_compiled()), (VIEWS, render_views())):
+    for path, text in ((COMPILED, render_compiled()), (VIEWS, render_views()), (LIGHT, render_light())):
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current == text:
             continue

@@ -48,12 +48,8 @@ int op_mknod(struct ctx *c, const struct plan_op *op)
 		struct stat st;
 
 		e = errno;
-		if (e == EEXIST && (op->a[4] & MNTF_REPLACE)) {
-			e = 0;
-			if (unlinkat(dfd, name, 0) < 0 || mknodat(dfd, name, mode, dev) < 0)
-				e = errno;
-		} else if (e == EEXIST && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-			   (st.st_mode & S_IFMT) == (mode & S_IFMT) && (S_ISFIFO(st.st_mode) || st.st_rdev == dev)) {
+		if (e == EEXIST && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    (st.st_mode & S_IFMT) == (mode & S_IFMT) && (S_ISFIFO(st.st_mode) || st.st_rdev == dev)) {
 			/* config-linux.md: an existing node that matches the device is fine; anything else is an error */
 			e = 0;
 		}

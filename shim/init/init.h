@@ -120,7 +120,6 @@ int op_find_exec(struct ctx *c, const struct plan_op *op);
 int op_close_fds(struct ctx *c, const struct plan_op *op);
 int op_exec(struct ctx *c, const struct plan_op *op);
 int op_setsid(struct ctx *c, const struct plan_op *op);
-int op_set_pdeathsig(struct ctx *c, const struct plan_op *op);
 int op_sethostname(struct ctx *c, const struct plan_op *op);
 int op_setdomainname(struct ctx *c, const struct plan_op *op);
 

@@ -292,13 +292,6 @@ static int validate(struct ctx *c, const char *buf, size_t len, const char **why
 
 typedef int (*op_fn)(struct ctx *, const struct plan_op *);
 
-static int op_nop(struct ctx *c, const struct plan_op *op)
-{
-	(void)c;
-	(void)op;
-	return 0;
-}
-
 static int op_sync(struct ctx *c, const struct plan_op *op)
 {
 	(void)op;
@@ -321,65 +314,68 @@ static int op_signal_created(struct ctx *c, const struct plan_op *op)
 	return 0;
 }
 
+/* The op dispatch: one handler per op code, indexed by the code (enum plan_code). The table is as long as the enum
+ * (asserted below) and tests/unit/test_planfmt.py checks that every code has its row; a code without one is an
+ * unknown op. */
+static const op_fn handlers[] = {
+	[OP_SETNS] = op_setns,
+	[OP_UNSHARE] = op_unshare,
+	[OP_SYNC_USERMAP] = op_sync_usermap,
+	[OP_TIMENS_OFFSETS] = op_timens_offsets,
+	[OP_CLONE] = op_clone,
+	[OP_MOUNT_PROPAGATION] = op_mount_propagation,
+	[OP_BIND_ROOT] = op_bind_root,
+	[OP_OPEN_ROOT] = op_open_root,
+	[OP_MOUNT] = op_mount,
+	[OP_MKNOD] = op_mknod,
+	[OP_BIND_DEV] = op_bind_dev,
+	[OP_SYMLINK] = op_symlink,
+	[OP_MKDIR] = op_mkdir,
+	[OP_OPEN_DEVNULL] = op_open_devnull,
+	[OP_OPEN_FIFO] = op_open_fifo,
+	[OP_PIVOT_ROOT] = op_pivot_root,
+	[OP_CHROOT] = op_chroot,
+	[OP_MASK_PATH] = op_mask_path,
+	[OP_READONLY_PATH] = op_readonly_path,
+	[OP_SYSCTL] = op_sysctl,
+	[OP_REMOUNT_ROOT_RO] = op_remount_root_ro,
+	[OP_SETHOSTNAME] = op_sethostname,
+	[OP_SETDOMAINNAME] = op_setdomainname,
+	[OP_WRITE_PROC] = op_write_proc,
+	[OP_CONSOLE] = op_console,
+	[OP_SETRLIMIT] = op_setrlimit,
+	[OP_PERSONALITY] = op_personality,
+	[OP_SCHEDULER] = op_scheduler,
+	[OP_IOPRIO] = op_ioprio,
+	[OP_CPU_AFFINITY] = op_cpu_affinity,
+	[OP_NEW_KEYRING] = op_new_keyring,
+	[OP_CAP_BOUNDING] = op_cap_bounding,
+	[OP_SETGROUPS] = op_setgroups,
+	[OP_SETGID] = op_setgid,
+	[OP_SETUID] = op_setuid,
+	[OP_CAPSET] = op_capset,
+	[OP_NO_NEW_PRIVS] = op_no_new_privs,
+	[OP_SECCOMP] = op_seccomp,
+	[OP_UMASK] = op_umask,
+	[OP_CHDIR] = op_chdir,
+	[OP_FIND_EXEC] = op_find_exec,
+	[OP_SIGNAL_CREATED] = op_signal_created,
+	[OP_WAIT_START] = op_wait_start,
+	[OP_CLOSE_FDS] = op_close_fds,
+	[OP_EXEC] = op_exec,
+	[OP_SYNC] = op_sync,
+	[OP_SYNC_HOOKS] = op_sync_hooks,
+	[OP_SETSID] = op_setsid,
+	[OP_JOIN_CGROUP] = op_join_cgroup,
+	[OP_REPORT] = op_report,
+	[OP_LOOPBACK_UP] = op_loopback_up,
+	[OP_MEMPOLICY] = op_mempolicy,
+};
+_Static_assert(sizeof handlers / sizeof handlers[0] == OP__COUNT, "a handler row for the last op code in plan.h");
+
 static op_fn lookup(uint32_t code)
 {
-	switch (code) {
-	case OP_NOP: return op_nop;
-	case OP_SETNS: return op_setns;
-	case OP_UNSHARE: return op_unshare;
-	case OP_SYNC_USERMAP: return op_sync_usermap;
-	case OP_TIMENS_OFFSETS: return op_timens_offsets;
-	case OP_CLONE: return op_clone;
-	case OP_MOUNT_PROPAGATION: return op_mount_propagation;
-	case OP_BIND_ROOT: return op_bind_root;
-	case OP_OPEN_ROOT: return op_open_root;
-	case OP_MOUNT: return op_mount;
-	case OP_MKNOD: return op_mknod;
-	case OP_BIND_DEV: return op_bind_dev;
-	case OP_SYMLINK: return op_symlink;
-	case OP_MKDIR: return op_mkdir;
-	case OP_OPEN_DEVNULL: return op_open_devnull;
-	case OP_OPEN_FIFO: return op_open_fifo;
-	case OP_PIVOT_ROOT: return op_pivot_root;
-	case OP_CHROOT: return op_chroot;
-	case OP_MASK_PATH: return op_mask_path;
-	case OP_READONLY_PATH: return op_readonly_path;
-	case OP_SYSCTL: return op_sysctl;
-	case OP_REMOUNT_ROOT_RO: return op_remount_root_ro;
-	case OP_SETHOSTNAME: return op_sethostname;
-	case OP_SETDOMAINNAME: return op_setdomainname;
-	case OP_WRITE_PROC: return op_write_proc;
-	case OP_CONSOLE: return op_console;
-	case OP_SETRLIMIT: return op_setrlimit;
-	case OP_PERSONALITY: return op_personality;
-	case OP_SCHEDULER: return op_scheduler;
-	case OP_IOPRIO: return op_ioprio;
-	case OP_CPU_AFFINITY: return op_cpu_affinity;
-	case OP_NEW_KEYRING: return op_new_keyring;
-	case OP_CAP_BOUNDING: return op_cap_bounding;
-	case OP_SETGROUPS: return op_setgroups;
-	case OP_SETGID: return op_setgid;
-	case OP_SETUID: return op_setuid;
-	case OP_CAPSET: return op_capset;
-	case OP_NO_NEW_PRIVS: return op_no_new_privs;
-	case OP_SECCOMP: return op_seccomp;
-	case OP_UMASK: return op_umask;
-	case OP_CHDIR: return op_chdir;
-	case OP_FIND_EXEC: return op_find_exec;
-	case OP_SIGNAL_CREATED: return op_signal_created;
-	case OP_WAIT_START: return op_wait_start;
-	case OP_CLOSE_FDS: return op_close_fds;
-	case OP_EXEC: return op_exec;
-	case OP_SYNC: return op_sync;
-	case OP_SYNC_HOOKS: return op_sync_hooks;
-	case OP_SETSID: return op_setsid;
-	case OP_SET_PDEATHSIG: return op_set_pdeathsig;
-	case OP_JOIN_CGROUP: return op_join_cgroup;
-	case OP_REPORT: return op_report;
-	case OP_LOOPBACK_UP: return op_loopback_up;
-	case OP_MEMPOLICY: return op_mempolicy;
-	default: return NULL;
-	}
+	return code < OP__COUNT ? handlers[code] : NULL;
 }
 
 static int parse_fd(const char *s)

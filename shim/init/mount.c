@@ -207,19 +207,13 @@ int op_mount(struct ctx *c, const struct plan_op *op)
 		goto attached;
 	}
 
-	if (src && ((mntf & MNTF_SRC_IN_ROOT) || (flags & MS_BIND))) {
+	if (src && (flags & MS_BIND)) {
 		/* open the source first: its absence is then reported against the source, and the bind uses what we
 		 * opened */
-		if (mntf & MNTF_SRC_IN_ROOT) {
-			e = root_open(c, src, MK_NONE, 0, 0, 0, &sfd);
-			if (e)
-				goto out;
-		} else {
-			sfd = open(src, O_PATH | O_CLOEXEC);
-			if (sfd < 0) {
-				e = fail(c, errno, src);
-				goto out;
-			}
+		sfd = open(src, O_PATH | O_CLOEXEC);
+		if (sfd < 0) {
+			e = fail(c, errno, src);
+			goto out;
 		}
 		fd_path(spath, sfd);
 		src = spath;

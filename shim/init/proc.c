@@ -369,13 +369,6 @@ int op_setsid(struct ctx *c, const struct plan_op *op)
 	return 0;
 }
 
-int op_set_pdeathsig(struct ctx *c, const struct plan_op *op)
-{
-	if (prctl(PR_SET_PDEATHSIG, (unsigned long)op->a[0], 0, 0, 0) < 0)
-		return fail(c, errno, "pdeathsig");
-	return 0;
-}
-
 int op_sethostname(struct ctx *c, const struct plan_op *op)
 {
 	const char *name = op_str(c, op, 0);

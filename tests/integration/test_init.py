@@ -792,7 +792,7 @@ def test_more_process_and_fs_ops(busybox_rootfs: Path, runs: list[Init], pids_cg
         pf.OP_MKNOD,
         "/linux/devices/9",
         s=[None, "/dev/null"],
-        a=[stat.S_IFCHR | 0o600, os.makedev(1, 3), 0, 0, pf.MNTF_REPLACE],
+        a=[stat.S_IFCHR | 0o600, os.makedev(1, 3), 0, 0],
     )
     p.op(pf.OP_MKDIR, "/x", s=[None, "/a/b/c"], a=[0o711])
     sync = p.op(pf.OP_SYNC, "/x")
@@ -801,7 +801,6 @@ def test_more_process_and_fs_ops(busybox_rootfs: Path, runs: list[Init], pids_cg
     p.op(pf.OP_SETDOMAINNAME, "/domainname", s=["dom.example"])
     p.op(pf.OP_UMASK, "/process/user/umask", a=[0o027])
     p.op(pf.OP_SETSID, "")
-    p.op(pf.OP_SET_PDEATHSIG, "", a=[signal.SIGKILL])
     p.op(pf.OP_PERSONALITY, "/linux/personality", a=[ADDR_NO_RANDOMIZE])
     p.op(pf.OP_SCHEDULER, "/process/scheduler", s=["0 0 0"], a=[SCHED_BATCH, 5, 0, 0])
     p.op(pf.OP_IOPRIO, "/process/ioPriority", a=[(2 << 13) | 7])

@@ -108,3 +108,16 @@ def test_encode_layout() -> None:
     assert rest[:4] == [0, planfmt.NOSTR, planfmt.NOSTR, planfmt.NOSTR]
     assert rest[4:] == [1, -1, 0, 0, 0]
     assert data[planfmt.HEADER.size + planfmt.OP.size :] == b"box\0"
+
+
+def test_every_op_code_has_its_handler_row() -> None:
+    """shim/init/main.c dispatches through a table indexed by op code: one `[OP_X] = op_x` row per code of plan.h's
+    enum plan_code, and no row for anything else (its size is asserted against OP__COUNT at compile time)."""
+    main_c = (PLAN_H.parent / "init" / "main.c").read_text()
+    m = re.search(r"static const op_fn handlers\[\] = \{(.*?)\};", main_c, flags=re.DOTALL)
+    assert m, "the handler table is not in shim/init/main.c"
+    rows = re.findall(r"\[(\w+)\]\s*=\s*(\w+),", m.group(1))
+    codes = sorted(n for n in enum_values(header_text()) if n.startswith("OP_"))
+    assert sorted(code for code, _fn in rows) == codes
+    assert all(fn == code.lower() for code, fn in rows), "each op's handler is op_<name>"
+    assert sorted(planfmt.NAMES.values()) == codes

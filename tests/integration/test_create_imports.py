@@ -1,0 +1,69 @@
+"""What `ocipy create` imports (issue 15: create within 1.5x of runc 1.5.1): a plain config, as the -IS launcher runs
+it, must not pay for the stdlib modules that only annotations or rare configs need."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import ocipy_it_helpers as h  # loaded by conftest.py
+
+pytestmark = h.pytestmark()
+
+# typing imports re/contextlib; dataclasses imports inspect, ast, dis, tokenize; socket converts its constants to
+# enums; pyroute2 (netDevices only) and cffi's compiler (seccomp only, and never its parser) are for the configs
+# that ask for them
+CREATE_FORBIDDEN = {
+    "typing",
+    "dataclasses",
+    "inspect",
+    "ast",
+    "socket",
+    "argparse",
+    "pydantic",
+    "typing_extensions",
+    "jsonschema",
+    "pyroute2",
+    "cffi",
+    "pycparser",
+    "ocipy.netdev",
+    "ocipy.seccomp",
+}
+
+
+def _imported(rt, tmp_path, *args: str) -> tuple[int, str, set[str]]:
+    """Run ocipy under -X importtime; stdio go to files (a created container keeps create's stdio open)."""
+    code = (
+        f"import sys; sys.path[:0] = [{str(h.PROJECT)!r}, *{[p for p in sys.path if p.endswith('site-packages')]!r}]; "
+        "sys.argv[0] = 'ocipy'; from ocipy.cli import entry; entry()"
+    )
+    err = tmp_path / "importtime.err"
+    with open(err, "wb") as f:
+        rc = subprocess.run(
+            [sys.executable, "-IS", "-X", "importtime", "-c", code, "--root", str(rt.root), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=f,
+            timeout=60,
+            check=False,
+        ).returncode
+    text = err.read_text()
+    names = {
+        line.rsplit("|", 1)[1].strip() for line in text.splitlines() if line.startswith("import time:") and "|" in line
+    }
+    return rc, text, names
+
+
+def test_create_import_budget(rt, bundle, tmp_path):
+    bundle.args("true")
+    bundle.write()
+    cid = f"imports-{uuid.uuid4().hex[:8]}"
+    rc, err, names = _imported(rt, tmp_path, "create", "--bundle", str(bundle.path), cid)
+    try:
+        assert rc == 0, err[-2000:]
+        assert "ocipy.creator" in names
+        bad = {n for n in names if n in CREATE_FORBIDDEN or n.split(".")[0] in CREATE_FORBIDDEN}
+        assert not bad, f"create imported {sorted(bad)}"
+    finally:
+        rt.delete(cid, "--force")
