@@ -79,18 +79,20 @@ def _idmapped_trees(plan: CreatePlan, pid: int) -> list[int]:
     from ocipy.mountopts import MS_REC
 
     trees_of = planfmt.MNTF_IDMAP | planfmt.MNTF_TREE
-    wanted = [(i, op) for i, op in enumerate(plan.ops) if op[0] == planfmt.OP_MOUNT and op[3][4] & trees_of]
+    mntf = planfmt.MOUNT_MNTF
+    wanted = [(i, op) for i, op in enumerate(plan.ops) if op.code == planfmt.OP_MOUNT and op.a[mntf] & trees_of]
     trees: list[int] = []
     namespaces: dict[tuple[str, str] | str, int] = {}  # made or opened user namespaces, by mapping or path
     try:
         for i, op in wanted:
-            source = plan.string_at(op[2][0])
+            source = plan.string_at(op.s[planfmt.MOUNT_SOURCE])
             field = plan.field_of(i)
             ns = -1  # MNTF_TREE: a plain clone, made here as the runtime (the init could not look up the source)
-            if op[3][4] & planfmt.MNTF_IDMAP:
+            if op.a[mntf] & planfmt.MNTF_IDMAP:
                 ns = _idmap_userns(namespaces, plan.idmap_userns.get(i) or f"/proc/{pid}/ns/user", field)
             try:
-                rbind, ridmap = bool(op[3][0] & MS_REC), bool(op[3][4] & planfmt.MNTF_IDMAP_REC)
+                rbind = bool(op.a[planfmt.MOUNT_FLAGS] & MS_REC)
+                ridmap = bool(op.a[mntf] & planfmt.MNTF_IDMAP_REC)
                 trees.append(_shim.idmapped_tree(source, ns, rbind, ridmap))
             except OSError as exc:
                 kind = "idmapped" if ns >= 0 else "bind source"
@@ -112,8 +114,8 @@ def _is_tree_sync(plan: CreatePlan, index: int) -> bool:
     """OP_SYNC SYNC_MOUNT_TREES: the init waits for the idmapped mount trees (no new user namespace)."""
     if not 0 <= index < len(plan.ops):
         return False
-    code, _field, _strs, ints = plan.ops[index]
-    return code == planfmt.OP_SYNC and ints[0] == planfmt.SYNC_MOUNT_TREES
+    op = plan.ops[index]
+    return op.code == planfmt.OP_SYNC and op.a[planfmt.SYNC_WHAT] == planfmt.SYNC_MOUNT_TREES
 
 
 def _idmap_userns(namespaces: dict[tuple[str, str] | str, int], want: tuple[str, str] | str, field: str) -> int:
@@ -175,7 +177,7 @@ def _init_failure(launch: Launch, exc: OSError) -> OcipyError:
     if launch.pidfd >= 0 and select.select([launch.pidfd], [], [], 1.0)[0]:
         for msg in launch.messages():
             if msg.type == planfmt.MSG_ERROR:
-                return OcipyError(launch.describe_error(msg))
+                return launch.init_error(msg)
     where = f"{exc.filename}: " if exc.filename else ""
     return OcipyError(f"/linux/netDevices: {where}{os_reason(exc)}")
 
@@ -387,7 +389,7 @@ class _Create:
         point("create.pid-recorded")
         linux = self.spec.linux
         if linux is not None and linux.net_devices:
-            from ocipy import netdev  # pyroute2: only for configs that have netDevices
+            from ocipy import netdev  # rtnetlink: only for configs that have netDevices
 
             try:
                 netdev.move({k: v.name for k, v in linux.net_devices.items()}, msg.pid)

@@ -4,8 +4,6 @@ Stdlib only, and nothing heavy at import time: this module is on every command's
 JSON line is actually written.
 """
 
-from __future__ import annotations
-
 import sys
 import time
 
@@ -25,7 +23,10 @@ _LOG_USER = 1  # syslog facility, as glibc's syslog() without openlog()
 
 
 class OcipyError(Exception):
-    """A failure to report as one line, exit 1 (exit 255 for exec)."""
+    """The root of every failure ocipy reports: one line, exit 1 (exit 255 for exec). docs/errors.md draws the tree.
+
+    The CLI (`ocipy/cli.py`, `main`) is the one place that turns an OcipyError into its line and exit status; code
+    below it raises, and re-wraps only to add what the line must name (a path, a pointer)."""
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
@@ -34,6 +35,40 @@ class OcipyError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class ConfigError(OcipyError):
+    """A config field the runtime cannot carry out, named by its JSON pointer (`pointer()`): the line is
+    `pointer: message`, or `message` alone when the pointer is empty (the document as a whole). The planner's
+    PlanError, seccomp's SeccompError, the cgroup writers' CgroupError, the LSM labels' LabelError and the spec
+    validator's SpecError are ConfigErrors."""
+
+    def __init__(self, pointer: str, message: str) -> None:
+        super().__init__(f"{pointer}: {message}" if pointer else message)
+        self.pointer = pointer
+        self.message = message  # without the pointer: callers add their own context around it
+
+    def __str__(self) -> str:
+        return f"{self.pointer}: {self.message}" if self.pointer else self.message
+
+
+class InitError(OcipyError):
+    """The init's MSG_ERROR: the op that failed (index in the plan, -1 before any op), the errno it got, the config
+    field the op came from (`pointer`, may be empty) and the init's own words (`detail`). `line` is what users see,
+    worded by `Launch.describe_error`."""
+
+    def __init__(self, line: str, op: int, errno: int, pointer: str = "", detail: str = "") -> None:
+        super().__init__(line)
+        self.op = op
+        self.errno = errno
+        self.pointer = pointer
+        self.detail = detail
+
+
+def pointer(*parts: str | int) -> str:
+    """The RFC 6901 JSON pointer of a config field: pointer("mounts", 3, "options") == "/mounts/3/options" ('~' and
+    '/' in a part are escaped as ~0 and ~1). The one builder: the planner, seccomp, cgroups and spec take it."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 def setup(log_path: str | None, log_format: str = "text", debug: bool = False) -> None:
@@ -57,7 +92,7 @@ def setup(log_path: str | None, log_format: str = "text", debug: bool = False) -
     try:
         px.close(px.open(path, px.O_WRONLY | px.O_APPEND | px.O_CREAT | px.O_CLOEXEC, 0o644))
     except OSError as exc:
-        raise OcipyError(f"open {path}: {(exc.strerror or str(exc)).lower()}") from None
+        raise OcipyError(f"open {path}: {os_reason(exc)}") from None
     _log_path = path
 
 
@@ -70,8 +105,11 @@ def debug_enabled() -> bool:
     return _debug
 
 
-def os_reason(exc: OSError) -> str:
-    """The OS's reason for a failure, lower case, as ocipy's one-line errors end: `no such file or directory`."""
+def os_reason(exc: OSError | int) -> str:
+    """The OS's reason for a failure, lower case, as ocipy's one-line errors end: `no such file or directory`. Takes
+    the OSError, or an errno (what the init, libseccomp or CRIU report)."""
+    if isinstance(exc, int):
+        return px.strerror(exc).lower()
     return (exc.strerror or str(exc)).lower()
 
 

@@ -5,8 +5,6 @@ writes. The values are ocipy's own (state.json, `state`, `list`, log lines): dic
 None. A malformed document raises ValueError (json.JSONDecodeError is a ValueError, and is what `_json` raises).
 """
 
-from __future__ import annotations
-
 import _json
 import math
 
@@ -17,7 +15,7 @@ if TYPE_CHECKING:
 _WS = " \t\n\r"
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> "Any":
     raise ValueError(f"invalid JSON constant {name}")
 
 
@@ -29,7 +27,7 @@ class _Context:
     parse_float = float
     parse_int = int
     parse_constant = staticmethod(_no_constant)
-    memo: ClassVar[dict[str, str]] = {}
+    memo: "ClassVar[dict[str, str]]" = {}  # noqa: RUF012 -- quoted (typing stays unloaded): ruff misses it
 
 
 _scan = _json.make_scanner(_Context())  # type: ignore[arg-type]  # any object with these attributes
@@ -48,7 +46,7 @@ def _quote(s: str) -> str:
     return _quote_utf8(s)
 
 
-def loads(text: str | bytes) -> Any:
+def loads(text: str | bytes) -> "Any":
     if isinstance(text, bytes):
         text = text.decode("utf-8")
     start = len(text) - len(text.lstrip(_WS))
@@ -68,14 +66,14 @@ def loads(text: str | bytes) -> Any:
     return value
 
 
-def dumps(value: Any, indent: int | None = None) -> str:
+def dumps(value: "Any", indent: int | None = None) -> str:
     """Compact (`,` and `:`) without indent; with it, `, ` free pretty-printing like json.dumps(indent=N)."""
     out: list[str] = []
     _write(value, out, indent, 0)
     return "".join(out)
 
 
-def _write(value: Any, out: list[str], indent: int | None, level: int) -> None:
+def _write(value: "Any", out: list[str], indent: int | None, level: int) -> None:
     if isinstance(value, str):
         out.append(_quote(value))
     elif value is None:
@@ -99,7 +97,7 @@ def _write(value: Any, out: list[str], indent: int | None, level: int) -> None:
 
 
 def _container(
-    items: list[Any], out: list[str], indent: int | None, level: int, open_: str, close: str, keyed: bool
+    items: "list[Any]", out: list[str], indent: int | None, level: int, open_: str, close: str, keyed: bool
 ) -> None:
     if not items:
         out.append(open_ + close)

@@ -7,8 +7,6 @@ per line, so a test learns a command's boundaries from one traced run and then k
 call it too, so this module is stdlib (`posix`) only and does no work at import beyond reading two variables.
 """
 
-from __future__ import annotations
-
 from . import posixlite as px
 
 _WANT = px.getenv("OCIPY_FAULT", "")

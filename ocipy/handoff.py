@@ -45,6 +45,11 @@ def write_pid_file(path: str, pid: int) -> None:
 
 def connect_console(path: str) -> socket.socket:
     """The caller's --console-socket, connected: the init sends the pty master there (SCM_RIGHTS)."""
+    return connect_unix(path, "console socket")
+
+
+def connect_unix(path: str, what: str) -> socket.socket:
+    """A stream connection to the caller's AF_UNIX socket at `path` (`what`: its name in the error line)."""
     import socket  # here: `socket` costs ~8 ms at import
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -52,7 +57,7 @@ def connect_console(path: str) -> socket.socket:
         sock.connect(path)
     except OSError as exc:
         sock.close()
-        raise OcipyError(f"console socket {path}: {os_reason(exc)}") from None
+        raise OcipyError(f"{what} {path}: {os_reason(exc)}") from None
     return sock
 
 

@@ -25,7 +25,7 @@ else:
     from ocipy.records import dataclass, field
 
 from ocipy import _shim, errors, planfmt
-from ocipy.errors import OcipyError
+from ocipy.errors import InitError, OcipyError, os_reason
 from ocipy.faults import point
 
 
@@ -183,7 +183,7 @@ class Launch:
         `trace`: the verb, for the fault-injection step names (`create.got-pid`, ocipy/faults.py)."""
         for msg in self.messages():
             if msg.type == planfmt.MSG_TRACE:  # --debug only: an op done; no reply, no fault-injection point
-                name = planfmt.NAMES.get(self.plan.ops[msg.op][0], "?") if 0 <= msg.op < len(self.plan.ops) else "?"
+                name = planfmt.NAMES.get(self.plan.ops[msg.op].code, "?") if 0 <= msg.op < len(self.plan.ops) else "?"
                 errors.debug(f"init: op {msg.op} done: {name} {self.plan.field_of(msg.op) or '-'}")
                 continue
             if trace:
@@ -193,7 +193,7 @@ class Launch:
             if msg.type == planfmt.MSG_ERROR:
                 for fd in msg.fds:
                     os.close(fd)
-                raise OcipyError(self.describe_error(msg))
+                raise self.init_error(msg)
             handler = (handlers or {}).get(msg.type)
             try:
                 reply = handler(msg) if handler is not None else None
@@ -210,9 +210,14 @@ class Launch:
                 return True
         return False
 
+    def init_error(self, msg: Message) -> InitError:
+        """The init's MSG_ERROR as an InitError carrying the op, the errno and the field, worded by `describe_error`."""
+        pointer = (self.plan.field_of(msg.op) or "") if msg.op >= 0 else ""
+        return InitError(self.describe_error(msg), msg.op, msg.err, pointer, msg.detail)
+
     def describe_error(self, msg: Message) -> str:
         """One line naming the config field: `/mounts/3 (proc on /proc): mount: operation not permitted`."""
-        reason = os.strerror(msg.err).lower() if msg.err else "failed"
+        reason = os_reason(msg.err) if msg.err else "failed"
         if msg.op < 0:
             return f"ocipy-init: {msg.detail or 'failed'}: {reason}"
         field_ = self.plan.field_of(msg.op) or "runtime"
@@ -318,7 +323,7 @@ def _write_proc(pid: int, name: str, text: str, pointer: str) -> None:
         finally:
             os.close(fd)
     except OSError as exc:
-        raise OcipyError(f"{pointer}: write {name}: {exc.strerror.lower() if exc.strerror else exc}") from None
+        raise OcipyError(f"{pointer}: write {name}: {os_reason(exc)}") from None
 
 
 def _run_map_helper(helper: str, pid: int, text: str, pointer: str) -> None:

@@ -36,14 +36,7 @@ def _dependency_modules() -> list:  # type: ignore[type-arg]
     import pydantic
     import pydantic_core
 
-    mods = [pydantic, pydantic_core, cffi, jsonschema]
-    try:
-        import pyroute2
-
-        mods.append(pyroute2)
-    except ImportError:
-        pass
-    return mods
+    return [pydantic, pydantic_core, cffi, jsonschema]
 
 
 def main(argv: list[str]) -> int:

@@ -9,16 +9,14 @@ On the lifecycle path: stdlib, posixlite and the shim only (`ocipy.hooks` is imp
 hooks to run).
 """
 
-from __future__ import annotations
-
 import errno
 import time
+from _signal import SIGKILL  # type: ignore[import-not-found]  # the interpreter loaded it: no `signals` import
 
 from . import errors, procfs
 from . import posixlite as px
-from .errors import OcipyError
+from .errors import OcipyError, os_reason
 from .faults import point
-from .signals import SIGKILL
 from .state import REFUSED, RUNNING, STOPPED
 
 TYPE_CHECKING = False
@@ -29,7 +27,7 @@ KILL_TIMEOUT = 10.0  # seconds to wait for a SIGKILLed init to exit
 _STOPPED_MSG = REFUSED["start/stopped"]
 
 
-def signal_init(c: Container, sig: int) -> bool:
+def signal_init(c: "Container", sig: int) -> bool:
     """Signal the init if it is still the recorded process; False when it is gone."""
     fd = procfs.pidfd_open(c.pid, c.starttime)
     if fd is None:
@@ -40,7 +38,7 @@ def signal_init(c: Container, sig: int) -> bool:
         px.close(fd)
 
 
-def run_recorded_hooks(c: Container, kind: str) -> None:
+def run_recorded_hooks(c: "Container", kind: str) -> None:
     """Run the `kind` hooks create recorded in the private state, through `ocipy.hooks`.
 
     `ocipy.hooks` is imported only when there are hooks to run, so a hook-less start/delete never pays for it. It
@@ -64,7 +62,7 @@ def run_recorded_hooks(c: Container, kind: str) -> None:
     mod.run_hooks(kind, hooks, state, pid=c.pid)
 
 
-def _process_env(c: Container) -> list[str]:
+def _process_env(c: "Container") -> list[str]:
     """process.env of the config as create saw it (the state directory's copy), [] if none."""
     from . import fastjson
     from .store import CONFIG_FILE
@@ -78,13 +76,13 @@ def _process_env(c: Container) -> list[str]:
     return [e for e in env if isinstance(e, str)] if isinstance(env, list) else []
 
 
-def wait_cgroup_empty(c: Container, timeout: float) -> None:
+def wait_cgroup_empty(c: "Container", timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while c.cgroup().pids() and time.monotonic() < deadline:
         time.sleep(0.002)
 
 
-def kill_and_wait(c: Container) -> None:
+def kill_and_wait(c: "Container") -> None:
     """SIGKILL the init and the rest of its cgroup, thaw so the kill lands, and wait until the init is gone."""
     cgroup = c.cgroup()
     was_frozen = cgroup.is_frozen()
@@ -98,7 +96,7 @@ def kill_and_wait(c: Container) -> None:
         raise OcipyError(f"container init (pid {c.pid}) did not exit after SIGKILL")
 
 
-def destroy(c: Container) -> None:
+def destroy(c: "Container") -> None:
     """Steps 12-13 for a container whose init is gone: its cgroups, then the poststop hooks (a failure there is a
     warning), then its state directory. The container no longer exists afterwards."""
     cgroup = c.cgroup()
@@ -121,7 +119,7 @@ def destroy(c: Container) -> None:
     errors.debug(f"state dir of {c.id} removed")
 
 
-def delete(c: Container, force: bool) -> None:
+def delete(c: "Container", force: bool) -> None:
     """`delete [--force]` of a locked container dir (runtime.md: only a stopped one unless forced)."""
     if c.journal() is not None:
         # half-made: a create that died (we hold its lock now) left it; undo what its journal names
@@ -140,7 +138,7 @@ def delete(c: Container, force: bool) -> None:
     destroy(c)
 
 
-def _release_fifo(c: Container) -> None:
+def _release_fifo(c: "Container") -> None:
     """Open the exec fifo write-only and non-blocking (ENXIO: the init is gone), write one byte, remove it."""
     try:
         fd = px.open(c.fifo_path, px.O_WRONLY | px.O_NONBLOCK | px.O_CLOEXEC | px.O_NOFOLLOW)
@@ -149,7 +147,7 @@ def _release_fifo(c: Container) -> None:
             raise OcipyError(_STOPPED_MSG) from None
         if exc.errno == errno.ENOENT:  # someone else started it meanwhile
             c.status().require("start")
-        raise OcipyError(f"open {c.fifo_path}: {exc.strerror}") from None
+        raise OcipyError(f"open {c.fifo_path}: {os_reason(exc)}") from None
     errors.debug(f"start {c.id}: writing the exec fifo {c.fifo_path}: the init execs the process")
     try:
         px.write(fd, b"0")
@@ -165,7 +163,7 @@ def _release_fifo(c: Container) -> None:
         pass
 
 
-def start(c: Container) -> None:
+def start(c: "Container") -> None:
     """Steps 7-9: the startContainer hooks, release the init through the exec fifo, the poststart hooks."""
     c.status().require("start")
     if c.read_state().private.get("no_process"):

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import os
 
+from ocipy.errors import ConfigError
+from ocipy.posixlite import read_text
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `dataclasses` imports `inspect` (~10 ms on every exec): see ocipy/records.py
     from dataclasses import dataclass
@@ -27,11 +30,7 @@ _FORBIDDEN = ('"', "\n", "\0")
 
 
 def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return ""
+    return (read_text(path) or "").strip()
 
 
 def active() -> frozenset[str]:
@@ -61,11 +60,8 @@ class ProcWrite:
     what: str
 
 
-class LabelError(ValueError):
-    def __init__(self, pointer: str, message: str) -> None:
-        super().__init__(f"{pointer}: {message}")
-        self.pointer = pointer
-        self.message = message
+class LabelError(ConfigError):
+    """An AppArmor/SELinux label the host or the kernel cannot take, named by its field."""
 
 
 def check_label(pointer: str, label: str) -> None:

@@ -8,6 +8,8 @@ have, two node-numbering flags) is its error at create, naming the field. Stdlib
 
 from __future__ import annotations
 
+from ocipy.errors import ConfigError
+
 TYPE_CHECKING = False  # the idiom mypy understands, without importing typing at run time
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -33,12 +35,8 @@ NO_NODES = ("MPOL_DEFAULT", "MPOL_LOCAL")
 SOME_NODES = ("MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_PREFERRED_MANY", "MPOL_WEIGHTED_INTERLEAVE")
 
 
-class PolicyError(ValueError):
-    """A memoryPolicy the runtime refuses: `pointer` is the field (JSON pointer), the text says why."""
-
-    def __init__(self, pointer: str, message: str) -> None:
-        super().__init__(message)
-        self.pointer = pointer
+class PolicyError(ConfigError):
+    """A memoryPolicy the runtime refuses: `pointer` is the field (JSON pointer), `message` says why."""
 
 
 def parse_nodes(text: str) -> list[int]:

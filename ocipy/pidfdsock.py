@@ -22,15 +22,9 @@ def connect(path: str | None) -> socket.socket | None:
     """The connection to PATH, or None when no --pidfd-socket was given."""
     if not path:
         return None
-    import socket  # here: `socket` costs ~8 ms, and most callers pass no --pidfd-socket
+    from .handoff import connect_unix
 
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    try:
-        sock.connect(path)
-    except OSError as exc:
-        sock.close()
-        raise OcipyError(f"pidfd socket {path}: {os_reason(exc)}") from None
-    return sock
+    return connect_unix(path, "pidfd socket")
 
 
 def send(sock: socket.socket, pid: int, pidfd: int, kind: str) -> None:

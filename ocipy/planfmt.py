@@ -12,6 +12,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # `collections.abc` imports the `collections` package (~1 ms on every exec): annotations only
     from collections.abc import Sequence
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
+    from typing import Self
+
 MAGIC = b"OCIPLAN2"
 NOSTR = 0xFFFFFFFF
 HEADER = struct.Struct("<8sII")
@@ -85,6 +89,14 @@ OP_MEMPOLICY = 67  # a0 = mode | flags, s0 = node list
 # OP_SYNC a0 (what the runtime does; the init ignores it)
 SYNC_MOUNT_TREES = 1
 
+# OP_MOUNT's slots (plan.h): op.s[MOUNT_SOURCE] ..., op.a[MOUNT_FLAGS] ...
+MOUNT_SOURCE, MOUNT_DEST, MOUNT_FSTYPE, MOUNT_DATA = range(4)
+MOUNT_FLAGS, MOUNT_REMOUNT, MOUNT_PROPAGATION, MOUNT_ATTRS, MOUNT_MNTF = range(5)
+# OP_SYNC's: op.a[SYNC_WHAT] is what the runtime does (SYNC_MOUNT_TREES); OP_REPORT's
+SYNC_WHAT = 0
+REPORT_LOG, REPORT_TEXTS = range(2)
+REPORT_JSON, REPORT_FIRST, REPORT_COUNT = range(3)
+
 # OP_MOUNT a4 bits
 MNTF_MKDIR = 0x1
 MNTF_MKFILE = 0x2
@@ -106,11 +118,39 @@ NAMES = {v: k for k, v in globals().items() if k.startswith("OP_") and isinstanc
 Str = str | bytes | None
 
 
+class Op(tuple[int, int, tuple[int, ...], tuple[int, ...]]):
+    """One operation as plan.h's `struct plan_op` holds it: `code` (OP_*), `field` (its config field, an index into
+    Plan.fields), `s` (four string-table offsets, NOSTR for none) and `a` (five integers). What each slot of an op
+    means is plan.h's comment of the op; the slots Python reads back have names here (MOUNT_MNTF, ...). A tuple, so
+    `(code, field, s, a) = op` and the encoder work unchanged."""
+
+    __slots__ = ()
+
+    def __new__(cls, code: int, field: int, s: tuple[int, ...], a: tuple[int, ...]) -> Self:
+        return tuple.__new__(cls, (code, field, s, a))
+
+    @property
+    def code(self) -> int:
+        return self[0]
+
+    @property
+    def field(self) -> int:
+        return self[1]
+
+    @property
+    def s(self) -> tuple[int, ...]:
+        return self[2]
+
+    @property
+    def a(self) -> tuple[int, ...]:
+        return self[3]
+
+
 class Plan:
     """Operations in execution order plus the string table they point into."""
 
     def __init__(self) -> None:
-        self.ops: list[tuple[int, int, tuple[int, ...], tuple[int, ...]]] = []
+        self.ops: list[Op] = []
         self.fields: list[str] = []
         self.what: list[str] = []  # a short human description of each op ("proc on /proc")
         self._strtab = bytearray()
@@ -153,20 +193,27 @@ class Plan:
         what: str = "",
     ) -> int:
         """Append an op. Entries of `s` are strings (stored now) or offsets already returned by strv()/blob()."""
-        if len(s) > 4 or len(a) > 5:
-            raise ValueError("too many op arguments")
-        offs = tuple(v if isinstance(v, int) else self._str(v) for v in s) + (NOSTR,) * (4 - len(s))
-        ints = tuple(a) + (0,) * (5 - len(a))
         fidx = self._field_index.setdefault(field, len(self._field_index))
         if fidx == len(self.fields):
             self.fields.append(field)
-        self.ops.append((code, fidx, offs, ints))
+        self.ops.append(Op(code, fidx, *self._slots(s, a)))
         self.what.append(what)
         return len(self.ops) - 1
 
+    def fill(self, index: int, s: Sequence[Str | int] = (), a: Sequence[int] = ()) -> None:
+        """Set the arguments of an op added earlier (one whose values are known only once the plan is complete)."""
+        op = self.ops[index]
+        self.ops[index] = Op(op.code, op.field, *self._slots(s, a))
+
+    def _slots(self, s: Sequence[Str | int], a: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        if len(s) > 4 or len(a) > 5:
+            raise ValueError("too many op arguments")
+        offs = tuple(v if isinstance(v, int) else self._str(v) for v in s) + (NOSTR,) * (4 - len(s))
+        return offs, tuple(a) + (0,) * (5 - len(a))
+
     def field_of(self, index: int) -> str:
         if 0 <= index < len(self.ops):
-            return self.fields[self.ops[index][1]]
+            return self.fields[self.ops[index].field]
         return ""
 
     def encode(self) -> bytes:

@@ -6,8 +6,6 @@
 Code off the lifecycle path uses `os` as usual.
 """
 
-from __future__ import annotations
-
 from posix import (
     O_APPEND,
     O_CLOEXEC,
@@ -31,10 +29,12 @@ from posix import (
     mkdir,
     open,
     pidfd_open,
+    read,
     rename,
     rmdir,
     scandir,
     stat,
+    strerror,
     unlink,
     write,
 )
@@ -66,10 +66,13 @@ __all__ = [
     "normpath",
     "open",
     "pidfd_open",
+    "read",
+    "read_text",
     "rename",
     "rmdir",
     "scandir",
     "stat",
+    "strerror",
     "unlink",
     "write",
 ]
@@ -123,3 +126,21 @@ def isfile(path: str) -> bool:
         return stat(path).st_mode & _S_IFMT == _S_IFREG
     except (OSError, ValueError):
         return False
+
+
+def read_text(path: str) -> str | None:
+    """A small file's text (proc, sys, cgroup and git files), None when it cannot be read. Raw reads and
+    bytes.decode: a text-mode open with encoding="ascii" imports the codec module (encodings.ascii)."""
+    try:
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+    except OSError:
+        return None
+    chunks = []
+    try:
+        while chunk := read(fd, 65536):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        close(fd)
+    return b"".join(chunks).decode("ascii", "replace")

@@ -5,8 +5,6 @@ A pid alone is not an identity: pids are reused. A process is "ours" when /proc/
 a recycled pid is never hit.
 """
 
-from __future__ import annotations
-
 from . import posixlite as px
 
 

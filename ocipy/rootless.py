@@ -21,20 +21,13 @@ from posix import W_OK, X_OK, access
 
 from . import posixlite as px
 from .errors import OcipyError, os_reason
+from .posixlite import read_text
 
 DEFAULT_ROOT = "/run/ocipy"
 FULL_RANGE = 4294967295  # a uid_map line "0 0 4294967295" is the initial user namespace (or one mapping all)
 ROOTLESS_VALUES = ("true", "false", "auto")
 
 _userns_cache: list[bool] = []
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, "rb", buffering=0) as f:
-            return f.read().decode("ascii", "replace")
-    except OSError:
-        return None
 
 
 def map_is_partial(text: str) -> bool:
@@ -53,7 +46,7 @@ def map_is_partial(text: str) -> bool:
 def in_user_namespace() -> bool:
     """True when this process runs in a user namespace that does not map every id (cached: it cannot change)."""
     if not _userns_cache:
-        text = _read("/proc/self/uid_map")
+        text = read_text("/proc/self/uid_map")
         # no /proc/self/uid_map: a kernel without user namespaces, so the initial one
         _userns_cache.append(False if text is None else map_is_partial(text))
     return _userns_cache[0]

@@ -1,7 +1,5 @@
 """Signal name/number parsing for `kill`: `15`, `TERM`, `SIGTERM`, `sigkill`, `usr1`, `RTMIN+3`. Stdlib only."""
 
-from __future__ import annotations
-
 import _signal  # type: ignore[import-not-found]
 
 from .errors import OcipyError

@@ -8,8 +8,6 @@ it on every read.
 On the lifecycle path: stdlib only, no `typing` at run time.
 """
 
-from __future__ import annotations
-
 from .errors import OcipyError
 
 TYPE_CHECKING = False
@@ -112,7 +110,7 @@ class State:
         created: str = "",
         annotations: dict[str, str] | None = None,
         owner: str = "",
-        private: dict[str, Any] | None = None,
+        private: "dict[str, Any] | None" = None,
     ) -> None:
         self.oci_version = oci_version
         self.id = cid
@@ -131,7 +129,7 @@ class State:
         return st if isinstance(st, int) and not isinstance(st, bool) else None
 
     @property
-    def hooks(self) -> dict[str, list[dict[str, Any]]]:
+    def hooks(self) -> "dict[str, list[dict[str, Any]]]":
         hooks = self.private.get("hooks")
         return hooks if isinstance(hooks, dict) else {}
 
@@ -141,12 +139,12 @@ class State:
         return self.private.get("rootless") is True
 
     @property
-    def cgroup(self) -> Any:
+    def cgroup(self) -> "Any":
         """The cgroup driver's record (None when the container has no cgroup)."""
         return self.private.get("cgroup")
 
     @cgroup.setter
-    def cgroup(self, record: dict[str, Any] | None) -> None:
+    def cgroup(self, record: "dict[str, Any] | None") -> None:
         if record is None:
             self.private.pop("cgroup", None)
         else:
@@ -154,7 +152,7 @@ class State:
 
     # --- JSON ----------------------------------------------------------------------------------------------------
     @classmethod
-    def from_json(cls, cid: str, data: dict[str, Any]) -> State:
+    def from_json(cls, cid: str, data: "dict[str, Any]") -> "State":
         """A record read back; a field of the wrong type reads as absent."""
         pid = data.get("pid")
         annotations = data.get("annotations")
@@ -171,7 +169,7 @@ class State:
             private=dict(private) if isinstance(private, dict) else None,
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> "dict[str, Any]":
         out: dict[str, Any] = {
             "ociVersion": self.oci_version,
             "id": self.id,
@@ -186,7 +184,7 @@ class State:
         out["ocipy"] = self.private
         return out
 
-    def oci(self, status: str) -> dict[str, Any]:
+    def oci(self, status: str) -> "dict[str, Any]":
         """The OCI state (state verb, hooks' stdin) in runc's key order; pid 0 once stopped, no empty annotations."""
         out: dict[str, Any] = {
             "ociVersion": self.oci_version,

@@ -8,8 +8,6 @@ The private `ocipy.cgroup` record is kept here and interpreted only by its cgrou
 ocipy/cgroups/driver.py).
 """
 
-from __future__ import annotations
-
 import errno
 
 from . import posixlite as px
@@ -65,7 +63,7 @@ class _Lock:
     def __init__(self, fd: int) -> None:
         self.fd = fd
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> "Self":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -80,7 +78,7 @@ class _Lock:
 class Container:
     """One container's directory. Open it with `Store.open` or `Store.create_dir`; close with `close()`."""
 
-    def __init__(self, store: Store, cid: str, dirfd: int) -> None:
+    def __init__(self, store: "Store", cid: str, dirfd: int) -> None:
         self.store = store
         self.id = cid
         self.dir = px.join(store.root, cid)
@@ -246,7 +244,7 @@ class Container:
             return False
         return True
 
-    def journal(self) -> dict[str, Any] | None:
+    def journal(self) -> "dict[str, Any] | None":
         """What an uncommitted create recorded (`ocipy.creating`); None once create has committed."""
         j = self.read_state().private.get(JOURNAL_KEY)
         return j if isinstance(j, dict) else None
@@ -263,7 +261,7 @@ class Container:
             return PAUSED
         return RUNNING
 
-    def oci_state(self) -> dict[str, Any]:
+    def oci_state(self) -> "dict[str, Any]":
         """The OCI state with the status derived now (`state`, the hooks' stdin); a half-made container shows pid 0."""
         status = self.status()
         out = self.read_state().oci(status)
@@ -272,11 +270,11 @@ class Container:
         return out
 
     # --- cgroups (owned by ocipy/cgroups/driver.py) -------------------------------------------------------------
-    def cgroup_record(self) -> Any:
+    def cgroup_record(self) -> "Any":
         """The cgroups the container owns (create made them): the private state's `cgroup`."""
         return self.read_state().cgroup
 
-    def _legacy_cgroup_record(self) -> Any:
+    def _legacy_cgroup_record(self) -> "Any":
         """cgroup.json: where creates before the journal recorded their cgroups until state.json existed."""
         raw = self.read_file(CGROUP_FILE)
         if raw is None:
@@ -288,7 +286,7 @@ class Container:
         except ValueError:
             return None
 
-    def cgroup(self) -> Driver:
+    def cgroup(self) -> "Driver":
         """The driver of the container's cgroups (`NO_CGROUP` when it has none)."""
         from .cgroups.driver import NO_CGROUP, NO_CGROUP_ROOTLESS, driver_for
 
@@ -362,7 +360,7 @@ class Store:
         self.root = px.abspath(root) if root else default_root()
 
     @classmethod
-    def from_args(cls, args: Any) -> Store:
+    def from_args(cls, args: "Any") -> "Store":
         """The store the global `--root` names (or the default root)."""
         return cls(getattr(args, "root", None))
 

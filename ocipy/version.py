@@ -11,6 +11,7 @@ import os
 import sys
 
 from ocipy import __version__
+from ocipy.posixlite import read_text
 from ocipy.state import OCI_VERSION
 
 VERSION = __version__  # the one place each is written: ocipy/__init__.py, ocipy/state.py
@@ -20,11 +21,7 @@ _PKG = os.path.dirname(os.path.abspath(__file__))
 
 
 def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return ""
+    return (read_text(path) or "").strip()
 
 
 def _git_dir(top: str) -> str:

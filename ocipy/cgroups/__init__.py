@@ -6,13 +6,8 @@ Resources are plain JSON (the `linux.resources` object with spec key names), nev
 `events` stay light. docs/cgroups.md says what is honoured on which hierarchy and why.
 """
 
-from __future__ import annotations
+from ..errors import ConfigError
 
 
-class CgroupError(Exception):
+class CgroupError(ConfigError):
     """A cgroup failure naming the config field: `str()` is `pointer: message` (pointer may be empty)."""
-
-    def __init__(self, pointer: str, message: str) -> None:
-        super().__init__(f"{pointer}: {message}" if pointer else message)
-        self.pointer = pointer
-        self.message = message

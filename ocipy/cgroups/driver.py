@@ -20,8 +20,6 @@ This module is on the lifecycle path (pause, resume, kill, delete, ps): stdlib a
 `stats` and `layout` (which import `os` and `typing`) are imported inside the methods that need them.
 """
 
-from __future__ import annotations
-
 import errno
 import time
 
@@ -42,16 +40,7 @@ DRIVERS: dict[str, tuple[str, str]] = {
 }
 
 
-# cgroup files in binary: a text-mode open with encoding="ascii" imports the codec module (encodings.ascii), while
-# bytes.decode("ascii") is built in.
-def read_text(path: str) -> str | None:
-    try:
-        with open(path, "rb", buffering=0) as f:
-            return f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-
-
+# cgroup files in binary (px.read_text says why)
 def write_text(path: str, text: str) -> None:
     with open(path, "wb", buffering=0) as f:
         f.write(text.encode("ascii"))
@@ -110,7 +99,7 @@ class Driver:
 
     name = ""
 
-    def __init__(self, record: dict[str, Any]) -> None:
+    def __init__(self, record: "dict[str, Any]") -> None:
         self.record = record
 
     # --- the lifecycle path ------------------------------------------------------------------------------------
@@ -164,11 +153,11 @@ class Driver:
         raise NotImplementedError
 
     # --- off the lifecycle path ----------------------------------------------------------------------------------
-    def apply(self, resources: dict[str, Any], update: bool = False) -> None:
+    def apply(self, resources: "dict[str, Any]", update: bool = False) -> None:
         """Write `resources` (linux.resources as JSON); errors name the field (OcipyError)."""
         raise NotImplementedError
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> "dict[str, Any]":
         """runc's `events --stats` data."""
         raise NotImplementedError
 
@@ -176,7 +165,7 @@ class Driver:
         raise NotImplementedError
 
     @classmethod
-    def create(cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool) -> Driver:
+    def create(cls, cid: str, cgroups_path: str | None, resources: "dict[str, Any]", systemd: bool) -> "Driver":
         """Make the cgroups of a new container and apply `resources` but `pids` (CgroupError naming the field)."""
         raise NotImplementedError
 
@@ -185,7 +174,7 @@ class _NoCgroup(Driver):
     """A container without cgroups (rootless without a delegated cgroup, or a record that could not be read).
     `rootless`: it was created rootless, which is why (the messages say so: ocipy/rootless.py)."""
 
-    def __init__(self, record: dict[str, Any], rootless: bool = False) -> None:
+    def __init__(self, record: "dict[str, Any]", rootless: bool = False) -> None:
         super().__init__(record)
         self.rootless = rootless
 
@@ -218,10 +207,10 @@ class _NoCgroup(Driver):
     def remove(self) -> None:
         pass
 
-    def apply(self, resources: dict[str, Any], update: bool = False) -> None:
+    def apply(self, resources: "dict[str, Any]", update: bool = False) -> None:
         raise self._none("update")
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> "dict[str, Any]":
         raise self._none("read statistics from")
 
     def oom_kills(self) -> int:
@@ -297,12 +286,12 @@ class Cgroupfs(Driver):
 
     def pids(self) -> list[int] | None:
         for d in self._scan_dirs():
-            text = read_text(px.join(d, "cgroup.procs"))
+            text = px.read_text(px.join(d, "cgroup.procs"))
             if text is not None:
                 pids = [int(x) for x in text.split()]
                 # and the sub-cgroups the container made (deepest last; a pid appears once per hierarchy)
                 for sub in sub_cgroups(d):
-                    pids.extend(int(x) for x in (read_text(px.join(sub, "cgroup.procs")) or "").split())
+                    pids.extend(int(x) for x in (px.read_text(px.join(sub, "cgroup.procs")) or "").split())
                 return list(dict.fromkeys(pids))
         return None
 
@@ -319,8 +308,8 @@ class Cgroupfs(Driver):
             return False
         version, path = fz
         if version == 1:
-            return (read_text(px.join(path, "freezer.state")) or "").strip() == "FROZEN"
-        return (read_text(px.join(path, "cgroup.freeze")) or "").strip() == "1"
+            return (px.read_text(px.join(path, "freezer.state")) or "").strip() == "FROZEN"
+        return (px.read_text(px.join(path, "cgroup.freeze")) or "").strip() == "1"
 
     def freeze(self, frozen: bool, timeout: float = 2.0) -> None:
         fz = self._freezer()
@@ -334,7 +323,7 @@ class Cgroupfs(Driver):
                 state_file = px.join(path, "freezer.state")
                 write_text(state_file, want)
                 # v1 may sit in FREEZING while tasks are in uninterruptible sleep: write again until it settles
-                while (read_text(state_file) or "").strip() != want:
+                while (px.read_text(state_file) or "").strip() != want:
                     if time.monotonic() > deadline:
                         if frozen:
                             write_text(state_file, "THAWED")
@@ -345,12 +334,12 @@ class Cgroupfs(Driver):
                 write_text(px.join(path, "cgroup.freeze"), "1" if frozen else "0")
                 events = px.join(path, "cgroup.events")
                 want_line = "frozen 1" if frozen else "frozen 0"
-                while want_line not in (read_text(events) or "").splitlines():
+                while want_line not in (px.read_text(events) or "").splitlines():
                     if time.monotonic() > deadline:
                         raise OcipyError(f"{events}: did not reach {want_line!r}")
                     time.sleep(0.001)
         except OSError as exc:
-            raise OcipyError(f"{'freeze' if frozen else 'thaw'} {path}: {exc.strerror or exc}") from None
+            raise OcipyError(f"{'freeze' if frozen else 'thaw'} {path}: {os_reason(exc)}") from None
 
     def kill(self, sig: int) -> bool:
         if self.pids() is None:
@@ -384,15 +373,12 @@ class Cgroupfs(Driver):
         for d in dict.fromkeys(self._scan_dirs()):
             rmdir_tree(d)
 
-    def apply(self, resources: dict[str, Any], update: bool = False) -> None:
-        from . import CgroupError, layout, manager
+    def apply(self, resources: "dict[str, Any]", update: bool = False) -> None:
+        from . import layout, manager
 
-        try:
-            manager.apply(layout.detect(), self.record, resources, update=update)
-        except CgroupError as exc:
-            raise OcipyError(str(exc)) from None
+        manager.apply(layout.detect(), self.record, resources, update=update)  # a CgroupError names the field
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> "dict[str, Any]":
         from . import stats
 
         return stats.collect(self.record)
@@ -403,19 +389,19 @@ class Cgroupfs(Driver):
         return stats.oom_kills(self.record)
 
     @classmethod
-    def create(cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool) -> Driver:
+    def create(cls, cid: str, cgroups_path: str | None, resources: "dict[str, Any]", systemd: bool) -> Driver:
         """Resolve cgroupsPath, make the cgroups and apply `resources` but `pids` (see `create_cgroups`)."""
         return cls._make(cid, cgroups_path, resources, systemd, rootless=False)
 
     @classmethod
-    def create_rootless(cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool) -> Driver:
+    def create_rootless(cls, cid: str, cgroups_path: str | None, resources: "dict[str, Any]", systemd: bool) -> Driver:
         """`create` for a rootless caller: only the hierarchies this user may write, limits none of them can hold
         fail naming the field, devices ignored (ocipy/cgroups/rootless.py); nothing writable: NO_CGROUP."""
         return cls._make(cid, cgroups_path, resources, systemd, rootless=True)
 
     @classmethod
     def _make(
-        cls, cid: str, cgroups_path: str | None, resources: dict[str, Any], systemd: bool, rootless: bool
+        cls, cid: str, cgroups_path: str | None, resources: "dict[str, Any]", systemd: bool, rootless: bool
     ) -> Driver:
         from . import layout, manager, paths
 
@@ -455,7 +441,7 @@ def driver_for(record: object) -> Driver:
     return driver_class(str(record.get("driver") or CGROUPFS))(record)
 
 
-def planned_record(cid: str, cgroups_path: str | None, systemd: bool) -> dict[str, Any] | None:
+def planned_record(cid: str, cgroups_path: str | None, systemd: bool) -> "dict[str, Any] | None":
     """The cgroupfs record of the dirs `create_cgroups` is about to make (every hierarchy), for create's recovery
     journal (docs/contracts.md, "Recovery"): recovery only rmdirs them. None when the path does not resolve
     (create_cgroups then says why)."""
@@ -468,9 +454,9 @@ def planned_record(cid: str, cgroups_path: str | None, systemd: bool) -> dict[st
 
 
 def create_cgroups(
-    cid: str, cgroups_path: str | None, resources: dict[str, Any], *, systemd: bool, rootless: bool
+    cid: str, cgroups_path: str | None, resources: "dict[str, Any]", *, systemd: bool, rootless: bool
 ) -> Driver:
-    """Make the container's cgroups before its init exists; on failure nothing made stays (OcipyError naming the
+    """Make the container's cgroups before its init exists; on failure nothing made stays (CgroupError naming the
     field). Rootless without resources: a cgroup that cannot be made is skipped (NO_CGROUP), as runc does."""
     from . import CgroupError
 
@@ -486,7 +472,7 @@ def create_cgroups(
 
             errors.debug(f"rootless: no cgroup: {exc}")
             return NO_CGROUP
-        raise OcipyError(str(exc)) from None
+        raise
     if cls.name != CGROUPFS and drv.record:
         drv.record["driver"] = cls.name
     return drv

@@ -88,3 +88,17 @@ def get_list(obj: dict[str, Any], key: str, pointer: str) -> list[Any]:
     if not isinstance(v, list):
         raise CgroupError(f"{pointer}/{key}", "must be an array")
     return v
+
+
+def hugepage_limits(d: str, limits: list[Any], limit_file: str) -> None:
+    """hugepageLimits as `hugetlb.SIZE.<limit_file>` (v1: limit_in_bytes, v2: max), and the reservation limit
+    beside it when the kernel has one (`hugetlb.SIZE.rsvd.<limit_file>`, 5.7+)."""
+    for i, h in enumerate(limits):
+        p = f"{R}/hugepageLimits/{i}"
+        size = h.get("pageSize") if isinstance(h, dict) else None
+        if not isinstance(size, str) or not exists(d, f"hugetlb.{size}.{limit_file}"):
+            raise CgroupError(f"{p}/pageSize", f"{size!r}: this host has no such huge page size")
+        limit = get_int(h, "limit", p, minimum=0) or 0
+        write(d, f"hugetlb.{size}.{limit_file}", str(limit), f"{p}/limit")
+        if exists(d, f"hugetlb.{size}.rsvd.{limit_file}"):
+            write(d, f"hugetlb.{size}.rsvd.{limit_file}", str(limit), f"{p}/limit")

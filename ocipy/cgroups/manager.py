@@ -45,7 +45,8 @@ def record_of(target: Target) -> dict[str, Any]:
     return rec
 
 
-def _mkdirs(path: str, created: list[str]) -> None:
+def make_dirs(path: str, created: list[str]) -> None:
+    """mkdir -p of a cgroup, each directory made appended to `created` (what an undo removes)."""
     missing = []
     cur = path
     while not os.path.isdir(cur):
@@ -113,7 +114,7 @@ def create(
     created: list[str] = []
     try:
         for d in target.dirs():
-            _mkdirs(d, created)
+            make_dirs(d, created)
         for d in target.dirs():
             if d not in created and _has_procs(d):
                 raise CgroupError("/linux/cgroupsPath", f"{d} is not empty: another container or process uses it")

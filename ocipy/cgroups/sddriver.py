@@ -8,7 +8,6 @@ systemd, and only they import `systemd.py` (unit properties, the placeholder) an
 
 from __future__ import annotations
 
-from ..errors import OcipyError
 from .driver import Cgroupfs, Driver
 
 TYPE_CHECKING = False
@@ -44,18 +43,15 @@ class Systemd(Cgroupfs):
 
     def apply(self, resources: dict[str, Any], update: bool = False) -> None:
         """SetUnitProperties (runtime) for what systemd expresses, then the files (as runc's Set)."""
-        from . import CgroupError, layout, manager
+        from . import layout, manager
         from .systemd import properties, set_properties, unified
 
         self._release()
-        try:
-            lay = layout.detect()
-            props, files = properties(resources, unified=unified(lay), create=not update)
-            if props:
-                set_properties(self.record, props)
-            manager.apply(lay, self.record, files, update=update)
-        except CgroupError as exc:
-            raise OcipyError(str(exc)) from None
+        lay = layout.detect()
+        props, files = properties(resources, unified=unified(lay), create=not update)
+        if props:
+            set_properties(self.record, props)
+        manager.apply(lay, self.record, files, update=update)  # a CgroupError names the field
 
     def remove(self) -> None:
         """StopUnit + ResetFailedUnit, then the directories ocipy made (cpuset, freezer, ... on v1)."""

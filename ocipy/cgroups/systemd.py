@@ -22,8 +22,6 @@ from __future__ import annotations
 import os
 import posixpath
 
-from ocipy.errors import os_reason
-
 from . import CgroupError
 from .driver import rmdir_tree
 
@@ -338,22 +336,6 @@ def _stop(sd: Any, unit: str) -> None:
             raise
 
 
-def _mkdirs(path: str, created: list[str]) -> None:
-    missing = []
-    cur = path
-    while not os.path.isdir(cur):
-        missing.append(cur)
-        cur = os.path.dirname(cur)
-    for d in reversed(missing):
-        try:
-            os.mkdir(d, 0o755)
-            created.append(d)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise CgroupError(POINTER, f"mkdir {d}: {os_reason(exc)}") from None
-
-
 def create(
     layout: Layout, cgroups_path: str | None, cid: str, resources: dict[str, Any] | None
 ) -> tuple[dict[str, Any], Placeholder]:
@@ -402,7 +384,7 @@ def create(
         if result != "done":
             raise CgroupError(POINTER, f"systemd could not start {unit} in {slice_}: the job ended '{result}'")
         for d in target.dirs():
-            _mkdirs(d, created)
+            manager.make_dirs(d, created)
         cs = target.v1.get("cpuset")
         if cs:
             # systemd does not manage cpuset on v1: a new cpuset starts empty, copy the parents' values down

@@ -9,7 +9,7 @@ if TYPE_CHECKING:  # `typing` imports `re` and `contextlib` (~5 ms per create): 
     from typing import Any
 
 from . import CgroupError
-from .fsio import R, exists, get_int, get_list, read_int, write
+from .fsio import R, exists, get_int, get_list, hugepage_limits, read_int, write
 
 MEM = f"{R}/memory"
 CPU = f"{R}/cpu"
@@ -219,15 +219,7 @@ THROTTLE_FILES = {
 
 
 def hugetlb(d: str, limits: list[Any]) -> None:
-    for i, h in enumerate(limits):
-        p = f"{R}/hugepageLimits/{i}"
-        size = h.get("pageSize") if isinstance(h, dict) else None
-        if not isinstance(size, str) or not exists(d, f"hugetlb.{size}.limit_in_bytes"):
-            raise CgroupError(f"{p}/pageSize", f"{size!r}: this host has no such huge page size")
-        limit = get_int(h, "limit", p, minimum=0) or 0
-        write(d, f"hugetlb.{size}.limit_in_bytes", str(limit), f"{p}/limit")
-        if exists(d, f"hugetlb.{size}.rsvd.limit_in_bytes"):
-            write(d, f"hugetlb.{size}.rsvd.limit_in_bytes", str(limit), f"{p}/limit")
+    hugepage_limits(d, limits, "limit_in_bytes")
 
 
 def net_cls(d: str, classid: int) -> None:

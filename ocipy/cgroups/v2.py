@@ -6,8 +6,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` imports `re` and `contextlib` (~5 ms per create): annotations only
     from typing import Any
 
+from ..errors import pointer
 from . import CgroupError
-from .fsio import R, exists, get_int, get_list, read, read_int, write
+from .fsio import R, exists, get_int, get_list, hugepage_limits, read, read_int, write
 
 MEM = f"{R}/memory"
 CPU = f"{R}/cpu"
@@ -160,21 +161,13 @@ def io(d: str, b: dict[str, Any]) -> None:
 
 
 def hugetlb(d: str, limits: list[Any]) -> None:
-    for i, h in enumerate(limits):
-        p = f"{R}/hugepageLimits/{i}"
-        size = h.get("pageSize") if isinstance(h, dict) else None
-        if not isinstance(size, str) or not exists(d, f"hugetlb.{size}.max"):
-            raise CgroupError(f"{p}/pageSize", f"{size!r}: this host has no such huge page size")
-        limit = get_int(h, "limit", p, minimum=0) or 0
-        write(d, f"hugetlb.{size}.max", str(limit), f"{p}/limit")
-        if exists(d, f"hugetlb.{size}.rsvd.max"):
-            write(d, f"hugetlb.{size}.rsvd.max", str(limit), f"{p}/limit")
+    hugepage_limits(d, limits, "max")
 
 
 def unified(d: str, u: dict[str, Any]) -> None:
     controllers = set((read(d, "cgroup.controllers") or "").split())
     for key, value in u.items():
-        p = f"{R}/unified/{key.replace('~', '~0').replace('/', '~1')}"
+        p = R + pointer("unified", key)
         if not key or "/" in key or "\0" in key or key.startswith(".") or "." not in key:
             raise CgroupError(p, f"{key!r}: not a cgroup file name")
         if not isinstance(value, str):

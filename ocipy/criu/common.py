@@ -129,5 +129,5 @@ def failure(what: str, exc: CriuFailed, log_path: str) -> OcipyError:
 
     reason = log.first_error(log_path) or exc.reason or "failed"
     if exc.errno and "errno" not in reason:
-        reason += f" (errno {exc.errno}: {os.strerror(exc.errno).lower()})"
+        reason += f" (errno {exc.errno}: {os_reason(exc.errno)})"
     return OcipyError(f"criu {what}: {reason} (log: {log_path})")

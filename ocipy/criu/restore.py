@@ -36,7 +36,7 @@ def _libc() -> ctypes.CDLL:
 def _bind(source: str, target: str) -> None:
     if _libc().mount(source.encode(), target.encode(), None, MS_BIND | MS_REC, None) != 0:
         err = ctypes.get_errno()
-        raise OcipyError(f"bind {source} on {target}: {os.strerror(err).lower()}")
+        raise OcipyError(f"bind {source} on {target}: {os_reason(err)}")
 
 
 def _unmount(target: str) -> None:
@@ -191,153 +191,214 @@ def _kill(pid: int, starttime: int | None) -> None:
 
 
 def restore(args: Any) -> int:
-    from ocipy import bundle as bundle_mod
-    from ocipy import hooks as hooks_mod
-
-    cid = args.container_id
-    store = Store.from_args(args)
-    store.check_id(cid)
-    bundle_dir = os.path.abspath(getattr(args, "bundle", None) or ".")
-    spec, rootfs, document = bundle_mod.load_bundle(bundle_dir)
-    if spec.process is None:
-        raise OcipyError("/process: restore needs a process")
-    terminal = bool(spec.process.terminal)
-    criu = swrk.find_criu(getattr(args, "criu", None))
-    hooks = document.get("hooks") or {}
-    hook_lists = {k: list(hooks.get(k) or []) for k in ("prestart", "createRuntime", *KEPT_HOOKS)}
-    detach = bool(getattr(args, "detach", False))
-
+    """Restore the container, then (foreground) wait for it and remove it; each step is one method of `_Restore`."""
+    r = _Restore(args)
     with contextlib.ExitStack() as undo:
-        dirs = common.open_dirs(args, create_images=False)
-        undo.callback(dirs.close)
+        r.undo = undo
+        r.open_images()
+        r.make_container()
+        r.make_cgroups()
+        r.bind_root()
+        opts = r.criu_opts()
+        pid = r.run_criu(opts)
+        r.record(pid)
+        undo.pop_all()
+    r.close()
+    errors.debug(f"restored {r.cid} with init pid {pid}")
+    if r.detach:
+        return 0
+    return _wait_and_delete(r.store, r.cid, pid)
+
+
+class _Restore:
+    """One restore: the bundle read, then the steps `restore` calls in order. Each step that changes the host
+    registers its undo on `undo`, so a failure at any step leaves nothing."""
+
+    undo: contextlib.ExitStack
+    container: Container
+    dirs: common.Dirs
+    cgroup: Any
+    cgroup_record: dict[str, Any] | None
+    console: socket.socket | None
+    log_path: str
+    recorded: Any
+    descriptors: Any
+    opts: dict[str, Any]
+    root: str
+    extra_fds: list[int]
+    starttime: int | None
+
+    def __init__(self, args: Any) -> None:
+        from ocipy import bundle as bundle_mod
+
+        self.args = args
+        self.cid: str = args.container_id
+        self.store = Store.from_args(args)
+        self.store.check_id(self.cid)
+        self.bundle = os.path.abspath(getattr(args, "bundle", None) or ".")
+        self.spec, self.rootfs, self.document = bundle_mod.load_bundle(self.bundle)
+        if self.spec.process is None:
+            raise OcipyError("/process: restore needs a process")
+        self.terminal = bool(self.spec.process.terminal)
+        self.criu = swrk.find_criu(getattr(args, "criu", None))
+        hooks = self.document.get("hooks") or {}
+        self.hook_lists = {k: list(hooks.get(k) or []) for k in ("prestart", "createRuntime", *KEPT_HOOKS)}
+        self.detach = bool(getattr(args, "detach", False))
+        self.restored_pid = 0
+
+    def open_images(self) -> None:
+        """The image directory (a checkpoint must be there), CRIU's log, what the dump recorded beside it."""
+        self.dirs = common.open_dirs(self.args, create_images=False)
+        self.undo.callback(self.dirs.close)
         try:
-            os.stat("inventory.img", dir_fd=dirs.images_fd)
+            os.stat("inventory.img", dir_fd=self.dirs.images_fd)
         except FileNotFoundError:
-            raise OcipyError(f"--image-path {dirs.images}: no checkpoint there (no inventory.img)") from None
-        log_path = dirs.log_path("restore.log")
-        recorded = externals.read_json(dirs.images_fd, externals.EXTERNALS_FILE)
-        descriptors = externals.read_json(dirs.images_fd, externals.DESCRIPTORS_FILE)
-        opts = common.common_opts(args, dirs, document, "restore.log")
+            raise OcipyError(f"--image-path {self.dirs.images}: no checkpoint there (no inventory.img)") from None
+        self.log_path = self.dirs.log_path("restore.log")
+        self.recorded = externals.read_json(self.dirs.images_fd, externals.EXTERNALS_FILE)
+        self.descriptors = externals.read_json(self.dirs.images_fd, externals.DESCRIPTORS_FILE)
+        self.opts = common.common_opts(self.args, self.dirs, self.document, "restore.log")
 
-        container = store.create_dir(cid)  # EEXIST: "container with given ID already exists", nothing touched
-        undo.callback(container.remove)
-        undo.enter_context(container.lock())
-        if terminal and not getattr(args, "console_socket", None):
+    def make_container(self) -> None:
+        """The state directory, locked (EEXIST: "container with given ID already exists", nothing touched), and the
+        console socket when the process has a terminal."""
+        self.container = self.store.create_dir(self.cid)
+        self.undo.callback(self.container.remove)
+        self.undo.enter_context(self.container.lock())
+        sock = getattr(self.args, "console_socket", None)
+        if self.terminal and not sock:
             raise OcipyError("/process/terminal: terminal is true but no --console-socket was given")
-        console = handoff.connect_console(args.console_socket) if getattr(args, "console_socket", None) else None
-        if console is not None:
-            undo.callback(console.close)
+        self.console = handoff.connect_console(sock) if sock else None
+        if self.console is not None:
+            self.undo.callback(self.console.close)
 
+    def make_cgroups(self) -> None:
+        """The container's cgroups with its resources, as create makes them (pids included: nothing clones here)."""
         from ocipy.cgroups.driver import NO_CGROUP, apply_deferred, create_cgroups
 
-        # the container's cgroups with its resources, as create makes them (pids included: nothing clones here)
-        cgroup = create_cgroups(
-            cid,
+        spec = self.spec
+        self.cgroup = create_cgroups(
+            self.cid,
             spec.linux.cgroups_path if spec.linux else None,
-            dict((document.get("linux") or {}).get("resources") or {}),
-            systemd=bool(getattr(args, "systemd_cgroup", False)),
+            dict((self.document.get("linux") or {}).get("resources") or {}),
+            systemd=bool(getattr(self.args, "systemd_cgroup", False)),
             rootless=os.geteuid() != 0,
         )
-        cgroup_record = cgroup.record if cgroup is not NO_CGROUP else None
-        if cgroup is not NO_CGROUP:
-            undo.callback(cgroup.remove)
-            apply_deferred(cgroup)
-            container.write_file(CGROUP_FILE, fastjson.dumps(cgroup.record).encode())
+        self.cgroup_record = self.cgroup.record if self.cgroup is not NO_CGROUP else None
+        if self.cgroup is not NO_CGROUP:
+            self.undo.callback(self.cgroup.remove)
+            apply_deferred(self.cgroup)
+            self.container.write_file(CGROUP_FILE, fastjson.dumps(self.cgroup.record).encode())
 
-        _prepare_mountpoints(document, rootfs, bundle_dir)
-        root = os.path.join(container.dir, CRIU_ROOT)
-        os.mkdir(root, 0o755)
-        undo.callback(_unmount, root)  # before the directory goes (registered after container.remove)
-        _bind(rootfs, root)
+    def bind_root(self) -> None:
+        """The rootfs (its mount points made) bound on `<state dir>/criu-root`, CRIU's `--root`."""
+        _prepare_mountpoints(self.document, self.rootfs, self.bundle)
+        self.root = os.path.join(self.container.dir, CRIU_ROOT)
+        os.mkdir(self.root, 0o755)
+        self.undo.callback(_unmount, self.root)  # before the directory goes (registered after container.remove)
+        _bind(self.rootfs, self.root)
 
+    def criu_opts(self) -> dict[str, Any]:
+        """CRIU's options: what is external (mounts, namespaces, stdio), the namespaces to join, the LSM labels."""
         with open("/proc/self/mountinfo") as f:
             host_mounts = externals.parse_mountinfo(f.read())
-        mounts_record = recorded.get("mounts") if isinstance(recorded, dict) else None
-        ext = externals.for_restore(document, bundle_dir, mounts_record, cgroup_record, host_mounts)
-        netns_fds, join_ns = _namespaces(document)
+        recorded = self.recorded if isinstance(self.recorded, dict) else None
+        mounts_record = recorded.get("mounts") if recorded else None
+        ext = externals.for_restore(self.document, self.bundle, mounts_record, self.cgroup_record, host_mounts)
+        netns_fds, join_ns = _namespaces(self.document)
         for fd in netns_fds.values():
-            undo.callback(os.close, fd)
-        inherit, extra, to_close = _inherit(recorded if isinstance(recorded, dict) else None, descriptors, netns_fds)
+            self.undo.callback(os.close, fd)
+        inherit, self.extra_fds, to_close = _inherit(recorded, self.descriptors, netns_fds)
         for fd in to_close:
-            undo.callback(os.close, fd)
+            self.undo.callback(os.close, fd)
+        opts = dict(self.opts)
         opts.update(
-            root=root,
+            root=self.root,
             rst_sibling=True,
             evasive_devices=True,
             ext_mnt=[{"key": k, "val": v} for k, v in ext],
             inherit_fd=inherit,
             join_ns=join_ns,
         )
-        for flag, key in (("lsm_profile", "lsm_profile"), ("lsm_mount_context", "lsm_mount_context")):
-            if getattr(args, flag, None):
-                opts[key] = str(getattr(args, flag))
+        for flag in ("lsm_profile", "lsm_mount_context"):
+            if getattr(self.args, flag, None):
+                opts[flag] = str(getattr(self.args, flag))
+        return opts
 
-        restored = {"pid": 0}
+    def notify(self, script: str, pid: int, fds: list[int]) -> None:
+        """CRIU's notifications: the hooks once the namespaces exist, the restored pid, the terminal's master."""
+        from ocipy import hooks as hooks_mod
 
-        def notify(script: str, pid: int, fds: list[int]) -> None:
-            if script == "setup-namespaces":
-                state = _oci_state(cid, spec, bundle_dir, "creating", pid)
-                for kind in ("prestart", "createRuntime"):
-                    if hook_lists.get(kind):
-                        hooks_mod.run_hooks(kind, hook_lists[kind], state)
-            elif script == "post-restore":
-                restored["pid"] = pid
-            elif script == "orphan-pts-master":
-                if console is None or not fds:
-                    raise OcipyError("the checkpoint has a terminal: restore needs --console-socket")
-                try:
-                    socket.send_fds(console, [b"/dev/ptmx"], fds[:1])
-                except OSError as exc:
-                    raise OcipyError(f"console socket: {os_reason(exc)}") from None
+        if script == "setup-namespaces":
+            state = _oci_state(self.cid, self.spec, self.bundle, "creating", pid)
+            for kind in ("prestart", "createRuntime"):
+                if self.hook_lists.get(kind):
+                    hooks_mod.run_hooks(kind, self.hook_lists[kind], state)
+        elif script == "post-restore":
+            self.restored_pid = pid
+        elif script == "orphan-pts-master":
+            if self.console is None or not fds:
+                raise OcipyError("the checkpoint has a terminal: restore needs --console-socket")
+            try:
+                socket.send_fds(self.console, [b"/dev/ptmx"], fds[:1])
+            except OSError as exc:
+                raise OcipyError(f"console socket: {os_reason(exc)}") from None
 
-        errors.debug(f"criu restore of {cid} from {dirs.images}")
+    def run_criu(self, opts: dict[str, Any]) -> int:
+        """`criu swrk` in the container's cgroups restores the tree as our child; its init's pid (killed on undo)."""
+        errors.debug(f"criu restore of {self.cid} from {self.dirs.images}")
         try:
-            with swrk.Session(criu, extra_fds=extra) as session:
-                cgroup.add(session.pid)
+            with swrk.Session(self.criu, extra_fds=self.extra_fds) as session:
+                self.cgroup.add(session.pid)
                 opts["cg_root"] = _cg_roots(session.pid)
-                resp = session.call({"type": messages.RESTORE, "opts": opts}, notify)
+                resp = session.call({"type": messages.RESTORE, "opts": opts}, self.notify)
         except swrk.CriuFailed as exc:
-            raise common.failure("restore", exc, log_path) from None
-        pid = int((resp.get("restore") or {}).get("pid", 0) or restored["pid"])
+            raise common.failure("restore", exc, self.log_path) from None
+        pid = int((resp.get("restore") or {}).get("pid", 0) or self.restored_pid)
         if pid <= 0:
-            raise OcipyError(f"criu restore: no pid in CRIU's answer (log: {log_path})")
-        starttime = procfs.starttime(pid)
-        undo.callback(_kill, pid, starttime)
-        _unmount(root)
+            raise OcipyError(f"criu restore: no pid in CRIU's answer (log: {self.log_path})")
+        self.starttime = procfs.starttime(pid)
+        self.undo.callback(_kill, pid, self.starttime)
+        _unmount(self.root)
+        return pid
 
+    def record(self, pid: int) -> None:
+        """The state record and config, the pid file, then poststart: the container exists, running."""
+        spec = self.spec
         private: dict[str, Any] = {
-            "starttime": starttime,
-            "hooks": {k: v for k, v in hook_lists.items() if k in KEPT_HOOKS and v},
+            "starttime": self.starttime,
+            "hooks": {k: v for k, v in self.hook_lists.items() if k in KEPT_HOOKS and v},
             "rootless": os.geteuid() != 0,
-            "restored": {"images": dirs.images},
+            "restored": {"images": self.dirs.images},
         }
-        if cgroup_record is not None:
-            private["cgroup"] = cgroup_record
+        if self.cgroup_record is not None:
+            private["cgroup"] = self.cgroup_record
         state = State(
-            cid,
+            self.cid,
             oci_version=spec.oci_version,
             pid=pid,
-            bundle=bundle_dir,
-            rootfs=rootfs,
+            bundle=self.bundle,
+            rootfs=self.rootfs,
             created=errors.rfc3339_nano(),
             annotations=dict(spec.annotations) if spec.annotations else None,
             private=private,
         )
-        container.write_file(CONFIG_FILE, fastjson.dumps(document).encode())
-        container.write_state(state)
-        if getattr(args, "pid_file", None):
-            handoff.write_pid_file(args.pid_file, pid)
-        if hook_lists.get("poststart"):
-            hooks_mod.run_hooks("poststart", hook_lists["poststart"], _oci_state(cid, spec, bundle_dir, "running", pid))
-        undo.pop_all()
-    dirs.close()
-    if console is not None:
-        console.close()
-    container.close()  # the lock goes with the fd
-    errors.debug(f"restored {cid} with init pid {pid}")
-    if detach:
-        return 0
-    return _wait_and_delete(store, cid, pid)
+        self.container.write_file(CONFIG_FILE, fastjson.dumps(self.document).encode())
+        self.container.write_state(state)
+        if getattr(self.args, "pid_file", None):
+            handoff.write_pid_file(self.args.pid_file, pid)
+        if self.hook_lists.get("poststart"):
+            running = _oci_state(self.cid, spec, self.bundle, "running", pid)
+            from ocipy import hooks as hooks_mod
+
+            hooks_mod.run_hooks("poststart", self.hook_lists["poststart"], running)
+
+    def close(self) -> None:
+        """After success: the fds this process no longer needs; the lock goes with the state dir's fd."""
+        self.dirs.close()
+        if self.console is not None:
+            self.console.close()
+        self.container.close()
 
 
 def _wait_and_delete(store: Store, cid: str, pid: int) -> int:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ocipy.errors import OcipyError
+
 VARINT, LEN = 0, 2
 _VARINT_KINDS = frozenset({"int32", "uint32", "bool", "enum"})
 
@@ -30,8 +32,11 @@ class Field:
         self.repeated = repeated
 
 
-class WireError(ValueError):
-    pass
+class WireError(OcipyError):
+    """A message that does not fit its schema: CRIU's answer garbled, or a bug in a request."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"criu rpc: {message}")
 
 
 def _varint(value: int) -> bytes:

@@ -1,8 +1,6 @@
 """`ocipy delete [--force] ID`: remove a stopped container; `--force` kills it first, in any state
 (ocipy/lifecycle.py `delete`)."""
 
-from __future__ import annotations
-
 from .. import lifecycle
 from ..errors import OcipyError
 from ..faults import point
@@ -14,7 +12,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def main(args: Any) -> int:
+def main(args: "Any") -> int:
     force = bool(getattr(args, "force", False))
     try:
         c = Store.from_args(args).open(args.container_id)

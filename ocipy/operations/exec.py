@@ -50,9 +50,8 @@ def _main(args: argparse.Namespace) -> int:
     try:
         return _exec(args)
     except OcipyError as exc:
-        if exc.exit_code == EXIT_FAILURE:
-            raise
-        raise OcipyError(exc.message, exit_code=EXIT_FAILURE) from None
+        exc.exit_code = EXIT_FAILURE  # the same error (a ConfigError keeps its pointer), runc's exit status for exec
+        raise
 
 
 # --- the process ---------------------------------------------------------------------------------------------------

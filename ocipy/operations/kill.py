@@ -1,8 +1,6 @@
 """`ocipy kill [--all] ID [SIGNAL]`: signal the init through a pidfd (or, with --all, every process in the
 container's cgroup through its driver)."""
 
-from __future__ import annotations
-
 from .. import lifecycle
 from ..errors import OcipyError
 from ..signals import SIGTERM, parse_signal
@@ -14,7 +12,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def main(args: Any) -> int:
+def main(args: "Any") -> int:
     c = Store.from_args(args).open_locked(args.container_id)
     try:
         sig = SIGTERM if args.signal is None else parse_signal(args.signal)

@@ -1,7 +1,5 @@
 """`ocipy list [--format table|json] [--quiet]`: every container under the root, with its derived status."""
 
-from __future__ import annotations
-
 import sys
 
 from .. import posixlite as px
@@ -30,7 +28,7 @@ def _table(rows: list[list[str]]) -> str:
     return "".join("".join(c.ljust(w) for c, w in zip(r, widths)) + r[-1] + "\n" for r in rows)
 
 
-def main(args: Any) -> int:
+def main(args: "Any") -> int:
     fmt = args.format or "table"
     if fmt not in ("table", "json"):
         raise OcipyError(f"invalid format option: {fmt}")

@@ -1,7 +1,5 @@
 """`ocipy pause ID`: freeze the container's cgroup (v1 freezer.state or v2 cgroup.freeze)."""
 
-from __future__ import annotations
-
 from ..store import Store
 
 # `typing` costs ~3 ms at import (it pulls in `re`); the lifecycle path needs it only for mypy
@@ -10,7 +8,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def main(args: Any) -> int:
+def main(args: "Any") -> int:
     c = Store.from_args(args).open_locked(args.container_id)
     try:
         c.status().require("pause")

@@ -4,8 +4,6 @@ json: a JSON array of host pids (what containerd's `ctr task ps` reads). table: 
 its header and the lines whose PID column is one of the container's, as runc prints them.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -20,7 +18,7 @@ if TYPE_CHECKING:
 PS_PATHS = ("/usr/bin/ps", "/bin/ps")  # absolute: Podman calls runtimes without PATH
 
 
-def container_pids(args: Any) -> list[int]:
+def container_pids(args: "Any") -> list[int]:
     c = Store.from_args(args).open(args.container_id)
     try:
         c.read_state()
@@ -44,7 +42,7 @@ def _pid_column(header: str) -> int:
     raise OcipyError("ps: no PID column in the ps output (give options that print one)")
 
 
-def main(args: Any) -> int:
+def main(args: "Any") -> int:
     fmt = getattr(args, "format", None) or "table"
     if fmt not in ("table", "json"):
         raise OcipyError(f"invalid format option: {fmt}")

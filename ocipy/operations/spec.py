@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from ocipy.errors import OcipyError
+from ocipy.errors import OcipyError, os_reason
 from ocipy.spec.default import default_config
 
 CONFIG_NAME = "config.json"
@@ -28,10 +28,10 @@ def main(args: argparse.Namespace) -> int:
     except FileExistsError:
         raise OcipyError(f"file {path} exists, remove it first") from None
     except OSError as exc:
-        raise OcipyError(f"create {path}: {exc.strerror or exc}") from None
+        raise OcipyError(f"create {path}: {os_reason(exc)}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
     except OSError as exc:
-        raise OcipyError(f"write {path}: {exc.strerror or exc}") from None
+        raise OcipyError(f"write {path}: {os_reason(exc)}") from None
     return 0

@@ -1,8 +1,6 @@
 """`ocipy start ID`: release a created container's init through the exec fifo, with the start hooks around it
 (ocipy/lifecycle.py `start`)."""
 
-from __future__ import annotations
-
 from .. import lifecycle
 from ..store import Store
 
@@ -12,7 +10,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def main(args: Any) -> int:
+def main(args: "Any") -> int:
     c = Store.from_args(args).open_locked(args.container_id)
     try:
         lifecycle.start(c)

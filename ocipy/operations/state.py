@@ -1,7 +1,5 @@
 """`ocipy state ID`: the OCI state as JSON, status derived now (never read from disk)."""
 
-from __future__ import annotations
-
 import sys
 
 from ..store import Store
@@ -12,7 +10,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def main(args: Any) -> int:
+def main(args: "Any") -> int:
     # no lock: state.json is replaced atomically, and a read must not wait behind a slow create
     c = Store.from_args(args).open(args.container_id)
     try:

@@ -14,8 +14,8 @@ if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`), `collections.abc` ~
 
     _T = TypeVar("_T")
 
-from ocipy import lsm
-from ocipy.errors import OcipyError
+from ocipy import errors, lsm
+from ocipy.errors import ConfigError
 from ocipy.planfmt import Plan
 
 if TYPE_CHECKING:  # `dataclasses` imports `inspect` (~10 ms on every exec): see ocipy/records.py
@@ -29,16 +29,8 @@ else:
 U64 = 1 << 64
 
 
-class PlanError(OcipyError):
-    """A config the runtime cannot carry out, named by the JSON pointer of the field at fault."""
-
-    def __init__(self, pointer: str, message: str) -> None:
-        super().__init__(f"{pointer}: {message}")
-        self.pointer = pointer
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.pointer}: {self.message}"
+class PlanError(ConfigError):
+    """A config the runtime cannot carry out, named by the JSON pointer of the field at fault (docs/errors.md)."""
 
 
 class CreatePlan(Plan):
@@ -53,9 +45,7 @@ class CreatePlan(Plan):
         self.idmap_userns: dict[int, tuple[str, str] | str] = {}
 
 
-def pointer(*parts: str | int) -> str:
-    """An RFC 6901 JSON pointer from its reference tokens."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+pointer = errors.pointer  # the one JSON-pointer builder (ocipy/errors.py)
 
 
 def _get(obj: Any, name: str) -> Any:

@@ -44,14 +44,7 @@ class CgroupMountsSection(Section):
             )
             return
         # v1 or hybrid host: a tmpfs holding one mount per hierarchy, each rooted at our cgroup by the namespace
-        base = (opts.flags & ~mo.MS_RDONLY) | mo.MS_NOSUID | mo.MS_NODEV | mo.MS_NOEXEC
-        self.op(
-            OP_MOUNT,
-            ptr,
-            s=("tmpfs", dest, "tmpfs", "mode=755"),
-            a=(base, 0, opts.propagation, 0, MNTF_MKDIR),
-            what=f"tmpfs on {dest} for the cgroup hierarchies",
-        )
+        self._hierarchies_tmpfs(ptr, dest, opts)
         for h in cgroups:
             sub = posixpath.join(dest, h.name)
             self.op(
@@ -61,19 +54,33 @@ class CgroupMountsSection(Section):
                 a=(opts.flags, 0, 0, attrs, MNTF_MKDIR),
                 what=f"{h.fstype} on {sub}",
             )
-            if "," in h.name:
-                for ctrl in h.name.split(","):
-                    if ctrl != h.name:
-                        link = posixpath.join(dest, ctrl)
-                        self.op(OP_SYMLINK, ptr, s=(h.name, link), what=f"{link} -> {h.name}")
+            self._comount_links(ptr, dest, h.name)
+        self._read_only(ptr, dest, opts)
+
+    def _hierarchies_tmpfs(self, ptr: str, dest: str, opts: mo.MountOptions) -> None:
+        """The tmpfs on `dest` that holds one directory per hierarchy (a v1 or hybrid host)."""
+        base = (opts.flags & ~mo.MS_RDONLY) | mo.MS_NOSUID | mo.MS_NODEV | mo.MS_NOEXEC
+        self.op(
+            OP_MOUNT,
+            ptr,
+            s=("tmpfs", dest, "tmpfs", "mode=755"),
+            a=(base, 0, opts.propagation, 0, MNTF_MKDIR),
+            what=f"tmpfs on {dest} for the cgroup hierarchies",
+        )
+
+    def _comount_links(self, ptr: str, dest: str, name: str) -> None:
+        """cpu -> cpu,cpuacct and the like: each controller of a co-mounted hierarchy by its own name too."""
+        if "," in name:
+            for ctrl in name.split(","):
+                link = posixpath.join(dest, ctrl)
+                self.op(OP_SYMLINK, ptr, s=(name, link), what=f"{link} -> {name}")
+
+    def _read_only(self, ptr: str, dest: str, opts: mo.MountOptions) -> None:
+        """The hierarchies' tmpfs made read-only once everything is mounted in it (asked with "ro")."""
+        mnt_flags = opts.flags & mo.MNT_FLAGS
         if mnt_flags & mo.MS_RDONLY:
-            self.op(
-                OP_MOUNT,
-                ptr,
-                s=(None, dest, None, None),
-                a=(mo.MS_REMOUNT | mo.MS_BIND | mnt_flags | mo.MS_NOSUID | mo.MS_NODEV | mo.MS_NOEXEC,),
-                what=f"remount {dest} read-only",
-            )
+            remount = mo.MS_REMOUNT | mo.MS_BIND | mnt_flags | mo.MS_NOSUID | mo.MS_NODEV | mo.MS_NOEXEC
+            self.op(OP_MOUNT, ptr, s=(None, dest, None, None), a=(remount,), what=f"remount {dest} read-only")
 
     def _own_cgroup_dirs(self, cgroups: Sequence[CgroupHierarchy]) -> dict[str, str]:
         """Hierarchy name -> the container's cgroup directory in it, from the cgroup.procs files it joins."""
@@ -101,14 +108,7 @@ class CgroupMountsSection(Section):
                 what=f"bind the container's cgroup {own['']} on {dest}",
             )
             return
-        base = (opts.flags & ~mo.MS_RDONLY) | mo.MS_NOSUID | mo.MS_NODEV | mo.MS_NOEXEC
-        self.op(
-            OP_MOUNT,
-            ptr,
-            s=("tmpfs", dest, "tmpfs", "mode=755"),
-            a=(base, 0, opts.propagation, 0, MNTF_MKDIR),
-            what=f"tmpfs on {dest} for the cgroup hierarchies",
-        )
+        self._hierarchies_tmpfs(ptr, dest, opts)
         for h in cgroups:
             if h.name not in own:
                 continue  # a hierarchy the container has no cgroup in shows nothing rather than the host's tree
@@ -120,9 +120,5 @@ class CgroupMountsSection(Section):
                 a=(mo.MS_BIND | mo.MS_REC, remount, 0, attrs, MNTF_MKDIR),
                 what=f"bind the container's cgroup {own[h.name]} on {sub}",
             )
-            if "," in h.name:
-                for ctrl in h.name.split(","):
-                    link = posixpath.join(dest, ctrl)
-                    self.op(OP_SYMLINK, ptr, s=(h.name, link), what=f"{link} -> {h.name}")
-        if mnt_flags & mo.MS_RDONLY:
-            self.op(OP_MOUNT, ptr, s=(None, dest, None, None), a=(remount,), what=f"remount {dest} read-only")
+            self._comount_links(ptr, dest, h.name)
+        self._read_only(ptr, dest, opts)

@@ -39,6 +39,11 @@ from ocipy.planfmt import (
     OP_SYNC_HOOKS,
     OP_SYSCTL,
     OP_WRITE_PROC,
+    REPORT_COUNT,
+    REPORT_FIRST,
+    REPORT_JSON,
+    REPORT_LOG,
+    REPORT_TEXTS,
 )
 
 ROOTFS_PROPAGATION = mo.PROPAGATION
@@ -111,21 +116,21 @@ class _Compiler(ProcessSection, NamespacesSection, MountsSection, DevicesSection
     def fill_report(self, index: int) -> None:
         """OP_REPORT: the log, and "FIELD (WHAT)" for every op after `created` (the init names them itself)."""
         plan = self.plan
-        created = next((i for i, op in enumerate(plan.ops) if op[0] == OP_SIGNAL_CREATED), None)
+        created = next((i for i, op in enumerate(plan.ops) if op.code == OP_SIGNAL_CREATED), None)
         path, fmt = self.log
         first = len(plan.ops) if created is None else created + 1
         texts = []
         for i in range(first, len(plan.ops)):
             field, what = plan.field_of(i) or "runtime", plan.what[i]
             texts.append(f"{field} ({what})" if what else field)
-        code, fidx, _offs, _ints = plan.ops[index]
-        offs = (
-            plan._str(os.path.abspath(path)) if path else NOSTR,
-            self.strv("/process/args", texts) if texts else NOSTR,
-            NOSTR,
-            NOSTR,
-        )
-        plan.ops[index] = (code, fidx, offs, (1 if fmt == "json" else 0, first, len(texts), 0, 0))
+        s, a = [NOSTR, NOSTR], [0, 0, 0]
+        if path:
+            s[REPORT_LOG] = self.strv("", [os.path.abspath(path)])
+        if texts:
+            s[REPORT_TEXTS] = self.strv("/process/args", texts)
+        a[REPORT_JSON] = 1 if fmt == "json" else 0
+        a[REPORT_FIRST], a[REPORT_COUNT] = first, len(texts)
+        plan.fill(index, s=s, a=a)
 
     # -- stage 1: the container init, before the root switch
 

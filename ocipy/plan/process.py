@@ -89,16 +89,14 @@ class ProcessSection(Section):
     # -- LSM labels and seccomp
 
     def check_lsm(self) -> None:
-        try:
-            self.label_writes = lsm.process_writes(
-                opt(self.process).apparmor_profile,
-                opt(self.process).selinux_label,
-                self.host.lsms,
-                self.host.apparmor_exec,
-            )
-            self.mount_label = lsm.mount_label(opt(self.linux).mount_label, self.host.lsms)
-        except lsm.LabelError as exc:
-            raise PlanError(exc.pointer, exc.message) from None
+        # a LabelError is a ConfigError naming the field, as a PlanError is (docs/errors.md)
+        self.label_writes = lsm.process_writes(
+            opt(self.process).apparmor_profile,
+            opt(self.process).selinux_label,
+            self.host.lsms,
+            self.host.apparmor_exec,
+        )
+        self.mount_label = lsm.mount_label(opt(self.linux).mount_label, self.host.lsms)
 
     def seccomp_program(self) -> Any:
         """The compiled linux.seccomp program (ocipy.seccomp.Program), None without one."""
@@ -108,10 +106,7 @@ class ProcessSection(Section):
         # loads cffi and libseccomp only for configs that ask for seccomp, and then not when the cache has it
         from ocipy import seccomp as sc
 
-        try:
-            return sc.compile_cached(cfg, "/linux/seccomp", self.seccomp_cache)
-        except sc.SeccompError as exc:
-            raise PlanError(exc.pointer, exc.message) from None
+        return sc.compile_cached(cfg, "/linux/seccomp", self.seccomp_cache)  # a SeccompError names the field
 
     def seccomp(self, prog: Any) -> None:
         if prog is None:
@@ -204,10 +199,8 @@ class ProcessSection(Section):
         policy = opt(self.linux).memory_policy
         if policy is None:
             return
-        try:
-            value, nodes, what = mempolicy.compile_policy(opt(policy).mode, opt(policy).nodes, opt(policy).flags)
-        except mempolicy.PolicyError as exc:
-            raise PlanError(exc.pointer, str(exc)) from None
+        # a PolicyError is a ConfigError naming the field (docs/errors.md)
+        value, nodes, what = mempolicy.compile_policy(opt(policy).mode, opt(policy).nodes, opt(policy).flags)
         self.op(OP_MEMPOLICY, "/linux/memoryPolicy", s=(nodes or None,), a=(value,), what=what)
 
     def scheduler(self) -> None:

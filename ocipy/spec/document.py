@@ -9,19 +9,18 @@ if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`), `collections.abc` ~
     from typing import Any
 
 from ocipy import fastjson
+from ocipy.errors import ConfigError
 
 Problem = tuple[str, str]
 
 
-class SpecError(Exception):
-    """A document that is not valid JSON or does not fit the model; `.problems` lists every (pointer, message)."""
+class SpecError(ConfigError):
+    """A document that is not valid JSON or does not fit the model; `.problems` lists every (pointer, message), the
+    first is the error's own pointer and message (the one line users see)."""
 
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems: list[Problem] = list(problems) or [("", "invalid document")]
-        super().__init__(format_problem(self.problems[0]))
-
-    def __str__(self) -> str:
-        return format_problem(self.problems[0])
+        super().__init__(*self.problems[0])
 
 
 def format_problem(problem: Problem) -> str:

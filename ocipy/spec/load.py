@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from ocipy import errors
 from ocipy.spec._base import ABS_PATH_PATTERN, SEMVER_PATTERN
 from ocipy.spec.checks import SUPPORTED_MAJOR, SUPPORTED_MAX_MINOR, version_problem
 from ocipy.spec.config import Spec
@@ -50,8 +51,8 @@ _TYPE_NAMES = {
 
 
 def pointer(loc: Iterable[str | int]) -> str:
-    """RFC 6901 pointer for a path of keys and indices."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in loc)
+    """RFC 6901 pointer for a path of keys and indices (pydantic's `loc`): `errors.pointer`, the one builder."""
+    return errors.pointer(*loc)
 
 
 def _message(err: Any) -> str:

@@ -20,6 +20,8 @@ def veth() -> Iterator[str]:
     subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", peer], check=True)
     try:
         subprocess.run(["ip", "addr", "add", "192.0.2.10/24", "dev", name], check=True)
+        # and an IPv6 one (nodad: permanent, global, never tentative)
+        subprocess.run(["ip", "addr", "add", "2001:db8::10/64", "dev", name, "nodad"], check=True)
         yield name
     finally:
         # the moved end dies with the container's namespace, and takes its peer with it; whatever is left goes
@@ -32,6 +34,7 @@ def test_device_is_moved_renamed_addressed_and_up(rt, bundle, veth):
     bundle.sh("ip addr show eth7")
     res = rt.run(bundle).ok()
     assert "inet 192.0.2.10/24" in res.out, res.out
+    assert "inet6 2001:db8::10/64" in res.out, res.out
     assert ",UP" in res.out or "<UP" in res.out, res.out
     shown = subprocess.run(["ip", "link", "show", veth], check=False, capture_output=True)
     assert shown.returncode != 0, "the device must have left the host's namespace"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ocipy import cli
+from ocipy import cli, cliargparse
 from ocipy.errors import OcipyError
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -141,7 +141,7 @@ FAST_CASES: dict[str, list[list[str]]] = {
 def test_fast_parser_agrees_with_argparse(verb: str, argv: list[str]) -> None:
     fast = cli.fast_parse(verb, argv)
     assert fast is not None, "the fast path should take plain input"
-    slow = vars(cli.verb_parser(verb).parse_args(argv, namespace=cli.Args()))
+    slow = vars(cliargparse.verb_parser(verb).parse_args(argv, namespace=cli.Args()))
     assert fast == slow
 
 
@@ -179,7 +179,7 @@ def test_verb_flags_of_slow_verbs() -> None:
 def test_every_verb_has_a_parser() -> None:
     for verb in [*RUNC_VERBS, "validate"]:
         assert verb in cli.VERBS
-        cli.verb_parser(verb)
+        cliargparse.verb_parser(verb)
 
 
 def test_usage_error_is_one_line_exit_1(tmp_path: Path) -> None:
@@ -206,7 +206,7 @@ def test_verb_help_exit_0() -> None:
 
 def test_missing_operation_module_says_not_implemented(tmp_path: Path) -> None:
     # a verb whose module does not exist (yet) exits 1 with one line, never a traceback
-    missing = [v for v in cli.VERBS if not (PROJECT / "ocipy" / "operations" / f"{cli._MODULES[v]}.py").exists()]
+    missing = [v for v in cli.VERBS if not (PROJECT / "ocipy" / "operations" / f"{cli.MODULES[v]}.py").exists()]
     if not missing:
         pytest.skip("every verb has a module")
     verb = missing[0]

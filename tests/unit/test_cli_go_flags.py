@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ocipy import cli
+from ocipy import cli, cliargparse
 
 
 def test_single_dash_long_flags_become_double_dash() -> None:
     argv = ["-d", "-no-subreaper", "--image-path", "-x", "-bundle=/b", "c1"]
-    assert cli.go_style_long_flags("restore", argv) == [
+    assert cliargparse.go_style_long_flags("restore", argv) == [
         "-d",
         "--no-subreaper",
         "--image-path",
@@ -20,5 +20,5 @@ def test_single_dash_long_flags_become_double_dash() -> None:
 
 
 def test_the_command_of_exec_is_left_alone() -> None:
-    assert cli.go_style_long_flags("exec", ["-tty", "c1", "sh", "-detach"]) == ["--tty", "c1", "sh", "-detach"]
-    assert cli.go_style_long_flags("exec", ["--cwd", "/", "c1", "-tty"]) == ["--cwd", "/", "c1", "-tty"]
+    assert cliargparse.go_style_long_flags("exec", ["-tty", "c1", "sh", "-detach"]) == ["--tty", "c1", "sh", "-detach"]
+    assert cliargparse.go_style_long_flags("exec", ["--cwd", "/", "c1", "-tty"]) == ["--cwd", "/", "c1", "-tty"]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ocipy import lsm, version
+from ocipy.hostcheck import cgroups as hostcheck_cgroups
 from ocipy.operations import check, features
 from ocipy.spec.features import Features
 
@@ -180,7 +181,7 @@ def test_check_lsm_answers_are_creates() -> None:
 
 def test_check_blkio_weight_needs_a_weighting_scheduler() -> None:
     it = check.cgroups()["blkio_weight"]
-    scheds = check._schedulers()
+    scheds = hostcheck_cgroups.schedulers()
     if it["available"]:
         assert any(s in ("bfq", "cfq") for s in scheds.values())
     if scheds and not any(s in ("bfq", "cfq") for s in scheds.values()):

@@ -7,7 +7,8 @@ import os
 
 from ocipy import hooks, namespaces
 from ocipy.criu import externals
-from ocipy.operations import check, features
+from ocipy.hostcheck import kernel as check
+from ocipy.operations import features
 from ocipy.plan import NAMESPACES as PLANNER_NAMESPACES
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ocipy import planfmt
+from ocipy.errors import ConfigError
 from ocipy.execplan import compile_exec
 from ocipy.plan import CreatePlan, HostFacts, PlanError, compile_create
 from ocipy.spec.load import load_config
@@ -165,7 +166,8 @@ def test_memory_policy_without_nodes_has_no_node_list() -> None:
 
 
 def test_memory_policy_error_names_the_field() -> None:
-    with pytest.raises(PlanError, match=r"^/linux/memoryPolicy/nodes: MPOL_DEFAULT takes no nodes"):
+    # mempolicy's PolicyError: a ConfigError naming the field, as a PlanError is (docs/errors.md)
+    with pytest.raises(ConfigError, match=r"^/linux/memoryPolicy/nodes: MPOL_DEFAULT takes no nodes"):
         compile_(config([], memoryPolicy={"mode": "MPOL_DEFAULT", "nodes": "0"}))
 
 

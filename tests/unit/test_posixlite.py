@@ -48,7 +48,16 @@ def test_getenv(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_functions_are_os_functions() -> None:
-    own = {"getenv", "join", "normpath", "abspath", "isfile"}
+    own = {"getenv", "join", "normpath", "abspath", "isfile", "read_text"}
     for name in set(px.__all__) - own:
         if callable(getattr(os, name)):
             assert getattr(px, name) is getattr(os, name), name
+
+
+def test_read_text(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"1 2\n" * 40000 + b"caf\xc3\xa9")  # more than one read; not ASCII at the end
+    text = px.read_text(str(tmp_path / "f"))
+    assert text is not None and text.startswith("1 2\n") and len(text) == 4 * 40000 + 5
+    assert text.endswith("caf\ufffd\ufffd")
+    assert px.read_text(str(tmp_path / "missing")) is None
+    assert px.read_text(str(tmp_path)) is None  # a directory: EISDIR on read

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from ocipy import seccomp as sc
+from ocipy import seccompcache as scc
 from ocipy.spec.linux import Seccomp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +81,7 @@ def plant(cache: Path, cfg: Any, data: bytes, mode: int = 0o600) -> Path:
 def assert_replaced(path: Path, cfg: Any) -> None:
     st = path.stat()
     assert st.st_uid == os.geteuid() and st.st_mode & 0o777 == 0o600
-    assert sc._decode(path.read_bytes(), path.name) == sc.compile_filter(cfg)
+    assert scc._decode(path.read_bytes(), path.name) == sc.compile_filter(cfg)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -205,14 +206,14 @@ def test_machine_kernel_and_library_are_in_the_key(tmp_path: Path, monkeypatch: 
     assert found is not None
     other = tmp_path / "libseccomp.so.2"
     other.write_bytes(Path(found[0]).read_bytes())
-    monkeypatch.setattr(sc, "find_libseccomp", lambda: (str(other), other.stat()))
+    monkeypatch.setattr(scc, "find_libseccomp", lambda: (str(other), other.stat()))
     assert sc.cache_key(cfg) not in (None, base)
     # the library found is not the one dlopen loaded: compiled, not stored
     cache = tmp_path / "cache"
     assert sc.compile_cached(cfg, cache_dir=str(cache)) == sc.compile_filter(cfg)
     assert not cache.exists() or list(cache.iterdir()) == []
     # no library found: no key, nothing stored
-    monkeypatch.setattr(sc, "find_libseccomp", lambda: None)
+    monkeypatch.setattr(scc, "find_libseccomp", lambda: None)
     assert sc.cache_key(cfg) is None
     assert sc.compile_cached(cfg, cache_dir=str(cache)) == sc.compile_filter(cfg)
     assert not cache.exists() or list(cache.iterdir()) == []
@@ -278,7 +279,7 @@ def test_no_cache_dir_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
         raise AssertionError("the cache was used without a cache directory")
 
     for name in ("_key", "_cache_read", "_cache_write", "_mkdirs"):
-        monkeypatch.setattr(sc, name, untouched)
+        monkeypatch.setattr(scc, name, untouched)
     assert sc.compile_cached(model(), cache_dir=None) == sc.compile_filter(model())
     assert sc.compile_cached(model()) == sc.compile_filter(model())
     assert list(tmp_path.iterdir()) == []
@@ -292,7 +293,7 @@ def test_no_cache_dir_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def valid_bytes(cfg: Any) -> bytes:
     key = sc.cache_key(cfg)
     assert key is not None
-    return sc._encode(key, sc.compile_filter(cfg))
+    return scc._encode(key, sc.compile_filter(cfg))
 
 
 def corrupt(kind: str, cfg: Any) -> bytes:
@@ -307,7 +308,7 @@ def corrupt(kind: str, cfg: Any) -> bytes:
         return good + b"\0"
     if kind == "flipped-bpf-byte":
         data = bytearray(good)
-        data[sc._HEADER.size + 3] ^= 0x40
+        data[scc._HEADER.size + 3] ^= 0x40
         return bytes(data)
     if kind == "garbage":
         return os.urandom(len(good))
@@ -316,7 +317,7 @@ def corrupt(kind: str, cfg: Any) -> bytes:
     if kind == "planted-program":  # the right key and checksum, but not the program of this profile
         key = sc.cache_key(cfg)
         assert key is not None
-        return sc._encode(key, other_program())
+        return scc._encode(key, other_program())
     raise AssertionError(kind)
 
 
@@ -367,7 +368,7 @@ def test_symlink_is_not_followed(tmp_path: Path) -> None:
     assert sc.compile_cached(cfg, cache_dir=str(cache)) == sc.compile_filter(cfg)
     assert not link.is_symlink()
     assert_replaced(link, cfg)
-    assert sc._decode(elsewhere.read_bytes(), link.name) == other_program()  # the target was not written
+    assert scc._decode(elsewhere.read_bytes(), link.name) == other_program()  # the target was not written
 
 
 def test_group_or_world_writable_directory_is_not_read_and_is_tightened(tmp_path: Path) -> None:
@@ -411,7 +412,7 @@ def test_unwritable_cache_never_fails_the_compile(tmp_path: Path) -> None:
 
 
 def test_old_entries_are_pruned(tmp_path: Path) -> None:
-    for i in range(sc._MAX_ENTRIES + 5):
+    for i in range(scc._MAX_ENTRIES + 5):
         stray = tmp_path / f"{i:064x}"
         stray.write_bytes(b"old")
         os.utime(stray, ns=(i * 10**9, i * 10**9))
@@ -423,8 +424,8 @@ def test_old_entries_are_pruned(tmp_path: Path) -> None:
     names = {p.name for p in tmp_path.iterdir()}
     assert sc.cache_key(cfg) in names and "not-ours" in names and ".tmp-stale" not in names
     entries = [n for n in names if len(n) == 64]
-    assert len(entries) == sc._MAX_ENTRIES
-    assert f"{0:064x}" not in names and f"{sc._MAX_ENTRIES + 4:064x}" in names
+    assert len(entries) == scc._MAX_ENTRIES
+    assert f"{0:064x}" not in names and f"{scc._MAX_ENTRIES + 4:064x}" in names
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -438,7 +439,8 @@ from ocipy.spec.linux import Seccomp
 prog = sc.compile_cached(Seccomp.model_validate(json.loads(sys.argv[1])), cache_dir=sys.argv[2])
 with open("/proc/self/maps") as f:
     mapped = "libseccomp" in f.read()
-print(json.dumps({"cffi": sorted(m for m in sys.modules if m == "cffi" or m.startswith("cffi.")),
+print(json.dumps({"cffi": sorted(m for m in sys.modules if m.split(".")[0] in ("cffi", "pycparser")),
+                  "declarations": "ocipy._seccomp_ffi" in sys.modules,
                   "libseccomp": mapped, "bpf": prog.bpf.hex(), "flags": prog.flags,
                   "listener": prog.listener, "skipped": list(prog.skipped)}))
 """
@@ -457,12 +459,12 @@ def run_hit_script(cache: Path) -> dict[str, Any]:
     return result
 
 
-def test_a_hit_imports_no_cffi_and_maps_no_libseccomp(tmp_path: Path) -> None:
+def test_a_hit_loads_no_declarations_and_maps_no_libseccomp(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    miss = run_hit_script(cache)  # the control: a miss loads both
-    assert miss["cffi"] and miss["libseccomp"]
+    miss = run_hit_script(cache)  # the control: a miss loads the declarations and libseccomp (never cffi's parser)
+    assert miss["declarations"] and miss["libseccomp"] and miss["cffi"] == []
     hit = run_hit_script(cache)
-    assert hit["cffi"] == [] and hit["libseccomp"] is False
+    assert hit["cffi"] == [] and not hit["declarations"] and hit["libseccomp"] is False
     fresh = sc.compile_filter(model())
     assert (bytes.fromhex(hit["bpf"]), hit["flags"], hit["listener"], tuple(hit["skipped"])) == (
         fresh.bpf,
