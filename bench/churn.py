@@ -8,7 +8,7 @@ for every runtime in turn, `-n` cycles of `create --bundle B ID` then `delete --
 sharing one state root, and records the total wall time and the CPU time (user+sys from `os.wait4`) of all those
 commands. Rounds alternate the runtimes so drift on the machine hits each alike; the table shows the medians over
 rounds and the ratios against the first --runc (runc 1.5.1 by default). State roots live under --state-dir (default
-/run, a tmpfs, where runc's /run/runc and ocipy's /run/ocipy are).
+/run, where runc's /run/runc and ocipy's /run/ocipy are).
 """
 
 from __future__ import annotations
@@ -86,7 +86,9 @@ def main() -> int:
     ap.add_argument("-r", "--rounds", type=int, default=3)
     ap.add_argument("--ocipy", default=None, help="command line for ocipy (default: a fresh -IS launcher)")
     ap.add_argument("--runc", action="append", default=None, help="a runc command line (repeatable)")
-    ap.add_argument("--state-dir", default="/run", help="where the state roots are made (default /run: tmpfs)")
+    ap.add_argument(
+        "--state-dir", default="/run", help="where the state roots are made (default /run, as the runtimes')"
+    )
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     if os.geteuid() != 0:
