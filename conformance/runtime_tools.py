@@ -347,8 +347,12 @@ EXPLAINED: dict[str, str] = {
     "create fails on the missing executable (runc the same)",
     "mounts": "the file passes tmpfs data (mode=, size=) to bind mounts; the kernel would drop them, so ocipy (like "
     "runc) refuses an option a bind mount cannot take, naming /mounts/N/options/K",
-    "pidfile": "test bug: the container runs `true`, which has exited when the file sends `kill KILL`; runtime.md "
-    "says kill of a stopped container MUST be an error, which both runtimes give",
+    "pidfile": "racy test: the container runs `true` and the file sends `kill KILL` right after `start`; when "
+    "`true` has exited first (most runs, for both runtimes) runtime.md says kill of a stopped container MUST be an "
+    "error, which both runtimes give; the file is clean only when the kill wins the race (never required in CI)",
+    "killsig": "racy test: the file signals right after `start`; a signal that arrives before the container's sh "
+    "has set its trap is ignored (sh is pid 1 of its namespace), the container runs on and `delete` fails; both "
+    "runtimes lose the race now and then (runc 1.5.1 about half the runs here), so CI re-runs it",
     "process_capabilities": "host: the file asks for every capability; this host's root lacks CAP_SYS_RESOURCE "
     "(host.md), so capset cannot grant it",
     "process_capabilities_fail": "outdated test: it wants an error for an unknown capability, runtime-spec 1.3 "
@@ -361,6 +365,11 @@ EXPLAINED: dict[str, str] = {
     "start": 'test bug: the check for "start MUST generate an error if process was not set" passes only when '
     "start succeeds; ocipy creates the process-less container and start errors (runtime.md); runc refuses at create",
 }
+
+
+# Files whose clean result only shows that the runtime won a race the test sets up (see EXPLAINED): a clean run
+# does not make them required in CI (tests/test_runtime_tools.py).
+NEVER_REQUIRED = frozenset({"pidfile"})
 
 
 def write_report(ocipy: dict[str, FileResult], runc: dict[str, FileResult], versions: dict[str, str]) -> str:

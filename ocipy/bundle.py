@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # `typing` imports `re` and `contextlib` (~5 ms per create): 
     from typing import Any
 
 from ocipy import errors
-from ocipy.errors import OcipyError
+from ocipy.errors import OcipyError, os_reason
 from ocipy.spec.checks import CAPABILITIES
 from ocipy.spec.document import Problem, SpecError, parse_json
 from ocipy.state import HOOK_KINDS as _HOOK_KINDS
@@ -111,7 +111,7 @@ def _check(bundle_dir: str, lenient: bool = False) -> tuple[Any, str | None, lis
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
-        return None, None, [("", _strerror(exc))], None
+        return None, None, [("", os_reason(exc))], None
     try:
         obj = parse_json(data)
     except SpecError as exc:
@@ -137,11 +137,6 @@ def _validate(obj: Any, fast: bool) -> tuple[Any, list[Problem]]:
     from ocipy.spec.load import config_problems
 
     return config_problems(obj)
-
-
-def _strerror(exc: OSError) -> str:
-    text = exc.strerror or str(exc)
-    return text[:1].lower() + text[1:]
 
 
 def _bundle_facts(cfg: dict[str, Any], bundle_abs: str, out: list[Problem]) -> str | None:
@@ -208,7 +203,7 @@ def _check_root(cfg: dict[str, Any], bundle_abs: str, out: list[Problem]) -> str
     try:
         st = os.lstat(rootfs)
     except OSError as exc:
-        out.append(("/root/path", f"{rootfs}: {_strerror(exc)}"))
+        out.append(("/root/path", f"{rootfs}: {os_reason(exc)}"))
         return None
     if stat.S_ISLNK(st.st_mode):
         out.append(("/root/path", f"{rootfs}: must not be a symlink"))

@@ -10,6 +10,7 @@ if TYPE_CHECKING:  # `typing` imports `re` and `contextlib` (~5 ms per create): 
     from typing import Any
 
 from ocipy.errors import os_reason
+from ocipy.posixlite import read_text
 
 from . import CgroupError
 
@@ -35,12 +36,9 @@ def write(directory: str, fname: str, value: str, pointer: str) -> None:
         os.close(fd)
 
 
-def read(directory: str, fname: str) -> str | None:
-    try:
-        with open(os.path.join(directory, fname)) as f:
-            return f.read()
-    except OSError:
-        return None
+def read(directory: str | None, fname: str) -> str | None:
+    """A cgroup file's text; None when it cannot be read (or there is no directory)."""
+    return read_text(os.path.join(directory, fname)) if directory else None
 
 
 def read_int(directory: str, fname: str) -> int | None:

@@ -19,7 +19,7 @@ from jeepney import DBusAddress, HeaderFields, MatchRule, MessageType, new_metho
 from jeepney.io.blocking import DBusConnection, prep_socket
 from jeepney.low_level import Message
 
-from ocipy.errors import OcipyError
+from ocipy.errors import OcipyError, os_reason
 
 SYSTEM_BUS = "/run/dbus/system_bus_socket"
 PRIVATE = "/run/systemd/private"
@@ -93,7 +93,7 @@ def _system_bus_path() -> str:
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
+        return os_reason(exc)
     return str(exc) or type(exc).__name__
 
 

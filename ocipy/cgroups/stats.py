@@ -8,22 +8,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from .fsio import read
+
 USER_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 NS_PER_TICK = 1_000_000_000 // USER_HZ
 
 
-def _read(d: str | None, fname: str) -> str | None:
-    if not d:
-        return None
-    try:
-        with open(os.path.join(d, fname)) as f:
-            return f.read()
-    except OSError:
-        return None
-
-
 def _int(d: str | None, fname: str) -> int:
-    text = (_read(d, fname) or "").strip()
+    text = (read(d, fname) or "").strip()
     if text == "max":
         return 0
     try:
@@ -34,7 +26,7 @@ def _int(d: str | None, fname: str) -> int:
 
 def _kv(d: str | None, fname: str) -> dict[str, int]:
     out: dict[str, int] = {}
-    for line in (_read(d, fname) or "").splitlines():
+    for line in (read(d, fname) or "").splitlines():
         parts = line.split()
         if len(parts) == 2:
             try:
@@ -63,13 +55,13 @@ def _ranges(text: str) -> list[int]:
 
 
 def _cpu_v1(acct: str | None, cpu: str | None) -> dict[str, Any]:
-    percpu = [int(x) for x in (_read(acct, "cpuacct.usage_percpu") or "").split()]
+    percpu = [int(x) for x in (read(acct, "cpuacct.usage_percpu") or "").split()]
     st = _kv(acct, "cpuacct.stat")
     usage = {
         "total": _int(acct, "cpuacct.usage"),
         "percpu": percpu,
-        "percpu_kernel": [int(x) for x in (_read(acct, "cpuacct.usage_percpu_sys") or "").split()],
-        "percpu_user": [int(x) for x in (_read(acct, "cpuacct.usage_percpu_user") or "").split()],
+        "percpu_kernel": [int(x) for x in (read(acct, "cpuacct.usage_percpu_sys") or "").split()],
+        "percpu_user": [int(x) for x in (read(acct, "cpuacct.usage_percpu_user") or "").split()],
         "kernel": st.get("system", 0) * NS_PER_TICK,
         "user": st.get("user", 0) * NS_PER_TICK,
     }
@@ -170,7 +162,7 @@ def _memory_v2(d: str | None) -> dict[str, Any]:
 
 def _blkio_entries(d: str | None, fname: str) -> list[dict[str, Any]]:
     out = []
-    for line in (_read(d, fname) or "").splitlines():
+    for line in (read(d, fname) or "").splitlines():
         parts = line.split()
         if len(parts) != 3 or ":" not in parts[0]:
             continue
@@ -194,7 +186,7 @@ def _blkio_v1(d: str | None) -> dict[str, Any]:
 def _blkio_v2(d: str | None) -> dict[str, Any]:
     sb: list[dict[str, Any]] = []
     sd: list[dict[str, Any]] = []
-    for line in (_read(d, "io.stat") or "").splitlines():
+    for line in (read(d, "io.stat") or "").splitlines():
         parts = line.split()
         if not parts or ":" not in parts[0]:
             continue
@@ -248,7 +240,7 @@ def _hugetlb(d: str | None, version: int) -> dict[str, Any]:
                 "failcnt": _int(d, f"hugetlb.{size}.failcnt"),
             }
         else:
-            if _read(d, f"hugetlb.{size}.current") is None:
+            if read(d, f"hugetlb.{size}.current") is None:
                 continue
             e = {
                 "usage": _int(d, f"hugetlb.{size}.current"),
@@ -276,9 +268,9 @@ def collect(record: dict[str, Any]) -> dict[str, Any]:
     if cs_dir:
         eff = "cpuset.effective_cpus" if "cpuset" in v1 else "cpuset.cpus.effective"
         effm = "cpuset.effective_mems" if "cpuset" in v1 else "cpuset.mems.effective"
-        cpuset = _omit({"cpus": _ranges(_read(cs_dir, eff) or "")}, "cpus")
+        cpuset = _omit({"cpus": _ranges(read(cs_dir, eff) or "")}, "cpus")
         cpuset.update({"cpu_exclusive": _int(cs_dir, "cpuset.cpu_exclusive")})
-        if m := _ranges(_read(cs_dir, effm) or ""):
+        if m := _ranges(read(cs_dir, effm) or ""):
             cpuset["mems"] = m
         for key in (
             "mem_hardwall",

@@ -9,7 +9,7 @@ if TYPE_CHECKING:  # `typing` imports `re` and `contextlib` (~5 ms per create): 
     from typing import Any
 
 from . import CgroupError
-from .fsio import R, exists, get_int, get_list, hugepage_limits, read_int, write
+from .fsio import R, exists, get_int, get_list, hugepage_limits, read, read_int, write
 
 MEM = f"{R}/memory"
 CPU = f"{R}/cpu"
@@ -158,19 +158,11 @@ def init_cpuset(d: str, parent_chain: list[str]) -> None:
     for cur in parent_chain + [d]:
         parent = os.path.dirname(cur)
         for fname in ("cpuset.cpus", "cpuset.mems"):
-            mine = (_read(cur, fname) or "").strip()
+            mine = (read(cur, fname) or "").strip()
             if not mine:
-                value = (_read(parent, fname) or "").strip()
+                value = (read(parent, fname) or "").strip()
                 if value:
                     write(cur, fname, value, f"{CPU}/{'cpus' if fname.endswith('cpus') else 'mems'}")
-
-
-def _read(d: str, fname: str) -> str | None:
-    try:
-        with open(os.path.join(d, fname)) as f:
-            return f.read()
-    except OSError:
-        return None
 
 
 def pids(d: str, p: dict[str, Any]) -> None:

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 HOOKS = list(HOOK_KINDS)
 
-# What the mount planner really applies (ocipy/mountopts.py), with idmap/ridmap (binds in a new user namespace,
-# with its mappings) and tmpcopyup (the init copies the directory's contents into the new tmpfs). containerd 2.x
+# What the mount planner really applies (ocipy/mountopts.py), with idmap/ridmap (binds, with the mount's own
+# mappings or the container's user namespace) and tmpcopyup (the init copies the directory's contents into the new tmpfs). containerd 2.x
 # reads this (and mountExtensions) to decide on idmapped mounts.
 MOUNT_OPTIONS = sorted(
     {
@@ -94,7 +94,8 @@ def features() -> dict[str, Any]:
             "intelRdt": {"enabled": False, "schemata": False, "monitoring": False},
             # linux.memoryPolicy: set_mempolicy in the init (ocipy/mempolicy.py); every mode and flag, sorted as runc
             "memoryPolicy": {"modes": sorted(mempolicy.MODES), "flags": sorted(mempolicy.FLAGS)},
-            # idmapped binds in a new user namespace, with that namespace's mappings
+            # idmapped binds: the mount's own uidMappings/gidMappings (with or without a container user namespace),
+            # or the container's new or joined user namespace
             "mountExtensions": {"idmap": {"enabled": True}},
             # linux.netDevices: moved into the container's network namespace by create (ocipy/netdev.py)
             "netDevices": {"enabled": True},

@@ -16,7 +16,19 @@ if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`), `collections.abc` ~
 
 from ocipy import errors, lsm
 from ocipy.errors import ConfigError
-from ocipy.planfmt import Plan
+from ocipy.planfmt import (
+    MOUNT_ATTRS,
+    MOUNT_DATA,
+    MOUNT_DEST,
+    MOUNT_FLAGS,
+    MOUNT_FSTYPE,
+    MOUNT_MNTF,
+    MOUNT_PROPAGATION,
+    MOUNT_REMOUNT,
+    MOUNT_SOURCE,
+    OP_MOUNT,
+    Plan,
+)
 
 if TYPE_CHECKING:  # `dataclasses` imports `inspect` (~10 ms on every exec): see ocipy/records.py
     from dataclasses import dataclass, field
@@ -46,10 +58,6 @@ class CreatePlan(Plan):
 
 
 pointer = errors.pointer  # the one JSON-pointer builder (ocipy/errors.py)
-
-
-def _get(obj: Any, name: str) -> Any:
-    return None if obj is None else getattr(obj, name, None)
 
 
 class _Fields:
@@ -169,6 +177,29 @@ class Section:
             return self.plan.op(code, field, s=s, a=a, what=what)
         except (ValueError, UnicodeError) as exc:
             raise PlanError(field or "/", _unencodable(exc)) from exc
+
+    def mount_op(
+        self,
+        ptr: str,
+        what: str,
+        *,
+        dest: str,
+        source: str | None = None,
+        fstype: str | None = None,
+        data: str | None = None,
+        flags: int = 0,
+        remount: int = 0,
+        propagation: int = 0,
+        attrs: int = 0,
+        mntf: int = 0,
+    ) -> int:
+        """OP_MOUNT, its slots by name (plan.h: mount, then remount/propagation/mount_setattr, MNTF_* bits)."""
+        s: list[str | None] = [None] * 4
+        s[MOUNT_SOURCE], s[MOUNT_DEST], s[MOUNT_FSTYPE], s[MOUNT_DATA] = source, dest, fstype, data
+        a = [0] * 5
+        a[MOUNT_FLAGS], a[MOUNT_REMOUNT], a[MOUNT_PROPAGATION] = flags, remount, propagation
+        a[MOUNT_ATTRS], a[MOUNT_MNTF] = attrs, mntf
+        return self.op(OP_MOUNT, ptr, s=s, a=a, what=what)
 
     def strv(self, ptr: str, values: Sequence[str]) -> int:
         try:

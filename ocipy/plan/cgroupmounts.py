@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from ocipy import mountopts as mo
 from ocipy.cgroups.layout import CgroupHierarchy
 from ocipy.plan.base import Section
-from ocipy.planfmt import MNTF_MKDIR, OP_MOUNT, OP_SYMLINK, mount_attrs
+from ocipy.planfmt import MNTF_MKDIR, OP_SYMLINK, mount_attrs
 
 
 class CgroupMountsSection(Section):
@@ -26,54 +26,76 @@ class CgroupMountsSection(Section):
         if "cgroup" not in self.ns.new:
             # No cgroup of its own is known: the host's hierarchies, every mount beneath with the asked flags.
             rec = mount_attrs(opts.attr_set | mo.flags_to_attrs(mnt_flags), opts.attr_clr)
-            self.op(
-                OP_MOUNT,
+            self.mount_op(
                 ptr,
-                s=("/sys/fs/cgroup", dest, None, None),
-                a=(mo.MS_BIND | mo.MS_REC, 0, opts.propagation, rec, MNTF_MKDIR),
-                what=f"rbind /sys/fs/cgroup on {dest}",
+                f"rbind /sys/fs/cgroup on {dest}",
+                source="/sys/fs/cgroup",
+                dest=dest,
+                flags=mo.MS_BIND | mo.MS_REC,
+                propagation=opts.propagation,
+                attrs=rec,
+                mntf=MNTF_MKDIR,
             )
             return
         if not cgroups or any(h.name == "" and h.fstype == "cgroup2" for h in cgroups):
-            self.op(
-                OP_MOUNT,
+            self.mount_op(
                 ptr,
-                s=("cgroup", dest, "cgroup2", None),
-                a=(opts.flags, 0, opts.propagation, attrs, MNTF_MKDIR),
-                what=f"cgroup2 on {dest}",
+                f"cgroup2 on {dest}",
+                source="cgroup",
+                dest=dest,
+                fstype="cgroup2",
+                flags=opts.flags,
+                propagation=opts.propagation,
+                attrs=attrs,
+                mntf=MNTF_MKDIR,
             )
             return
         # v1 or hybrid host: a tmpfs holding one mount per hierarchy, each rooted at our cgroup by the namespace
-        base = (opts.flags & ~mo.MS_RDONLY) | mo.MS_NOSUID | mo.MS_NODEV | mo.MS_NOEXEC
-        self.op(
-            OP_MOUNT,
-            ptr,
-            s=("tmpfs", dest, "tmpfs", "mode=755"),
-            a=(base, 0, opts.propagation, 0, MNTF_MKDIR),
-            what=f"tmpfs on {dest} for the cgroup hierarchies",
-        )
+        self._hierarchies_tmpfs(ptr, dest, opts)
         for h in cgroups:
             sub = posixpath.join(dest, h.name)
-            self.op(
-                OP_MOUNT,
+            self.mount_op(
                 ptr,
-                s=("cgroup", sub, h.fstype, h.options or None),
-                a=(opts.flags, 0, 0, attrs, MNTF_MKDIR),
-                what=f"{h.fstype} on {sub}",
+                f"{h.fstype} on {sub}",
+                source="cgroup",
+                dest=sub,
+                fstype=h.fstype,
+                data=h.options or None,
+                flags=opts.flags,
+                attrs=attrs,
+                mntf=MNTF_MKDIR,
             )
-            if "," in h.name:
-                for ctrl in h.name.split(","):
-                    if ctrl != h.name:
-                        link = posixpath.join(dest, ctrl)
-                        self.op(OP_SYMLINK, ptr, s=(h.name, link), what=f"{link} -> {h.name}")
+            self._comount_links(ptr, dest, h.name)
+        self._read_only(ptr, dest, opts)
+
+    def _hierarchies_tmpfs(self, ptr: str, dest: str, opts: mo.MountOptions) -> None:
+        """The tmpfs on `dest` that holds one directory per hierarchy (a v1 or hybrid host)."""
+        base = (opts.flags & ~mo.MS_RDONLY) | mo.MS_NOSUID | mo.MS_NODEV | mo.MS_NOEXEC
+        self.mount_op(
+            ptr,
+            f"tmpfs on {dest} for the cgroup hierarchies",
+            source="tmpfs",
+            dest=dest,
+            fstype="tmpfs",
+            data="mode=755",
+            flags=base,
+            propagation=opts.propagation,
+            mntf=MNTF_MKDIR,
+        )
+
+    def _comount_links(self, ptr: str, dest: str, name: str) -> None:
+        """cpu -> cpu,cpuacct and the like: each controller of a co-mounted hierarchy by its own name too."""
+        if "," in name:
+            for ctrl in name.split(","):
+                link = posixpath.join(dest, ctrl)
+                self.op(OP_SYMLINK, ptr, s=(name, link), what=f"{link} -> {name}")
+
+    def _read_only(self, ptr: str, dest: str, opts: mo.MountOptions) -> None:
+        """The hierarchies' tmpfs made read-only once everything is mounted in it (asked with "ro")."""
+        mnt_flags = opts.flags & mo.MNT_FLAGS
         if mnt_flags & mo.MS_RDONLY:
-            self.op(
-                OP_MOUNT,
-                ptr,
-                s=(None, dest, None, None),
-                a=(mo.MS_REMOUNT | mo.MS_BIND | mnt_flags | mo.MS_NOSUID | mo.MS_NODEV | mo.MS_NOEXEC,),
-                what=f"remount {dest} read-only",
-            )
+            remount = mo.MS_REMOUNT | mo.MS_BIND | mnt_flags | mo.MS_NOSUID | mo.MS_NODEV | mo.MS_NOEXEC
+            self.mount_op(ptr, f"remount {dest} read-only", dest=dest, flags=remount)
 
     def _own_cgroup_dirs(self, cgroups: Sequence[CgroupHierarchy]) -> dict[str, str]:
         """Hierarchy name -> the container's cgroup directory in it, from the cgroup.procs files it joins."""
@@ -93,36 +115,32 @@ class CgroupMountsSection(Section):
         attrs = mount_attrs(opts.attr_set, opts.attr_clr)
         remount = mo.MS_REMOUNT | mo.MS_BIND | mnt_flags | mo.MS_NOSUID | mo.MS_NODEV | mo.MS_NOEXEC
         if "" in own:  # a pure v2 host: the container's cgroup is the whole mount
-            self.op(
-                OP_MOUNT,
+            self.mount_op(
                 ptr,
-                s=(own[""], dest, None, None),
-                a=(mo.MS_BIND | mo.MS_REC, remount, opts.propagation, attrs, MNTF_MKDIR),
-                what=f"bind the container's cgroup {own['']} on {dest}",
+                f"bind the container's cgroup {own['']} on {dest}",
+                source=own[""],
+                dest=dest,
+                flags=mo.MS_BIND | mo.MS_REC,
+                remount=remount,
+                propagation=opts.propagation,
+                attrs=attrs,
+                mntf=MNTF_MKDIR,
             )
             return
-        base = (opts.flags & ~mo.MS_RDONLY) | mo.MS_NOSUID | mo.MS_NODEV | mo.MS_NOEXEC
-        self.op(
-            OP_MOUNT,
-            ptr,
-            s=("tmpfs", dest, "tmpfs", "mode=755"),
-            a=(base, 0, opts.propagation, 0, MNTF_MKDIR),
-            what=f"tmpfs on {dest} for the cgroup hierarchies",
-        )
+        self._hierarchies_tmpfs(ptr, dest, opts)
         for h in cgroups:
             if h.name not in own:
                 continue  # a hierarchy the container has no cgroup in shows nothing rather than the host's tree
             sub = posixpath.join(dest, h.name)
-            self.op(
-                OP_MOUNT,
+            self.mount_op(
                 ptr,
-                s=(own[h.name], sub, None, None),
-                a=(mo.MS_BIND | mo.MS_REC, remount, 0, attrs, MNTF_MKDIR),
-                what=f"bind the container's cgroup {own[h.name]} on {sub}",
+                f"bind the container's cgroup {own[h.name]} on {sub}",
+                source=own[h.name],
+                dest=sub,
+                flags=mo.MS_BIND | mo.MS_REC,
+                remount=remount,
+                attrs=attrs,
+                mntf=MNTF_MKDIR,
             )
-            if "," in h.name:
-                for ctrl in h.name.split(","):
-                    link = posixpath.join(dest, ctrl)
-                    self.op(OP_SYMLINK, ptr, s=(h.name, link), what=f"{link} -> {h.name}")
-        if mnt_flags & mo.MS_RDONLY:
-            self.op(OP_MOUNT, ptr, s=(None, dest, None, None), a=(remount,), what=f"remount {dest} read-only")
+            self._comount_links(ptr, dest, h.name)
+        self._read_only(ptr, dest, opts)

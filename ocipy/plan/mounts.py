@@ -23,7 +23,6 @@ from ocipy.planfmt import (
     MNTF_PROC,
     MNTF_TMPFS_MODE,
     MNTF_TREE,
-    OP_MOUNT,
     OP_SYNC,
     SYNC_MOUNT_TREES,
     mount_attrs,
@@ -109,12 +108,15 @@ class MountsSection(CgroupMountsSection):
         """sysfs needs a network namespace owned by our user namespace: show the host's /sys instead, with the asked
         flags applied to every mount beneath it."""
         rec = mount_attrs(opts.attr_set | mo.flags_to_attrs(opts.flags & mo.MNT_FLAGS), opts.attr_clr)
-        self.op(
-            OP_MOUNT,
+        self.mount_op(
             ptr,
-            s=("/sys", dest, None, None),
-            a=(mo.MS_BIND | mo.MS_REC, 0, opts.propagation, rec, MNTF_MKDIR | MNTF_PROC),
-            what=f"rbind /sys on {dest} (no network namespace for sysfs)",
+            f"rbind /sys on {dest} (no network namespace for sysfs)",
+            source="/sys",
+            dest=dest,
+            flags=mo.MS_BIND | mo.MS_REC,
+            propagation=opts.propagation,
+            attrs=rec,
+            mntf=MNTF_MKDIR | MNTF_PROC,
         )
 
     def bind_mount(
@@ -149,12 +151,16 @@ class MountsSection(CgroupMountsSection):
         if dest == "/dev":
             self.dev_bind = True
         kind = "rbind" if flags & mo.MS_REC else "bind"
-        index = self.op(
-            OP_MOUNT,
+        index = self.mount_op(
             ptr,
-            s=(source, dest, None, None),
-            a=(flags, remount, opts.propagation, mount_attrs(opts.attr_set, opts.attr_clr), mntf),
-            what=f"{kind} {source} on {dest}",
+            f"{kind} {source} on {dest}",
+            source=source,
+            dest=dest,
+            flags=flags,
+            remount=remount,
+            propagation=opts.propagation,
+            attrs=mount_attrs(opts.attr_set, opts.attr_clr),
+            mntf=mntf,
         )
         if userns is not None:
             self.plan.idmap_userns[index] = userns
@@ -173,12 +179,17 @@ class MountsSection(CgroupMountsSection):
                 mntf |= MNTF_TMPFS_MODE  # an existing mount point keeps its mode (runc)
             if opts.tmpcopyup:
                 mntf |= MNTF_COPYUP
-        self.op(
-            OP_MOUNT,
+        self.mount_op(
             ptr,
-            s=(source, dest, fstype, lsm.with_context(opts.data_string, fstype, self.mount_label)),
-            a=(flags, 0, opts.propagation, mount_attrs(opts.attr_set, opts.attr_clr), mntf),
-            what=f"{fstype} on {dest}",
+            f"{fstype} on {dest}",
+            source=source,
+            dest=dest,
+            fstype=fstype,
+            data=lsm.with_context(opts.data_string, fstype, self.mount_label),
+            flags=flags,
+            propagation=opts.propagation,
+            attrs=mount_attrs(opts.attr_set, opts.attr_clr),
+            mntf=mntf,
         )
 
     def check_locked(self, ptr: str, source: str, opts: mo.MountOptions) -> None:

@@ -29,7 +29,7 @@ def test_the_planner_reads_the_config_only_through_opt() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("_get", "getattr"):
                 untyped.append(f"{path.name}:{node.lineno}")
-    allowed = {"base.py", "__init__.py"}  # opt() itself, _get for ocipy/execplan.py, the lazy exports
+    allowed = {"base.py", "__init__.py"}  # opt() itself, the lazy exports
     assert [u for u in untyped if u.split(":")[0] not in allowed] == []
 
 
