@@ -14,11 +14,11 @@ pydantic-core); only a document it refuses goes to ocipy/spec/fast.py, which wor
 from __future__ import annotations
 
 import gc
-import os
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms (it imports `re`): annotations only
 
 from ocipy import errors
+from ocipy import posixlite as px  # not `os` (~1 ms), imported later by launch once the collector is off
 from ocipy.errors import OcipyError, os_reason
 
 if TYPE_CHECKING:
@@ -64,10 +64,10 @@ def _load_spec(c: Container) -> tuple[Any, dict[str, Any]]:
     from ocipy.store import CONFIG_FILE
 
     data = c.read_file(CONFIG_FILE)
-    where = os.path.join(c.dir, CONFIG_FILE)
+    where = px.join(c.dir, CONFIG_FILE)
     saved = data is not None
     if data is None:
-        where = os.path.join(c.read_state().bundle, "config.json")
+        where = px.join(c.read_state().bundle, "config.json")
         errors.debug(f"no saved config: using {where}")
         try:
             with open(where, "rb") as f:
@@ -278,7 +278,7 @@ def _plan(args: argparse.Namespace, c: Container, spec: Any, process: Any, io: _
         cgroup_procs=c.cgroup().join_files(list(getattr(args, "cgroup", None) or [])),
         console_fd=io.console_fd,
         extra_fds=io.preserve,
-        host_uid=os.geteuid(),
+        host_uid=px.geteuid(),
         seccomp_cache=c.store.seccomp_cache,
     )
     report_warnings(plan)
