@@ -65,6 +65,9 @@ class Sdist(sdist):
 
 setup(
     cmdclass={"build_ext": BuildExt, "build_py": BuildPy, "sdist": Sdist},
+    # the `ocipy` command: a /bin/sh + Python file that runs the interpreter beside it with -I -S (launcher/ocipy;
+    # docs/packaging.md says why not a console-script entry point)
+    scripts=["launcher/ocipy"],
     cffi_modules=["shim/build_shim.py:ffibuilder"],
     options={"bdist_wheel": {"py_limited_api": "cp311"}},
 )

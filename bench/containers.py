@@ -49,13 +49,55 @@ TARGETS = {
     "delete": 2.0,
     "exec": 1.5,
     "exec -d": 1.5,
+    "create seccomp": 2.0,
+    "create netdev": 2.0,
     "rss": 0.1,
     "create maxrss": None,
 }
-TIMED = ["run", "create", "start", "state", "kill", "delete", "exec", "exec -d"]
+TIMED = ["run", "create", "start", "state", "kill", "delete", "exec", "exec -d", "create seccomp", "create netdev"]
 ORDER = [*TIMED, "rss", "create maxrss"]
 CACHE = Path(os.environ.get("OCIPY_CACHE", "/var/cache/ocipy"))
 FLOOR = "python3 -IS -c pass"
+PODMAN_SECCOMP = Path("/usr/share/containers/seccomp.json")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def init_cpu_ms(pid: int) -> float:
+    """user+sys of the waiting init itself (/proc/PID/stat): what it did after create's fork (runc compiles and
+    loads seccomp in `runc init`, ocipy in the `create` command), so the create rows add it to the command's CPU."""
+    data = Path(f"/proc/{pid}/stat").read_text()
+    fields = data[data.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / CLK_TCK
+
+
+def seccomp_config() -> dict | None:
+    """bundle_config with Podman's default seccomp profile (converted for amd64 as Podman does), or None."""
+    if not PODMAN_SECCOMP.exists():
+        return None
+    sys.path.insert(0, str(PROJECT / "tests" / "security"))
+    from seccomp_profiles import PODMAN_CAPS, podman_spec_profile
+
+    cfg = bundle_config()
+    cfg["linux"]["seccomp"] = podman_spec_profile(json.loads(PODMAN_SECCOMP.read_text()), PODMAN_CAPS)
+    return cfg
+
+
+def link_exists(name: str) -> bool:
+    return Path(f"/sys/class/net/{name}").exists()
+
+
+def make_veth(name: str) -> None:
+    """A veth pair on the host, one end with an address (what netDevices moves); waits for a previous pair of the
+    same name to be gone (a deleted container's network namespace is torn down asynchronously)."""
+    deadline = time.monotonic() + 10
+    while link_exists(name) or link_exists(name + "p"):
+        if time.monotonic() > deadline:
+            subprocess.run(["ip", "link", "del", name], check=False, capture_output=True)
+            subprocess.run(["ip", "link", "del", name + "p"], check=False, capture_output=True)
+            deadline = time.monotonic() + 10
+        time.sleep(0.005)
+    subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", name + "p"], check=True)
+    subprocess.run(["ip", "addr", "add", "192.0.2.10/24", "dev", name], check=True)
 
 
 def bundle_config() -> dict:
@@ -144,6 +186,8 @@ class Runtime:
         self.samples: dict[str, list[float]] = {k: [] for k in ORDER}
         self.cpu: dict[str, list[float]] = {k: [] for k in ORDER}  # user+sys of the command and its waited children
         self.ids: set[str] = set()
+        self.extra: dict[str, Path] = {}  # "create seccomp"/"create netdev" -> bundle
+        self.netdev = ""  # the host device the netdev bundle moves
         self.last_cpu = 0.0
         self.last_maxrss = 0
 
@@ -204,6 +248,7 @@ class Runtime:
         samples["create maxrss"] = float(self.last_maxrss)
         samples["state"], st = self.state(main_id)
         cpu["state"] = self.last_cpu
+        cpu["create"] += init_cpu_ms(int(st["pid"]))
         samples["rss"] = float(vmrss_kib(int(st["pid"])))
         pid = int(st["pid"])
         self.timed(samples, cpu, "start", "start", main_id)
@@ -218,12 +263,31 @@ class Runtime:
 
         self.timed(samples, cpu, "exec", "exec", self.sleeper, "/bin/true")
         self.timed(samples, cpu, "exec -d", "exec", "--detach", self.sleeper, "/bin/true")
+        self.extra_creates(i, samples, cpu)
 
         if record:
             for k, v in samples.items():
                 self.samples[k].append(v)
             for k, v in cpu.items():
                 self.cpu[k].append(v)
+
+    def extra_creates(self, i: int, samples: dict[str, float], cpu: dict[str, float]) -> None:
+        """`create` with Podman's default seccomp profile, uncached (ocipy's cache of compiled programs is emptied
+        first), and with a netDevices entry (a fresh veth each time); each then deleted. The CPU includes the waiting
+        init's own, as for `create`."""
+        for key, bundle in self.extra.items():
+            cid = f"bench-{key.split()[1]}-{i}"
+            self.ids.add(cid)
+            if key == "create seccomp":
+                shutil.rmtree(self.root / "@cache", ignore_errors=True)
+            else:
+                make_veth(self.netdev)
+            self.timed(samples, cpu, key, "create", "--bundle", str(bundle), cid)
+            cpu[key] += init_cpu_ms(int(self.state(cid)[1]["pid"]))
+            if key == "create netdev" and link_exists(self.netdev):  # this runtime ignores netDevices (runc 1.1)
+                del samples[key], cpu[key]
+                subprocess.run(["ip", "link", "del", self.netdev], check=False, capture_output=True)
+            self.call("delete", "--force", cid, check=False)
 
     def cleanup(self) -> None:
         leftovers = set(self.ids)
@@ -273,6 +337,28 @@ def wait_gone(pid: int, timeout: float = 10.0) -> None:
     raise BenchError(f"pid {pid} still running after {timeout}s")
 
 
+def extra_bundles(work: Path, bundle: Path, runtimes: list[Runtime]) -> None:
+    """The bundles of the "create seccomp" and "create netdev" rows (the same rootfs); one netdev bundle per runtime,
+    each moving its own device."""
+    seccomp = seccomp_config()
+    for k, rt in enumerate(runtimes):
+        if seccomp is not None:
+            path = work / f"seccomp-{rt.name}"
+            path.mkdir()
+            seccomp["root"]["path"] = str(bundle / "rootfs")
+            (path / "config.json").write_text(json.dumps(seccomp, indent=2))
+            rt.extra["create seccomp"] = path
+        if shutil.which("ip"):
+            rt.netdev = f"obench{k}"
+            cfg = bundle_config()
+            cfg["root"]["path"] = str(bundle / "rootfs")
+            cfg["linux"]["netDevices"] = {rt.netdev: {"name": "eth1"}}
+            path = work / f"netdev-{rt.name}"
+            path.mkdir()
+            (path / "config.json").write_text(json.dumps(cfg, indent=2))
+            rt.extra["create netdev"] = path
+
+
 def default_ocipy(work: Path) -> list[str]:
     """The command callers run: the -IS launcher `scripts/setup` installs, generated afresh for this interpreter."""
     launcher = work / "ocipy"
@@ -319,6 +405,13 @@ def main() -> int:
     )
     ap.add_argument("--json", default=None, help="also write the medians and raw samples to this file")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument(
+        "--state-dir",
+        default="/run",
+        help="where the runtimes' state roots are made (default /run, where runc's /run/runc and ocipy's /run/ocipy "
+        "are: a tmpfs on most hosts, where ocipy's fsync of state.json costs nothing; on a disk it is timed too)",
+    )
+    ap.add_argument("--no-extra", action="store_true", help="skip the seccomp and netDevices create rows")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/containers.py needs root", file=sys.stderr)
@@ -333,6 +426,7 @@ def main() -> int:
         str(p) for p in (CACHE / "bin" / "runc-1.5.1", Path(shutil.which("runc") or "/usr/sbin/runc")) if p.exists()
     ]
     work = Path(tempfile.mkdtemp(prefix="ocipy-bench-"))
+    state_dir = Path(tempfile.mkdtemp(prefix="ocipy-bench-", dir=args.state_dir))
     ocipy_argv = shlex.split(args.ocipy) if args.ocipy else default_ocipy(work)
     runtimes: list[Runtime] = []
     try:
@@ -346,9 +440,11 @@ def main() -> int:
         cfg["process"]["args"] = ["/bin/sleep", "100000"]
         cfg["root"]["path"] = str(bundle / "rootfs")
         (sleeper / "config.json").write_text(json.dumps(cfg, indent=2))
-        runtimes = [Runtime("ocipy", ocipy_argv, work / "state-ocipy", bundle, env)]
+        runtimes = [Runtime("ocipy", ocipy_argv, state_dir / "ocipy", bundle, env)]
         for k, r in enumerate(runcs):
-            runtimes.append(Runtime(f"runc{k}", shlex.split(r), work / f"state-runc{k}", bundle, env))
+            runtimes.append(Runtime(f"runc{k}", shlex.split(r), state_dir / f"runc{k}", bundle, env))
+        if not args.no_extra:
+            extra_bundles(work, bundle, runtimes)
         print(f"ocipy: {' '.join(ocipy_argv)}", flush=True)
         for rt, r in zip(runtimes[1:], runcs):
             print(f"{rt.name}: {r} ({runc_version(r)})")
@@ -371,7 +467,10 @@ def main() -> int:
     finally:
         for rt in runtimes:
             rt.cleanup()
+            if rt.netdev:
+                subprocess.run(["ip", "link", "del", rt.netdev], check=False, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(state_dir, ignore_errors=True)
 
     ocipy, runc = runtimes[0], runtimes[1]
     rows = []

@@ -9,7 +9,6 @@ On the lifecycle path: stdlib, posixlite and the shim only (`ocipy.hooks` is imp
 hooks to run).
 """
 
-import errno
 import time
 from _signal import SIGKILL  # type: ignore[import-not-found]  # the interpreter loaded it: no `signals` import
 
@@ -143,18 +142,18 @@ def _release_fifo(c: "Container") -> None:
     try:
         fd = px.open(c.fifo_path, px.O_WRONLY | px.O_NONBLOCK | px.O_CLOEXEC | px.O_NOFOLLOW)
     except OSError as exc:
+        import errno  # failure paths only: `errno` is ~0.06 ms of every lifecycle verb
+
         if exc.errno == errno.ENXIO:  # nobody holds the read end: the init is gone
             raise OcipyError(_STOPPED_MSG) from None
-        if exc.errno == errno.ENOENT:  # someone else started it meanwhile
+        if isinstance(exc, FileNotFoundError):  # someone else started it meanwhile
             c.status().require("start")
         raise OcipyError(f"open {c.fifo_path}: {os_reason(exc)}") from None
     errors.debug(f"start {c.id}: writing the exec fifo {c.fifo_path}: the init execs the process")
     try:
         px.write(fd, b"0")
-    except OSError as exc:
-        if exc.errno == errno.EPIPE:  # the reader closed between our open and write
-            raise OcipyError(_STOPPED_MSG) from None
-        raise
+    except BrokenPipeError:  # the reader closed between our open and write
+        raise OcipyError(_STOPPED_MSG) from None
     finally:
         px.close(fd)
     try:

@@ -20,7 +20,6 @@ This module is on the lifecycle path (pause, resume, kill, delete, ps): stdlib a
 `stats` and `layout` (which import `os` and `typing`) are imported inside the methods that need them.
 """
 
-import errno
 import time
 
 from .. import posixlite as px
@@ -88,6 +87,8 @@ def rmdir_tree(top: str, timeout: float = 1.0) -> None:
             except FileNotFoundError:
                 pass
             except OSError as exc:
+                import errno  # a busy cgroup only: `errno` is ~0.06 ms of every lifecycle verb
+
                 busy = busy or exc.errno == errno.EBUSY
         if not busy or time.monotonic() > deadline:
             return

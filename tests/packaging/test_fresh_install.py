@@ -2,8 +2,10 @@
 and the built artifacts: the sdist and the abi3 wheel, each installed into fresh virtual environments of every
 CPython 3.11+ this machine has (Debian's, pyenv's).
 
-The command is the console script pip writes: it must name its interpreter by absolute path (callers run it with
-no PATH), build the C parts through cffi, and answer --version, spec and validate.
+The command is launcher/ocipy, which pip installs from the wheel's scripts (no console-script entry point): run with
+no PATH, it starts the interpreter installed beside it with -I -S (fast, deaf to PYTHON* variables and to .pth files,
+as the launcher scripts/setup writes: issue 15), and answers --version, spec and validate; the C parts are built
+through cffi.
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ def test_installs_and_runs_on_each_python(artifacts: dict[str, Path], kind: str,
     assert res.returncode == 0, res.stderr[-3000:]
     out = run(venv / "bin" / "ocipy", "--version")
     assert out.returncode == 0, out.stderr
+    assert_isolated(venv / "bin" / "ocipy", tmp_path)
     lines = out.stdout.splitlines()
     assert lines[0] == "ocipy version 0.1.0"
     assert lines[3].startswith(f"python: cpython {version}.")
@@ -169,8 +172,41 @@ def run(ocipy: Path, *args: str, cwd: Path | None = None) -> subprocess.Complete
 
 def test_script_names_its_interpreter_by_absolute_path(ocipy_bin: Path) -> None:
     first = ocipy_bin.read_text().splitlines()[0]
-    assert first.startswith("#!/"), first
+    assert first == "#!/bin/sh", first  # launcher/ocipy, not pip's console script (which runs site.py, imports re)
     assert os.access(first[2:].split()[0], os.X_OK)
+
+
+def assert_isolated(ocipy: Path, tmp_path: Path) -> None:
+    """The installed command runs its own ocipy with -I -S: PYTHONPATH (with a sitecustomize and a fake ocipy),
+    PYTHONVERBOSE and a .pth file in site-packages change nothing; through a symlink elsewhere too."""
+    planted = tmp_path / "planted"
+    (planted / "ocipy").mkdir(parents=True)
+    marker = tmp_path / "ran"
+    hook = f"open({str(marker)!r}, 'a').write('x')\n"
+    (planted / "sitecustomize.py").write_text(hook)
+    (planted / "ocipy" / "__init__.py").write_text(hook)
+    site_packages = next((ocipy.parent.parent / "lib").glob("python3.*/site-packages"))
+    pth = site_packages / "zz_ocipy_probe.pth"
+    pth.write_text(f"import builtins; {hook}")
+    link = tmp_path / "bin" / "ocipy"
+    link.parent.mkdir()
+    link.symlink_to(ocipy)
+    try:
+        env = {"PYTHONPATH": str(planted), "PYTHONVERBOSE": "1", "PYTHONSTARTUP": str(planted / "sitecustomize.py")}
+        for command in (ocipy, link):
+            res = subprocess.run(
+                [str(command), "--version"], check=False, capture_output=True, text=True, env=env, timeout=60
+            )
+            assert res.returncode == 0, res.stderr
+            assert res.stdout.startswith("ocipy version 0.1.0\n"), res.stdout
+            assert "import " not in res.stderr, res.stderr[:2000]  # PYTHONVERBOSE was ignored
+        assert not marker.exists(), "a PYTHONPATH module or a .pth file ran"
+    finally:
+        pth.unlink()
+
+
+def test_command_is_isolated(ocipy_bin: Path, tmp_path: Path) -> None:
+    assert_isolated(ocipy_bin, tmp_path)
 
 
 def test_version(ocipy_bin: Path) -> None:
@@ -183,7 +219,7 @@ def test_version(ocipy_bin: Path) -> None:
 
 
 def test_the_extension_was_built(ocipy_bin: Path) -> None:
-    python = ocipy_bin.read_text().splitlines()[0][2:].split()[0]
+    python = str(ocipy_bin.parent / "python")
     res = subprocess.run(
         [python, "-c", "import ocipy._shim as s; print(s.init_size())"],
         check=False,

@@ -39,11 +39,12 @@ def test_a_hostile_pythonpath_is_ignored(tmp_path: Path) -> None:
     assert "hijacked" not in res.stdout + res.stderr
 
 
-def test_pip_console_script_is_deaf_to_python_variables(tmp_path: Path) -> None:
-    # a PYTHONPATH shadowing a dependency (pydantic, loaded by validate) must not change what the command runs
+def test_installed_command_is_deaf_to_python_variables(tmp_path: Path) -> None:
+    # the command pip installs (launcher/ocipy): a PYTHONPATH shadowing a dependency (pydantic, loaded by validate)
+    # must not change what it runs
     script = Path(sys.executable).parent / "ocipy"
     if not script.exists():
-        pytest.skip(f"no console script at {script}")
+        pytest.skip(f"no installed command at {script}")
     for dep in ("pydantic", "pydantic_core"):
         evil = tmp_path / "evil" / dep
         evil.mkdir(parents=True)
