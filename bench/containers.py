@@ -59,6 +59,7 @@ ORDER = [*TIMED, "rss", "create maxrss"]
 CACHE = Path(os.environ.get("OCIPY_CACHE", "/var/cache/ocipy"))
 FLOOR = "python3 -IS -c pass"
 PODMAN_SECCOMP = Path("/usr/share/containers/seccomp.json")
+MAXRSS = Path(tempfile.gettempdir()) / f"ocipy-bench-maxrss-{os.getpid()}"  # built from bench/maxrss.c by main()
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -191,9 +192,13 @@ class Runtime:
         self.last_cpu = 0.0
         self.last_maxrss = 0
 
-    def call(self, *args: str, check: bool = True, stdout: Any = subprocess.DEVNULL) -> float:
-        """Time one command. stderr goes to a file, never a pipe: a created container keeps create's stdio."""
+    def call(self, *args: str, check: bool = True, stdout: Any = subprocess.DEVNULL, rss: bool = False) -> float:
+        """Time one command. stderr goes to a file, never a pipe: a created container keeps create's stdio.
+        `rss`: run it through bench/maxrss.c, whose child's ru_maxrss is the command's own peak (last_maxrss)."""
         argv = [*self.argv, "--root", str(self.root), *args]
+        rss_file = self.root.parent / f"{self.name}.maxrss"
+        if rss:
+            argv = [str(MAXRSS), str(rss_file), *argv]
         err_path = self.root.parent / f"{self.name}.stderr"
         with open(err_path, "wb") as err:
             t0 = time.perf_counter()
@@ -206,7 +211,7 @@ class Runtime:
             _pid, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = rc = os.waitstatus_to_exitcode(status)
             self.last_cpu = (usage.ru_utime + usage.ru_stime) * 1000
-            self.last_maxrss = usage.ru_maxrss
+            self.last_maxrss = int(rss_file.read_text()) if rss and rc == 0 else usage.ru_maxrss
             elapsed = (time.perf_counter() - t0) * 1000
             hung = not watchdog.is_alive()
             watchdog.cancel()
@@ -225,8 +230,8 @@ class Runtime:
             elapsed = self.call("state", cid, stdout=out)
         return elapsed, json.loads(out_path.read_bytes())
 
-    def timed(self, samples: dict[str, float], cpu: dict[str, float], key: str, *args: str) -> None:
-        samples[key] = self.call(*args)
+    def timed(self, samples: dict[str, float], cpu: dict[str, float], key: str, *args: str, rss: bool = False) -> None:
+        samples[key] = self.call(*args, rss=rss)
         cpu[key] = self.last_cpu
 
     def setup(self, sleeper_bundle: Path) -> None:
@@ -244,7 +249,7 @@ class Runtime:
         self.timed(samples, cpu, "run", "run", "--bundle", str(self.bundle), run_id)
         self.call("delete", "--force", run_id, check=False)
 
-        self.timed(samples, cpu, "create", "create", "--bundle", str(self.bundle), main_id)
+        self.timed(samples, cpu, "create", "create", "--bundle", str(self.bundle), main_id, rss=True)
         samples["create maxrss"] = float(self.last_maxrss)
         samples["state"], st = self.state(main_id)
         cpu["state"] = self.last_cpu
@@ -426,6 +431,8 @@ def main() -> int:
         str(p) for p in (CACHE / "bin" / "runc-1.5.1", Path(shutil.which("runc") or "/usr/sbin/runc")) if p.exists()
     ]
     work = Path(tempfile.mkdtemp(prefix="ocipy-bench-"))
+    # `create` runs through this small C parent: a child of this Python process would report our own peak RSS
+    subprocess.run(["cc", "-O2", "-o", str(MAXRSS), str(PROJECT / "bench" / "maxrss.c")], check=True)
     state_dir = Path(tempfile.mkdtemp(prefix="ocipy-bench-", dir=args.state_dir))
     ocipy_argv = shlex.split(args.ocipy) if args.ocipy else default_ocipy(work)
     runtimes: list[Runtime] = []
@@ -471,6 +478,7 @@ def main() -> int:
                 subprocess.run(["ip", "link", "del", rt.netdev], check=False, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(state_dir, ignore_errors=True)
+        MAXRSS.unlink(missing_ok=True)
 
     ocipy, runc = runtimes[0], runtimes[1]
     rows = []

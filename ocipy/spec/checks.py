@@ -1,7 +1,9 @@
 """The custom checks of the spec models, importable without pydantic.
 
 The models (`_base.py`) and the compiled validator (`compiled.py`, see `fast.py`) call these same functions, so
-both give the same verdict. `PydanticCustomError` comes from pydantic-core's extension, loaded by `fast.py`.
+both give the same verdict. `PydanticCustomError` comes from pydantic-core's extension, loaded by `fast.py` when a
+check fails (importing this module loads no pydantic-core: create's light.py path reads the tables and
+version_problem).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
     from typing import Any
 
 from ocipy.caps import NAMES
-from ocipy.spec.fast import PydanticCustomError
 
 # Linux capability names in kernel number order (index == CAP_* value): the table lives in ocipy/caps.py.
 CAPABILITIES: tuple[str, ...] = NAMES
@@ -42,18 +43,24 @@ _RLIMIT_SET = frozenset(RLIMITS)
 def reject_null(value: Any) -> Any:
     # Defaults are not validated, so this only sees a null that was written in the document.
     if value is None:
+        from ocipy.spec.fast import PydanticCustomError
+
         raise PydanticCustomError("null_value", "must not be null")
     return value
 
 
 def check_capability(name: str) -> str:
     if name not in _CAPABILITY_SET:
+        from ocipy.spec.fast import PydanticCustomError
+
         raise PydanticCustomError("capability", "unknown capability {name}", {"name": name})
     return name
 
 
 def check_rlimit(name: str) -> str:
     if name not in _RLIMIT_SET:
+        from ocipy.spec.fast import PydanticCustomError
+
         raise PydanticCustomError("rlimit", "unknown rlimit type {name}", {"name": name})
     return name
 

@@ -26,7 +26,8 @@ class _Invalid(Exception):
 
 
 def validate(kind: str, document: Any) -> Any:
-    """The checked record of `document` ("Process"; "Spec": the fields exec reads), or None when it is invalid."""
+    """The checked record of `document` ("Process"; "Spec": the fields exec reads; "Create": the whole config), or
+    None when it is invalid."""
     try:
         return _model(lightrules.ROOTS[kind], document)
     except _Invalid:
@@ -72,10 +73,30 @@ def _semver(s: str) -> bool:
     return len(parts) == 3 and all(_numeric(p) for p in parts)
 
 
+def _device_type(s: str) -> bool:  # ^[cbup]$
+    return len(s) == 1 and s in "cbup"
+
+
+def _device_access(s: str) -> bool:  # ^[rwm]*$
+    return not s.strip("rwm")
+
+
+def _hugepage_size(s: str) -> bool:  # ^[1-9][0-9]*[KMG]B$  ([0-9]: ASCII digits only)
+    return len(s) >= 3 and s[0] in "123456789" and not s[1:-2].strip("0123456789") and s[-2] in "KMG" and s[-1] == "B"
+
+
+def _rdt_mem_bw(s: str) -> bool:  # ^MB:[^\n]*$
+    return s.startswith("MB:") and "\n" not in s
+
+
 _PATTERNS: dict[str | None, Callable[[str], bool]] = {
     "abs_path": _abs_path,
     "cpu_list": _cpu_list,
     "semver": _semver,
+    "device_type": _device_type,
+    "device_access": _device_access,
+    "hugepage_size": _hugepage_size,
+    "rdt_mem_bw": _rdt_mem_bw,
 }
 
 

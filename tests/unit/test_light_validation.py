@@ -3,7 +3,8 @@
 `exec` decides with light.py and asks pydantic-core only when light.py says invalid: a document light.py accepts and
 pydantic-core refuses would run a process `create` would refuse, and objects that differ would plan differently.
 For Spec, light.py checks only the fields exec reads (lightrules.LIGHT_SUBSETS): it is compared with pydantic-core
-on the document cut down to those fields.
+on the document cut down to those fields. `create` checks the whole config with light.py (root "Create"): compared
+with pydantic-core's Spec on the whole document.
 """
 
 from __future__ import annotations
@@ -68,14 +69,33 @@ def _drop_skipped(node: Any) -> None:
             _drop_skipped(v)
 
 
+def untyped(node: Any) -> Any:
+    """pydantic-core's object as light.py's whole-config records read: no type names."""
+    if isinstance(node, list):
+        return [untyped(v) for v in node]
+    if isinstance(node, dict):
+        return {k: untyped(v) for k, v in node.items() if k != "<type>"}
+    return node
+
+
 def same(kind: str, doc: Any) -> None:
     if kind == "Spec":
+        same_create(doc)
         doc = cut(doc)
     expected = fast.validate(kind, doc)
     got = light.validate(kind, doc)
     assert (got is None) == (expected is None), f"pydantic-core: {'valid' if expected else 'invalid'}, light: other"
     if got is not None:
         assert light_plain(got) == trimmed(expected)
+
+
+def same_create(doc: Any) -> None:
+    """create's whole-config check and pydantic-core's Spec: the same verdict, the same object."""
+    expected = fast.validate("Spec", doc)
+    got = light.validate("Create", doc)
+    assert (got is None) == (expected is None), f"pydantic-core: {'valid' if expected else 'invalid'}, light: other"
+    if got is not None:
+        assert light_plain(got) == untyped(plain(expected))
 
 
 def test_rules_are_fresh() -> None:
@@ -119,12 +139,17 @@ def test_generated_processes(doc: dict[str, Any], data: st.DataObject) -> None:
     same("Process", dict(proc, **{key: bad}))
 
 
-@given(st.text(alphabet="0123456789.+-abAZ٣\n/\\:, ", max_size=14))
+@given(st.text(alphabet="0123456789.+-abAZ٣\n/\\:, cbuprwmKMGB", max_size=14))
 @settings(max_examples=500, deadline=None)
 def test_patterns(text: str) -> None:
     """The hand-written patterns against pydantic-core's rust regex engine, on the fields that carry them."""
     same("Spec", {"ociVersion": text})
     same("Process", {"cwd": text})
+    base = {"ociVersion": "1.0.0"}
+    same_create(dict(base, linux={"devices": [{"path": "/dev/x", "type": text}]}))
+    same_create(dict(base, linux={"resources": {"devices": [{"allow": True, "access": text}]}}))
+    same_create(dict(base, linux={"resources": {"hugepageLimits": [{"pageSize": text, "limit": 1}]}}))
+    same_create(dict(base, linux={"intelRdt": {"memBwSchema": text}}))
     same("Process", {"cwd": "/", "execCPUAffinity": {"initial": text}})
 
 
