@@ -8,7 +8,7 @@ exits 255 (runc's exec convention, which Podman and containerd rely on).
 
 The config create saved and the process are checked by ocipy/spec/light.py (rules generated from the models, no
 pydantic-core); only a document it refuses goes to ocipy/spec/fast.py, which words the problem as before
-(docs/benchmarks.md, "exec": why).
+(docs/spec-models.md, "exec": why).
 """
 
 from __future__ import annotations
@@ -311,7 +311,8 @@ def _exec(args: argparse.Namespace) -> int:
             # from now on: a signal for us is one for the process (held back until it exists)
             foreground.forward_signals(launch, io.proxy is not None)
             undo.append(foreground.restore_signals)
-        oci_state = c.oci_state()  # for a seccomp listener
+        seccomp = getattr(getattr(spec, "linux", None), "seccomp", None)
+        oci_state = c.oci_state() if getattr(seccomp, "listener_path", None) else {}  # for a seccomp listener
         if paused:
             # the process freezes as soon as it joins the cgroup and goes on at `resume`, which needs the lock
             c.close()

@@ -404,3 +404,48 @@ def test_exec_import_budget(rt, bundle):
     assert "ocipy.operations.exec" in names
     bad = {n for n in names if n in EXEC_FORBIDDEN or n.split(".")[0] in EXEC_FORBIDDEN}
     assert not bad, f"exec imported {sorted(bad)}"
+
+
+def test_seccomp_listener_gets_the_exec_process(rt, bundle, tmp_path):
+    """An exec'd process gets the container's filter again, with its own listener fd: the agent at listenerPath
+    receives it with the state of the container (running) and the exec'd pid, as for the container's init."""
+    import threading
+
+    path = tmp_path / "agent.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(2)
+    server.settimeout(60)
+    docs: list[dict[str, Any]] = []
+
+    def agent() -> None:  # one connection from create, one from exec; the notified syscall is never made
+        for _ in range(2):
+            conn, _ = server.accept()
+            with conn:
+                data, fds, _, _ = socket.recv_fds(conn, 65536, 4)
+                while more := conn.recv(65536):
+                    data += more
+            for fd in fds:
+                os.close(fd)
+            docs.append({**json.loads(data), "nfds": len(fds)})
+
+    thread = threading.Thread(target=agent, daemon=True)
+    thread.start()
+    bundle.linux["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": str(path),
+        "listenerMetadata": "exec-test",
+        "syscalls": [{"names": ["sched_yield"], "action": "SCMP_ACT_NOTIFY"}],
+    }
+    try:
+        cid, _ = running(rt, bundle)
+        pid_file = tmp_path / "exec.pid"
+        rt.call("exec", "--detach", "--pid-file", str(pid_file), cid, "sleep", "30").ok()
+        thread.join(timeout=60)
+    finally:
+        server.close()
+    assert len(docs) == 2, docs
+    doc = docs[1]
+    assert doc["nfds"] == 1 and doc["fds"] == ["seccompFd"] and doc["metadata"] == "exec-test"
+    assert doc["pid"] == int(pid_file.read_text())
+    assert doc["state"]["id"] == cid and doc["state"]["status"] == "running"
