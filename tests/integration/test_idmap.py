@@ -73,6 +73,35 @@ def test_idmap_without_mappings_or_a_user_namespace_is_refused(rt, bundle, host_
     assert rt.state_dirs() == []
 
 
+def test_idmap_without_mappings_takes_a_joined_user_namespace(rt, open_bundle, host_dir, procs):
+    """runc: an idmap mount without mappings in a container that joins a user namespace is idmapped with that
+    one. Joined: container 0 = host 0, container 1 = host 1000. On-disk 1 is unmapped through a plain bind, and
+    is container uid 1 through the idmapped mount (on-disk 1 -> host 1000 -> container 1)."""
+    holder = procs.spawn(["unshare", "--user", "--setgroups=allow", "sleep", "1000"])
+    h.wait_ns_differs(holder.pid, "user")
+    Path(f"/proc/{holder.pid}/uid_map").write_text("0 0 1\n1 1000 1\n")
+    Path(f"/proc/{holder.pid}/gid_map").write_text("0 0 1\n1 1000 1\n")
+    os.chown(host_dir / "f", 1, 1)
+    bundle = open_bundle
+    bundle.set_namespace("user", f"/proc/{holder.pid}/ns/user")
+    bundle.linux["uidMappings"] = [
+        {"containerID": 0, "hostID": 0, "size": 1},
+        {"containerID": 1, "hostID": 1000, "size": 1},
+    ]
+    bundle.linux["gidMappings"] = [
+        {"containerID": 0, "hostID": 0, "size": 1},
+        {"containerID": 1, "hostID": 1000, "size": 1},
+    ]
+    for m in bundle.config["mounts"]:
+        if m["type"] == "devpts":  # gid 5 is not mapped in that namespace
+            m["options"] = [o for o in m["options"] if o != "gid=5"]
+    bundle.add_mount(destination="/plain", type="bind", source=str(host_dir), options=["bind"])
+    bundle.add_mount(destination="/mapped", type="bind", source=str(host_dir), options=["bind", "idmap"])
+    bundle.sh("stat -c '%u %g' /plain/f /mapped/f")
+    assert rt.run(bundle).ok().out.split("\n")[:2] == ["65534 65534", "1 1"]
+    assert holder.poll() is None
+
+
 # -- mappings of the mount's own --------------------------------------------------------------------------------------
 
 
