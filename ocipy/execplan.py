@@ -48,7 +48,6 @@ from ocipy.planfmt import (
     OP_JOIN_CGROUP,
     OP_OPEN_ROOT,
     OP_SETNS,
-    OP_WRITE_PROC,
 )
 
 CONSOLE_NO_DEV_CONSOLE = 1  # OP_CONSOLE a3: do not bind the pty on /dev/console
@@ -144,17 +143,7 @@ class _ExecCompiler(NamespacesSection, ProcessSection):
         for path in self.cgroup_procs:
             self.op(OP_JOIN_CGROUP, "/linux/cgroupsPath", s=(path,), what="join the container's cgroup")
         self.cpu_affinity("initial")
-        oom = opt(self.process).oom_score_adj
-        if oom is not None:
-            self.op(
-                OP_WRITE_PROC,
-                "/process/oomScoreAdj",
-                s=("/proc/self/oom_score_adj", str(int(oom))),
-                what="oom_score_adj",
-            )
-        for w in self.label_writes:
-            # through the caller's /proc (verified procfs) before entering the container: its /proc may be fake
-            self.op(OP_WRITE_PROC, w.pointer, s=(w.path, w.text), what=w.what)
+        self.proc_writes()
         flags = dict(JOIN_ORDER)
         for name, _flag in JOIN_ORDER:  # the fixed order, whatever order `joins` came in
             if name in self.joins:

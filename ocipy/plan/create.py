@@ -38,7 +38,6 @@ from ocipy.planfmt import (
     OP_SIGNAL_CREATED,
     OP_SYNC_HOOKS,
     OP_SYSCTL,
-    OP_WRITE_PROC,
     REPORT_COUNT,
     REPORT_FIRST,
     REPORT_JSON,
@@ -138,19 +137,7 @@ class _Compiler(ProcessSection, NamespacesSection, MountsSection, DevicesSection
         if "network" in self.ns.new:
             # a new network namespace has only lo, and it is down: bring it up as runc does
             self.op(OP_LOOPBACK_UP, pointer("linux", "namespaces", self.ns.new["network"]), what="loopback up")
-        oom = opt(self.process).oom_score_adj
-        if oom is not None:
-            # Early, through the caller's /proc: the container may mount no /proc of its own.
-            self.op(
-                OP_WRITE_PROC,
-                "/process/oomScoreAdj",
-                s=("/proc/self/oom_score_adj", str(int(oom))),
-                what="oom_score_adj",
-            )
-        for w in self.label_writes:
-            # Early and through the caller's /proc (verified procfs), so no mount of the container can stand in
-            # for it (CVE-2019-16884); exec labels take effect at the final execve.
-            self.op(OP_WRITE_PROC, w.pointer, s=(w.path, w.text), what=w.what)
+        self.proc_writes()
         prop_name = opt(self.linux).rootfs_propagation
         if prop_name:
             if prop_name not in ROOTFS_PROPAGATION:

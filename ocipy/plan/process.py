@@ -36,6 +36,7 @@ from ocipy.planfmt import (
     OP_SIGNAL_CREATED,
     OP_UMASK,
     OP_WAIT_START,
+    OP_WRITE_PROC,
 )
 
 # Linux x86_64 (asm-generic/resource.h)
@@ -97,6 +98,21 @@ class ProcessSection(Section):
             self.host.apparmor_exec,
         )
         self.mount_label = lsm.mount_label(opt(self.linux).mount_label, self.host.lsms)
+
+    def proc_writes(self) -> None:
+        """oomScoreAdj and the AppArmor/SELinux exec labels, written early and through the caller's /proc (verified
+        procfs): the container may mount no /proc of its own, or a fake one, and no mount of the container can stand
+        in for them (CVE-2019-16884). Inherited by the clone; the labels take effect at the final execve."""
+        oom = opt(self.process).oom_score_adj
+        if oom is not None:
+            self.op(
+                OP_WRITE_PROC,
+                "/process/oomScoreAdj",
+                s=("/proc/self/oom_score_adj", str(int(oom))),
+                what="oom_score_adj",
+            )
+        for w in self.label_writes:
+            self.op(OP_WRITE_PROC, w.pointer, s=(w.path, w.text), what=w.what)
 
     def seccomp_program(self) -> Any:
         """The compiled linux.seccomp program (ocipy.seccomp.Program), None without one."""

@@ -23,24 +23,8 @@
 static int send_master(int sock, int master)
 {
 	static const char payload[] = "/dev/ptmx";
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = {.iov_base = (void *)(uintptr_t)payload, .iov_len = sizeof payload - 1};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-	struct cmsghdr *cm;
 
-	memset(&u, 0, sizeof u);
-	cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &master, sizeof master);
-	while (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0)
-		if (errno != EINTR)
-			return errno;
-	return 0;
+	return send_fd(sock, payload, sizeof payload - 1, master);
 }
 
 int op_console(struct ctx *c, const struct plan_op *op)

@@ -49,6 +49,7 @@ int fail2(struct ctx *c, int err, const char *prefix, const char *detail);
 
 /* sync socket (main.c) */
 void sync_send(struct ctx *c, uint32_t type, int32_t op, int32_t err, int32_t pid, const char *detail);
+int send_fd(int sock, const void *data, size_t len, int fd);
 int sync_send_fd(struct ctx *c, uint32_t type, int32_t op, int fd);
 int sync_wait_ack(struct ctx *c); /* 0 on MSG_ACK with err 0; exits quietly otherwise */
 __attribute__((noreturn)) void die_quietly(int status);

@@ -116,29 +116,37 @@ void sync_send(struct ctx *c, uint32_t type, int32_t op, int32_t err, int32_t pi
 		;
 }
 
-int sync_send_fd(struct ctx *c, uint32_t type, int32_t op, int fd)
+/* One message of `len` bytes with one fd attached (SCM_RIGHTS): the sync socket's MSG_SYNC with the seccomp
+ * listener, the console socket's pty master. 0, or the errno of sendmsg. */
+int send_fd(int sock, const void *data, size_t len, int fd)
 {
-	struct sync_msg m;
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u;
-	struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
+	struct iovec iov = {.iov_base = (void *)(uintptr_t)data, .iov_len = len};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
 	struct cmsghdr *cm;
 
-	fill_msg(&m, type, op, 0, c->host_pid, NULL);
 	memset(&u, 0, sizeof u);
 	cm = CMSG_FIRSTHDR(&mh);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-	while (sendmsg(c->sync_fd, &mh, MSG_NOSIGNAL) < 0) {
+	while (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0) {
 		if (errno != EINTR)
 			return errno;
 	}
 	return 0;
+}
+
+int sync_send_fd(struct ctx *c, uint32_t type, int32_t op, int fd)
+{
+	struct sync_msg m;
+
+	fill_msg(&m, type, op, 0, c->host_pid, NULL);
+	return send_fd(c->sync_fd, &m, sizeof m, fd);
 }
 
 int sync_wait_ack(struct ctx *c)

@@ -314,6 +314,11 @@ class Containerd:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        # containerd unpacks a checkpoint to restore into a temp dir under $XDG_RUNTIME_DIR (or /tmp) and never
+        # removes it: keep those inside our work dir, which stop() removes.
+        tmp = self.work / "tmp"
+        tmp.mkdir(exist_ok=True)
+        env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp), "TMPDIR": str(tmp)}
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 ["containerd", "--config", str(self.config)],
@@ -321,6 +326,7 @@ class Containerd:
                 stdout=log,
                 stderr=log,
                 cwd=self.work,
+                env=env,
                 start_new_session=True,
             )
         deadline = time.monotonic() + 20

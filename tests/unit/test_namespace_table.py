@@ -38,3 +38,12 @@ def test_every_reader_takes_the_table() -> None:
 def test_proc_names_are_the_kernels() -> None:
     present = set(os.listdir("/proc/self/ns"))
     assert set(namespaces.PROC_NAMES.values()) <= present
+
+
+def test_the_models_literal_names_the_same_kinds() -> None:
+    """The spec model keeps its own Literal (pydantic and mypy need one); it must name exactly the table's kinds."""
+    import typing
+
+    from ocipy.spec.linux import NamespaceType
+
+    assert set(typing.get_args(NamespaceType)) == set(namespaces.CLONE_FLAGS)
