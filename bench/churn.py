@@ -55,7 +55,7 @@ def churn(argv: list[str], root: Path, bundle: Path, n: int, jobs: int, env: dic
                 i = next(ids, None)
             if i is None:
                 return
-            cid = f"churn-{tag}-{i}"
+            cid = f"churn-{tag}-{i}-{os.getpid()}"  # the cgroup path derives from the id: unique per run
             try:
                 c = one([*argv, "--root", str(root), "create", "--bundle", str(bundle), cid], env, err)
                 d = one([*argv, "--root", str(root), "delete", "--force", cid], env, err)

@@ -58,6 +58,8 @@ TIMED = ["run", "create", "start", "state", "kill", "delete", "exec", "exec -d",
 ORDER = [*TIMED, "rss", "create maxrss"]
 CACHE = Path(os.environ.get("OCIPY_CACHE", "/var/cache/ocipy"))
 FLOOR = "python3 -IS -c pass"
+# in every container id: the cgroup path derives from the id, so two benches at once must not share ids
+RUN = os.getpid()
 PODMAN_SECCOMP = Path("/usr/share/containers/seccomp.json")
 MAXRSS = Path(tempfile.gettempdir()) / f"ocipy-bench-maxrss-{os.getpid()}"  # built from bench/maxrss.c by main()
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -236,14 +238,14 @@ class Runtime:
 
     def setup(self, sleeper_bundle: Path) -> None:
         """A long-running container (`sleep`) that every iteration's `exec` runs in."""
-        self.sleeper = f"bench-sleeper-{self.name}"
+        self.sleeper = f"bench-sleeper-{self.name}-{RUN}"
         self.ids.add(self.sleeper)
         self.call("run", "--detach", "--bundle", str(sleeper_bundle), self.sleeper)
 
     def iteration(self, i: int, record: bool) -> None:
         samples: dict[str, float] = {}
         cpu: dict[str, float] = {}
-        run_id, main_id, kill_id = f"bench-run-{i}", f"bench-main-{i}", f"bench-kill-{i}"
+        run_id, main_id, kill_id = f"bench-run-{i}-{RUN}", f"bench-main-{i}-{RUN}", f"bench-kill-{i}-{RUN}"
         self.ids.update((run_id, main_id, kill_id))
 
         self.timed(samples, cpu, "run", "run", "--bundle", str(self.bundle), run_id)
@@ -281,7 +283,7 @@ class Runtime:
         first), and with a netDevices entry (a fresh veth each time); each then deleted. The CPU includes the waiting
         init's own, as for `create`."""
         for key, bundle in self.extra.items():
-            cid = f"bench-{key.split()[1]}-{i}"
+            cid = f"bench-{key.split()[1]}-{i}-{RUN}"
             self.ids.add(cid)
             if key == "create seccomp":
                 shutil.rmtree(self.root / "@cache", ignore_errors=True)
