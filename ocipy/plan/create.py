@@ -4,10 +4,11 @@ the root switch, the process, and the report of a late failure. docs/plan.md giv
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
+if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`), `collections.abc` ~1.3 ms: annotations only
+    from collections.abc import Sequence
+
     from ocipy.spec import views
 
 from ocipy import mountopts as mo

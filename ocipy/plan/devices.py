@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
 
 from ocipy.plan.base import PlanError, Section, _clean, opt, pointer
 from ocipy.planfmt import OP_BIND_DEV, OP_MKNOD, OP_SYMLINK
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # `collections.abc` imports the `collections` package (~1.3 ms per create): annotations only
+    from collections.abc import Sequence
+
     from ocipy.spec import views
 
 # (path, major, minor): the spec's default devices, all char devices with mode 0666

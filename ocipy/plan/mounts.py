@@ -4,10 +4,11 @@ namespace and idmapped mounts (cgroup mounts: ocipy/plan/cgroupmounts.py)."""
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Sequence
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
+if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`), `collections.abc` ~1.3 ms: annotations only
+    from collections.abc import Sequence
+
     from ocipy.spec import views
 
 from ocipy import lsm

@@ -35,6 +35,8 @@ CREATE_FORBIDDEN = {
     "ocipy.spec.compiled",
     "re",
     "datetime",
+    "contextlib",  # creator's undo stack is its own (contextlib brings collections and functools)
+    "collections",
 }
 
 
