@@ -173,6 +173,35 @@ def _unmount_all(path: str) -> list[str]:
     return _mounts_under(path)
 
 
+# The cgroup files make their containers under these fixed names in every hierarchy; a runtime removes the
+# container's cgroup on delete but, like runc, leaves the parents it made.
+SUITE_CGROUPS = ("cgrouptest", "testdir")
+
+
+def _suite_cgroups() -> set[str]:
+    """The suite's fixed cgroup directories that exist now, in every mounted hierarchy."""
+    found = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            fstype = fields[fields.index("-") + 1]
+            if fstype in ("cgroup", "cgroup2"):
+                for name in SUITE_CGROUPS:
+                    top = os.path.join(fields[4], name)
+                    if os.path.isdir(top):
+                        found.update(d for d, _, _ in os.walk(top))
+    return found
+
+
+def _remove_cgroups(made: set[str]) -> None:
+    """rmdir the suite's cgroups that one file made, deepest first (a cgroup still in use stays)."""
+    for d in sorted(made, key=lambda d: -d.count("/")):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
 class Runtime:
     """A runtime command made to use a private state root through a wrapper script."""
 
@@ -238,6 +267,7 @@ def run_file(rt: Runtime, name: str, timeout: float, suite: Path, tap_dir: Path 
     script, root = rt.wrapper(work)
     env = dict(os.environ, RUNTIME=str(script), TMPDIR=str(tmp))
     status, rc, out, err = "error", None, "", ""
+    cgroups_before = _suite_cgroups() if exclusive(name) else None  # exclusive files run one at a time
     try:
         p = subprocess.Popen(
             [str(suite / "validation" / name / f"{name}.t")],
@@ -261,6 +291,8 @@ def run_file(rt: Runtime, name: str, timeout: float, suite: Path, tap_dir: Path 
         err = f"cannot run: {exc}"
     finally:
         leftovers = _cleanup_state(rt, root)
+        if cgroups_before is not None:
+            _remove_cgroups(_suite_cgroups() - cgroups_before)
         still = _unmount_all(str(work))
         if still:
             err += f"\nrunner: left in place because mounts remain beneath it: {work}"
