@@ -3,6 +3,7 @@ socket (`run`, `exec`, foreground `restore`)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 
@@ -85,6 +86,7 @@ def wait(launch: Launch, master: int, failure: int) -> int:
     """Proxy the pty master (when there is one) until the process exits; its exit code (`failure` when unknown)."""
     global _master
     _master = master
+    gc.enable()  # the command's work is done; a wait may last days (cli.entry's GC policy)
     try:
         if master >= 0:
             _proxy(master, launch.pidfd)

@@ -4,6 +4,7 @@ and delete the container (unless --keep), as runc does."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 
@@ -62,6 +63,7 @@ def main(args: argparse.Namespace) -> int:
         launch.release()
         return 0
     errors.debug(f"run: waiting for pid {launch.pid}, forwarding signals")
+    gc.enable()  # the command's work is done; a wait may last days (cli.entry's GC policy)
     if master >= 0:
         try:
             ptyproxy.proxy(master, pidfd)
