@@ -182,7 +182,8 @@ def shared_launcher(work: Path) -> str:
     write_launcher(path)
     text = path.read_text()
     lines = text.splitlines()
-    paths: list[str] = ast.literal_eval(lines[3].split("=", 1)[1].strip())  # the `sys.path[:0] = [...]` line
+    at = next(i for i, line in enumerate(lines) if line.startswith("sys.path[:0] = "))
+    paths: list[str] = ast.literal_eval(lines[at].split("=", 1)[1].strip())
     interpreter = lines[0][2:].split()[0]
     forced = os.environ.get("OCIPY_ROOTLESS_MIRROR") == "1"  # to test the mirror on a host that needs none
     if not forced and all(_traversable_by_others(p) for p in [*paths, interpreter]):
@@ -213,7 +214,7 @@ def shared_launcher(work: Path) -> str:
         if not real:
             raise RuntimeError(f"no python{v.major}.{v.minor} the test user can run ({interpreter} is out of reach)")
     lines[0] = f"#!{real} -IS"
-    lines[3] = f"sys.path[:0] = {mirrored!r}"
+    lines[at] = f"sys.path[:0] = {mirrored!r}"
     path.write_text("\n".join(lines) + "\n")
     return str(path)
 
