@@ -249,7 +249,12 @@ class RootlessUser:
             shutil.rmtree(work, ignore_errors=True)
             raise
         pw = pwd.getpwnam(name)
-        launcher = runtime or shared_launcher(work)
+        try:
+            launcher = runtime or shared_launcher(work)
+        except BaseException:  # nothing of the user's exists yet but the account and the directory
+            subprocess.run(["userdel", name], capture_output=True, check=False)
+            shutil.rmtree(work, ignore_errors=True)
+            raise
         user = cls(work, name, pw.pw_uid, pw.pw_gid, launcher)
         try:
             user._setup()
