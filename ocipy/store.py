@@ -167,7 +167,7 @@ class Container:
             with open(fd, "rb") as f:
                 raw = f.read()
             try:
-                data = json.loads(raw)
+                data = json.loads_record(raw)
             except ValueError as exc:
                 raise OcipyError(f"{self.state_path}: invalid state: {exc}") from None
             if not isinstance(data, dict):
@@ -256,10 +256,13 @@ class Container:
             return CREATING if self._locked_elsewhere() else STOPPED
         if not self.init_alive():
             return STOPPED
+        # paused before created, as runc derives it: a created container can be paused too (and resumed to created)
+        from .cgroups import freezer  # not the driver module: every driver freezes through these files (freezer.py)
+
+        if freezer.is_frozen(self.cgroup_record()):
+            return PAUSED
         if self.fifo_exists():
             return CREATED
-        if self.cgroup().is_frozen():
-            return PAUSED
         return RUNNING
 
     def oci_state(self) -> "dict[str, Any]":
@@ -283,7 +286,7 @@ class Container:
         from . import fastjson
 
         try:
-            return fastjson.loads(raw)
+            return fastjson.loads_record(raw)
         except ValueError:
             return None
 

@@ -247,6 +247,30 @@ def test_status_paused_from_v1_and_v2_freezer_files(tmp_path: Path, sleeper: sub
     c2.close()
 
 
+def test_status_paused_before_created(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    """A frozen created container reads `paused` (the freezer before the exec fifo, as runc), `created` once thawed."""
+    v2 = tmp_path / "unified"
+    v2.mkdir()
+    (v2 / "cgroup.freeze").write_text("1\n")
+    c = make(Store(str(tmp_path / "root")), "a", sleeper.pid, cgroup={"v2": str(v2)})
+    os.mkfifo(os.path.join(c.dir, "exec.fifo"))
+    assert c.status() == "paused"
+    (v2 / "cgroup.freeze").write_text("0\n")
+    assert c.status() == "created"
+    c.close()
+
+
+def test_every_driver_freezes_through_the_freezer_module() -> None:
+    """The status reads the freezer through ocipy/cgroups/freezer.py, without the driver module: a driver that froze
+    another way would make `state` and `pause` disagree."""
+    from ocipy.cgroups import driver
+
+    for name in driver.DRIVERS:
+        cls = driver.driver_class(name)
+        assert cls.is_frozen is driver.Cgroupfs.is_frozen, name
+        assert cls.freeze is driver.Cgroupfs.freeze, name
+
+
 def test_no_cgroup_record(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
     c = make(Store(str(tmp_path)), "a", sleeper.pid)
     assert not c.cgroup().has_freezer() and c.cgroup().pids() is None
