@@ -4,7 +4,7 @@ socket (`run`, `exec`, foreground `restore`)."""
 from __future__ import annotations
 
 import gc
-import os
+import posix as os  # not `os` (~1 ms on every foreground exec); the same functions
 import select
 
 TYPE_CHECKING = False

@@ -375,6 +375,13 @@ EXEC_FORBIDDEN = {
     "ocipy.seccomp",  # no seccomp in this config: its module is for configs that have one
     "collections",  # `collections.abc` imports it (~1 ms): annotations only
     "functools",
+    # `os` builds os.environ with `_collections_abc` (~1 ms of a ~15 ms exec): `posix` (ocipy/posixlite.py) and
+    # `_stat` instead; posixpath imports `os`
+    "os",
+    "posixpath",
+    "_collections_abc",
+    "stat",
+    "ocipy.hooks",  # exec runs no hook: the namespace table and differing_namespaces are ocipy/namespaces.py's
 }
 
 
