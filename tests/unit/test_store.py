@@ -146,6 +146,21 @@ def test_half_made_dir_is_listed_stopped(tmp_path: Path) -> None:
     assert st.ids() == ["whole"]
 
 
+def test_empty_state_is_a_create_that_recorded_nothing(tmp_path: Path) -> None:
+    """write_file does not fsync (as runc): a power cut can leave a first write empty, with the temp file beside it.
+    That reads as a directory without state.json, a half-made container delete removes, not as a corrupt record."""
+    st = Store(str(tmp_path))
+    c = st.create_dir("cut")
+    (Path(c.dir) / "state.json").write_bytes(b"")
+    (Path(c.dir) / ".state.json.123.tmp").write_bytes(b"")
+    c.close()
+    c = st.open_locked("cut")
+    assert c.journal() == {} and c.status() == store.STOPPED and c.oci_state()["pid"] == 0
+    c.undo_create()
+    c.close()
+    assert st.ids() == [] and not (tmp_path / "cut").exists()
+
+
 def test_corrupt_state_is_one_line_error(tmp_path: Path) -> None:
     st = Store(str(tmp_path))
     st.create_dir("bad").close()
