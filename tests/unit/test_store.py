@@ -146,6 +146,21 @@ def test_half_made_dir_is_listed_stopped(tmp_path: Path) -> None:
     assert st.ids() == ["whole"]
 
 
+def test_empty_state_is_a_create_that_recorded_nothing(tmp_path: Path) -> None:
+    """write_file does not fsync (as runc): a power cut can leave a first write empty, with the temp file beside it.
+    That reads as a directory without state.json, a half-made container delete removes, not as a corrupt record."""
+    st = Store(str(tmp_path))
+    c = st.create_dir("cut")
+    (Path(c.dir) / "state.json").write_bytes(b"")
+    (Path(c.dir) / ".state.json.123.tmp").write_bytes(b"")
+    c.close()
+    c = st.open_locked("cut")
+    assert c.journal() == {} and c.status() == store.STOPPED and c.oci_state()["pid"] == 0
+    c.undo_create()
+    c.close()
+    assert st.ids() == [] and not (tmp_path / "cut").exists()
+
+
 def test_corrupt_state_is_one_line_error(tmp_path: Path) -> None:
     st = Store(str(tmp_path))
     st.create_dir("bad").close()
@@ -245,6 +260,30 @@ def test_status_paused_from_v1_and_v2_freezer_files(tmp_path: Path, sleeper: sub
     assert c2.status() == "running"
     c.close()
     c2.close()
+
+
+def test_status_paused_before_created(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    """A frozen created container reads `paused` (the freezer before the exec fifo, as runc), `created` once thawed."""
+    v2 = tmp_path / "unified"
+    v2.mkdir()
+    (v2 / "cgroup.freeze").write_text("1\n")
+    c = make(Store(str(tmp_path / "root")), "a", sleeper.pid, cgroup={"v2": str(v2)})
+    os.mkfifo(os.path.join(c.dir, "exec.fifo"))
+    assert c.status() == "paused"
+    (v2 / "cgroup.freeze").write_text("0\n")
+    assert c.status() == "created"
+    c.close()
+
+
+def test_every_driver_freezes_through_the_freezer_module() -> None:
+    """The status reads the freezer through ocipy/cgroups/freezer.py, without the driver module: a driver that froze
+    another way would make `state` and `pause` disagree."""
+    from ocipy.cgroups import driver
+
+    for name in driver.DRIVERS:
+        cls = driver.driver_class(name)
+        assert cls.is_frozen is driver.Cgroupfs.is_frozen, name
+        assert cls.freeze is driver.Cgroupfs.freeze, name
 
 
 def test_no_cgroup_record(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
