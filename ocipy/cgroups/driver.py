@@ -119,6 +119,10 @@ class Driver:
         """Host pids in the container's cgroups and sub-cgroups; None when none can be read."""
         raise NotImplementedError
 
+    def populated(self) -> bool:
+        """Whether any process is left in the cgroups or their sub-cgroups: `pids` without listing them."""
+        return bool(self.pids())
+
     def has_freezer(self) -> bool:
         raise NotImplementedError
 
@@ -282,6 +286,16 @@ class Cgroupfs(Driver):
                     pids.extend(int(x) for x in (px.read_text(px.join(sub, "cgroup.procs")) or "").split())
                 return list(dict.fromkeys(pids))
         return None
+
+    def populated(self) -> bool:
+        # v2 answers for the whole subtree in one small file: no sub-cgroup walk (a cgroup dir has ~30 entries to
+        # scan), ~0.07 ms of every delete. `pids` reads v2 first too, so both see the same processes.
+        v2 = self.record.get("v2")
+        if isinstance(v2, str):
+            events = px.read_text(px.join(v2, "cgroup.events"))
+            if events is not None:
+                return "populated 1" in events.splitlines()
+        return bool(self.pids())
 
     def has_freezer(self) -> bool:
         return freezer.where(self.record) is not None

@@ -21,7 +21,7 @@ def main(args: "Any") -> int:
             # The runc v2 shim calls `kill --all ID 9` when the init of a container without a pid namespace of
             # its own (a pod sharing one) has exited: what the init left in the cgroup goes, and, as in runc,
             # a stopped container is no error for --all (there may be nothing left).
-            if c.cgroup().pids():
+            if c.cgroup().populated():
                 c.cgroup().kill(sig)
             return 0
         status.require("kill")

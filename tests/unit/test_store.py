@@ -275,6 +275,30 @@ def test_status_paused_before_created(tmp_path: Path, sleeper: subprocess.Popen[
     c.close()
 
 
+def test_populated_from_cgroup_events_or_the_procs(tmp_path: Path) -> None:
+    """delete asks `populated`: v2's cgroup.events answers for the subtree; without it, the listed pids do."""
+    from ocipy.cgroups.driver import NO_CGROUP, driver_for
+
+    v2 = tmp_path / "unified"
+    v2.mkdir()
+    (v2 / "cgroup.procs").write_text("")
+    drv = driver_for({"v2": str(v2)})
+    assert not drv.populated()  # no cgroup.events: the (empty) procs file
+    (v2 / "cgroup.procs").write_text("4242\n")
+    assert drv.populated()
+    (v2 / "cgroup.events").write_text("populated 0\nfrozen 0\n")
+    assert not drv.populated()  # the events file wins: it covers the sub-cgroups too
+    (v2 / "cgroup.events").write_text("populated 1\nfrozen 0\n")
+    (v2 / "cgroup.procs").write_text("")
+    assert drv.populated()
+    v1 = tmp_path / "pids"
+    (v1 / "sub").mkdir(parents=True)
+    (v1 / "cgroup.procs").write_text("")
+    (v1 / "sub" / "cgroup.procs").write_text("77\n")
+    assert driver_for({"v1": {"pids": str(v1)}}).populated()
+    assert not NO_CGROUP.populated()
+
+
 def test_every_driver_freezes_through_the_freezer_module() -> None:
     """The status reads the freezer through ocipy/cgroups/freezer.py, without the driver module: a driver that froze
     another way would make `state` and `pause` disagree."""
