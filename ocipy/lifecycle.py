@@ -28,13 +28,7 @@ _STOPPED_MSG = REFUSED["start/stopped"]
 
 def signal_init(c: "Container", sig: int) -> bool:
     """Signal the init if it is still the recorded process; False when it is gone."""
-    fd = procfs.pidfd_open(c.pid, c.starttime)
-    if fd is None:
-        return False
-    try:
-        return procfs.send_signal(fd, sig)
-    finally:
-        px.close(fd)
+    return procfs.signal(c.pid, c.starttime, sig)
 
 
 def run_recorded_hooks(c: "Container", kind: str) -> None:

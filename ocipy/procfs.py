@@ -78,6 +78,17 @@ def send_signal(pidfd: int, sig: int) -> bool:
     return True
 
 
+def signal(pid: int, starttime: int | None, sig: int) -> bool:
+    """Signal `pid` if it is still the process that started at `starttime` (through a pidfd); False when it is gone."""
+    fd = pidfd_open(pid, starttime)
+    if fd is None:
+        return False
+    try:
+        return send_signal(fd, sig)
+    finally:
+        px.close(fd)
+
+
 def wait_exit(pidfd: int, timeout: float) -> bool:
     """Wait until the process behind `pidfd` has exited (a zombie counts); False on timeout."""
     import select

@@ -245,10 +245,10 @@ def test_status_paused_from_v1_and_v2_freezer_files(tmp_path: Path, sleeper: sub
     st = Store(str(tmp_path / "root"))
     c = make(st, "one", sleeper.pid, cgroup={"v1": {"freezer": str(v1)}})
     assert c.status() == "running"
-    c.cgroup().freeze(True)  # a plain file reads back what was written
+    c.freeze(True)  # a plain file reads back what was written
     assert c.status() == "paused"
     assert c.cgroup().pids() == [sleeper.pid]
-    c.cgroup().freeze(False)
+    c.freeze(False)
     assert c.status() == "running"
 
     v2 = tmp_path / "unified"
@@ -291,7 +291,13 @@ def test_no_cgroup_record(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> N
     assert not c.cgroup().has_freezer() and c.cgroup().pids() is None
     with pytest.raises(OcipyError, match="^container has no cgroup to freeze$"):
         c.cgroup().freeze(True)
+    with pytest.raises(OcipyError, match="^container has no cgroup to freeze$"):
+        c.freeze(True)
     c.close()
+    rootless = make(Store(str(tmp_path)), "b", sleeper.pid, rootless=True)
+    with pytest.raises(OcipyError, match="^container has no cgroup to freeze: it was created rootless"):
+        rootless.freeze(True)
+    rootless.close()
 
 
 def test_read_stat_handles_odd_comm(tmp_path: Path) -> None:
