@@ -10,7 +10,7 @@ if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
 
     from ocipy.spec import views
 
-from ocipy import caps, inroot, lsm, mempolicy
+from ocipy import caps, inroot, lsm
 from ocipy.plan.base import PlanError, Section, _clean, _u64, opt, pointer
 from ocipy.planfmt import (
     OP_CAP_BOUNDING,
@@ -214,6 +214,8 @@ class ProcessSection(Section):
         policy = opt(self.linux).memory_policy
         if policy is None:
             return
+        from ocipy import mempolicy  # only for a config that sets one (exec's path stays a module shorter)
+
         # a PolicyError is a ConfigError naming the field (docs/errors.md)
         value, nodes, what = mempolicy.compile_policy(opt(policy).mode, opt(policy).nodes, opt(policy).flags)
         self.op(OP_MEMPOLICY, "/linux/memoryPolicy", s=(nodes or None,), a=(value,), what=what)

@@ -382,6 +382,7 @@ EXEC_FORBIDDEN = {
     "_collections_abc",
     "stat",
     "ocipy.hooks",  # exec runs no hook: the namespace table and differing_namespaces are ocipy/namespaces.py's
+    "ocipy.mempolicy",  # only for a config with linux.memoryPolicy (this one has none)
 }
 
 
