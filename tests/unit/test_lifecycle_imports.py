@@ -80,3 +80,47 @@ def test_missing_container_path_avoids_slow_stdlib(verb: str, tmp_path: Path) ->
     assert out.stderr.splitlines()[-1] == "ocipy: container does not exist"
     slow = SLOW_STDLIB & names
     assert not slow, f"{verb} of a missing container imported {sorted(slow)}"
+
+
+# what a verb on a live container no longer loads (issue 15): `_json` is a dlopen (state.json is read by
+# fastjson.loads_record), `math` and `pwd` are imports too, the driver module and `lifecycle` are ~0.2 ms each
+LIVE = {
+    "state": ({"_json", "math", "ocipy.cgroups.driver", "ocipy.lifecycle", "ocipy.signals", "fcntl"}, []),
+    "list": ({"_json", "math", "ocipy.cgroups.driver", "ocipy.lifecycle", "fcntl"}, []),
+    "kill": ({"_json", "math", "ocipy.cgroups.driver", "ocipy.lifecycle", "ocipy.faults"}, ["0"]),
+    "pause": ({"_json", "math", "ocipy.cgroups.driver", "ocipy.lifecycle", "ocipy.faults"}, []),
+    "resume": ({"_json", "math", "ocipy.cgroups.driver", "ocipy.lifecycle", "ocipy.faults"}, []),
+}
+
+
+@pytest.mark.parametrize("fifo", [True, False], ids=["created", "running"])
+def test_live_container_verbs_stay_light(tmp_path: Path, fifo: bool) -> None:
+    """state/list/kill/pause/resume of a container whose init is a real process (a sleeper here), with a v1 freezer
+    of plain files: each verb works, and loads none of what it no longer needs."""
+    from ocipy import procfs
+    from ocipy.state import State
+    from ocipy.store import Store
+
+    freezer = tmp_path / "freezer"
+    freezer.mkdir()
+    (freezer / "freezer.state").write_text("THAWED\n")
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        st = Store(str(tmp_path / "root"))
+        c = st.create_dir("live")
+        private = {"starttime": procfs.starttime(sleeper.pid), "cgroup": {"v1": {"freezer": str(freezer)}}}
+        c.write_state(State("live", pid=sleeper.pid, bundle="/b", rootfs="/b/rootfs", private=private))
+        if fifo:
+            os.mkfifo(os.path.join(c.dir, "exec.fifo"))
+        c.close()
+        for verb in ["state", "list", "kill", "pause", "state", "resume"]:
+            forbidden, extra = LIVE[verb]
+            names, out = imported([verb, *(["live"] if verb != "list" else []), *extra], tmp_path / "root", site=False)
+            assert out.returncode == 0, out.stderr[-2000:]
+            assert not forbidden & names, f"{verb} imported {sorted(forbidden & names)}"
+            if verb == "pause":
+                assert (freezer / "freezer.state").read_text() == "FROZEN"
+        assert (freezer / "freezer.state").read_text() == "THAWED"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
