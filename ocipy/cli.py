@@ -312,6 +312,9 @@ def entry() -> None:
     gc.disable()
     _isolate()
     code = main()
+    boot = sys.modules.get("ocipy.boot")  # the launchers' preloaded modules (ocipy/boot.py): record, report
+    if boot is not None:
+        boot.finish(code)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
