@@ -1,4 +1,4 @@
-"""exec starts the cgroup lock's grace period early (ocipy/operations/exec.py `_start_grace_period`): a thread writes
+"""exec starts the cgroup lock's grace period early (ocipy/cgroups/graceperiod.py, called by exec): a thread writes
 "0" (itself) into the unified cgroup.procs that lists this process, found from the container's record and
 /proc/self/cgroup, and into nothing else. On a fake hierarchy (plain files) the write shows as the file's text."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ocipy.operations import exec as exec_op
+from ocipy.cgroups import graceperiod
 
 
 def _own_v2() -> str:
@@ -41,7 +41,7 @@ def _settled(procs: Path, before: str) -> str:
 def test_writes_itself_into_the_cgroup_that_lists_it(tmp_path: Path) -> None:
     record, procs = _fake(tmp_path, [1, os.getpid(), 99])
     before = procs.read_text()
-    exec_op._start_grace_period(record)
+    graceperiod.start(record)
     assert _settled(procs, before).startswith("0")  # a plain file: the "0" lands over the first byte
 
 
@@ -60,6 +60,6 @@ def test_writes_nothing_anywhere_else(tmp_path: Path, change: str) -> None:
     if change == "no-v2":
         del record["v2"]
     before = procs.read_text()
-    exec_op._start_grace_period(record)
+    graceperiod.start(record)
     time.sleep(0.05)
     assert procs.read_text() == before
