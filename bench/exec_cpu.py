@@ -1,6 +1,6 @@
 """`exec` and `exec --detach` CPU with every process the runtime starts counted, ocipy vs runc 1.5.1, in one run.
 
-    .venv/bin/python bench/exec_cpu.py [-n 21] [--runc CMD ...]
+    .venv/bin/python bench/exec_cpu.py [-n 21] [--gap MS] [--runc CMD ...]
 
 bench/containers.py reads CPU from wait4 of the command: for `exec --detach` that leaves out whatever the runtime
 did not wait for. runc 1.5.1's detached `runc init` (a Go program: the namespace joins, the process setup, then the
@@ -9,6 +9,10 @@ ocipy's stage-0 init is waited for and counted. Here the benchmark is a child su
 PR_SET_CHILD_SUBREAPER): a detached process is re-parented to it and reaped, and the CPU figure is the growth of
 RUSAGE_CHILDREN over the command and everything it started (the exec'd `/bin/true` included, for every runtime, as
 the CRI shim counts it in bench/cri_exec.py). Wall: spawn to the command's own exit.
+
+Each command starts after --gap ms idle (default bench/containers.py's EXEC_GAP): the first cgroup.procs write after
+~20 ms without one waits for an RCU grace period, so without a pause the figure depends on what ran just before and on
+how early the runtime writes. `--gap 0` runs them back to back (who goes first rotates).
 
 Needs root. One `sleep` container per runtime (the busybox bundle of bench/containers.py), removed at the end.
 """
@@ -39,8 +43,9 @@ def children_cpu_ms() -> float:
     return (ru.ru_utime + ru.ru_stime) * 1000
 
 
-def timed(argv: list[str]) -> tuple[float, float]:
+def timed(argv: list[str], gap: float) -> tuple[float, float]:
     """(wall ms to the command's exit, CPU ms of it and of everything it started, once all of that is reaped)."""
+    time.sleep(gap)
     cpu0 = children_cpu_ms()
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
@@ -58,6 +63,7 @@ def timed(argv: list[str]) -> tuple[float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=21, help="measured iterations (after 2 warm-ups)")
+    ap.add_argument("--gap", type=float, default=containers.EXEC_GAP * 1000, help="idle ms before each command")
     ap.add_argument("--runc", action="append", default=None, help="another runtime command line (repeatable)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ocipy-exec-cpu-"))
@@ -88,7 +94,9 @@ def main() -> int:
                 argv, root = runtimes[name], str(work / f"{name}-root")
                 verbs = (("exec", []), ("exec -d", ["--detach"]))
                 for verb, extra in verbs if i % 2 else verbs[::-1]:
-                    sample = timed([*argv, "--root", root, "exec", *extra, f"exec-cpu-{name}", "/bin/true"])
+                    sample = timed(
+                        [*argv, "--root", root, "exec", *extra, f"exec-cpu-{name}", "/bin/true"], args.gap / 1000
+                    )
                     if i >= 2:
                         rows.setdefault((verb, name), []).append(sample)
     finally:
@@ -96,7 +104,10 @@ def main() -> int:
             subprocess.run([*argv, "--root", str(root), "delete", "--force", cid], check=False)
         subprocess.run(["rm", "-rf", str(work)], check=False)
     ref = next(n for n in runtimes if n != "ocipy")
-    print(f"wall ms (CPU ms, every process the runtime started), medians of {args.n}; ratio ocipy/{ref}")
+    print(
+        f"wall ms (CPU ms, every process the runtime started), medians of {args.n}, {args.gap:g} ms idle before each; "
+        f"ratio ocipy/{ref}"
+    )
     for verb in ("exec", "exec -d"):
         cells, med = [], {}
         for name in runtimes:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`), `collections.abc` ~
     from ocipy.spec import views
 
 from ocipy import caps, inroot, lsm
-from ocipy.hooks import JOIN_ORDER, differing_namespaces
+from ocipy.namespaces import JOIN_ORDER, differing_namespaces  # not ocipy/hooks.py: exec does not run hooks
 from ocipy.plan.base import CreatePlan, PlanError, opt
 from ocipy.plan.namespaces import NamespacesSection
 from ocipy.plan.process import ProcessSection
@@ -71,7 +71,7 @@ def compile_exec(
 
     `container_spec`: the config as it was at create (its namespaces, id mappings, personality, seccomp).
     `process`: the process to run (the config's, with the exec flags applied, or a whole --process document).
-    `joins`: the namespace kinds to enter (hooks.JOIN_ORDER names); None = those of `init_pid` that differ from ours.
+    `joins`: the namespace kinds to enter (namespaces.JOIN_ORDER names); None = those of `init_pid` that differ from ours.
     `console_fd`: the fd (in the init) of the socket that receives the pty master when `process.terminal`.
     `seccomp_cache`: a directory of compiled seccomp programs (`ocipy.seccomp.compile_cached`); None: no cache.
     """
@@ -116,7 +116,7 @@ def probe_host() -> HostFacts:
 
 class _ExecCompiler(NamespacesSection, ProcessSection):
     init_pid = 0
-    joins: Sequence[str] = ()  # the namespace kinds to enter (hooks.JOIN_ORDER names)
+    joins: Sequence[str] = ()  # the namespace kinds to enter (namespaces.JOIN_ORDER names)
 
     def run(self) -> CreatePlan:
         proc = self.process

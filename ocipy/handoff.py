@@ -5,7 +5,7 @@ goes there), the seccomp listener (sent to listenerPath), systemd's LISTEN_FDS a
 
 from __future__ import annotations
 
-import os
+from ocipy import posixlite as px  # not `os` (~1 ms: exec, a Kubernetes probe, imports this module)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,25 +19,26 @@ from ocipy.errors import OcipyError, os_reason
 
 def listen_fds() -> int:
     """systemd socket activation: LISTEN_FDS counts only when LISTEN_PID is this process."""
-    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+    if px.getenv("LISTEN_PID") != str(px.getpid()):
         return 0
     try:
-        return max(0, int(os.environ.get("LISTEN_FDS", "0")))
+        return max(0, int(px.getenv("LISTEN_FDS", "0")))
     except ValueError:
         return 0
 
 
 def write_pid_file(path: str, pid: int) -> None:
     """The decimal pid with no newline, atomically (containerd and runtime-tools read the raw bytes)."""
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    path = px.abspath(path)
+    parent, _, name = path.rpartition("/")  # absolute and normalised: "/x" gives ("", "x")
+    tmp = f"{parent}/.{name}.{px.getpid()}.tmp"
     try:
         with open(tmp, "w") as f:
             f.write(str(pid))
-        os.rename(tmp, path)
+        px.rename(tmp, path)
     except OSError as exc:
         try:
-            os.unlink(tmp)
+            px.unlink(tmp)
         except OSError:
             pass
         raise OcipyError(f"pid file {path}: {os_reason(exc)}") from None
@@ -65,7 +66,7 @@ def check_fds(fdmap: list[tuple[int, int]]) -> None:
     """Every fd the child is to inherit is open (--preserve-fds counts fds the caller must have passed)."""
     for src, _ in fdmap:
         try:
-            os.fstat(src)
+            px.fstat(src)
         except OSError:
             raise OcipyError(f"--preserve-fds: fd {src} is not open") from None
 

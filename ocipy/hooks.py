@@ -14,12 +14,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
     import signal as _signal
     from typing import Any
-else:  # `signal` makes enums of its constants (`enum`, ~1.5 ms; exec imports this module): its C half
+else:  # `signal` makes enums of its constants (`enum`, ~1.5 ms; start and delete import this module): its C half
     import _signal
 
 from ocipy import errors, planfmt
 from ocipy.errors import OcipyError, os_reason
-from ocipy.namespaces import JOIN_ORDER as JOIN_ORDER  # the order a joining process enters them (exec too)
+from ocipy.namespaces import JOIN_ORDER as JOIN_ORDER  # the order a joining process enters them
+from ocipy.namespaces import differing_namespaces as differing_namespaces
 
 # runtime.md lifecycle: these fail the operation (and stop the container); only poststop merely warns.
 FATAL = frozenset({"prestart", "createRuntime", "createContainer", "startContainer", "poststart"})
@@ -31,7 +32,7 @@ def run_hooks(kind: str, hooks: list[dict[str, Any]], state: dict[str, Any], pid
     if kind in IN_CONTAINER and pid:
         # config.md: hooks in the container namespace see the pid as the container sees it
         state = {**state, "pid": _pid_in_container(pid)}
-    import json  # here, not at the top: exec imports this module for its namespace table
+    import json  # here, not at the top: start and delete import this module, and rarely run a hook
 
     payload = json.dumps(state).encode()
     for i, hook in enumerate(hooks):
@@ -113,19 +114,6 @@ def _check(returncode: int, output: bytes) -> None:
     how = f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
     first = output.decode(errors="replace").strip().splitlines()[:1]
     raise OcipyError(f"{how}" + (f": {first[0]}" if first else ""))
-
-
-def differing_namespaces(pid: int) -> list[str]:
-    """The namespace kinds (JOIN_ORDER names) of `pid` that are not ours, in join order."""
-    out = []
-    for name, _flag in JOIN_ORDER:
-        try:
-            if os.stat(f"/proc/{pid}/ns/{name}").st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
-                continue
-        except FileNotFoundError:
-            continue
-        out.append(name)
-    return out
 
 
 def join_plan(pid: int, field: str) -> planfmt.Plan:

@@ -26,6 +26,8 @@ def script_text() -> str:
         "import gc, sys\n"
         "gc.disable()  # ocipy.cli's GC policy: off for the command's work, on again for long waits\n"
         f"sys.path[:0] = {paths!r}\n"
+        "from ocipy import boot\n"
+        "boot.start()  # the verb's modules from its image in __pycache__ (docs/startup.md)\n"
         "from ocipy.cli import entry\n"
         "entry()\n"
     )

@@ -28,13 +28,7 @@ _STOPPED_MSG = REFUSED["start/stopped"]
 
 def signal_init(c: "Container", sig: int) -> bool:
     """Signal the init if it is still the recorded process; False when it is gone."""
-    fd = procfs.pidfd_open(c.pid, c.starttime)
-    if fd is None:
-        return False
-    try:
-        return procfs.send_signal(fd, sig)
-    finally:
-        px.close(fd)
+    return procfs.signal(c.pid, c.starttime, sig)
 
 
 def run_recorded_hooks(c: "Container", kind: str) -> None:
@@ -77,7 +71,7 @@ def _process_env(c: "Container") -> list[str]:
 
 def wait_cgroup_empty(c: "Container", timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while c.cgroup().pids() and time.monotonic() < deadline:
+    while c.cgroup().populated() and time.monotonic() < deadline:
         time.sleep(0.002)
 
 
@@ -99,7 +93,7 @@ def destroy(c: "Container") -> None:
     """Steps 12-13 for a container whose init is gone: its cgroups, then the poststop hooks (a failure there is a
     warning), then its state directory. The container no longer exists afterwards."""
     cgroup = c.cgroup()
-    if cgroup.pids():
+    if cgroup.populated():
         # the init is gone but something it left in the cgroup is not: it must go for the cgroup to go
         cgroup.kill(SIGKILL)
         wait_cgroup_empty(c, 2.0)

@@ -1,9 +1,12 @@
 """The Linux namespace kinds, one table: the config's name, the /proc/PID/ns file, the CLONE_NEW* flag, where a
 joining process enters it, and what it gives a container. The planner, hooks, exec, `features`, `check` and
-checkpoint/restore take their names and flags from here. Stdlib-free (on the lifecycle path through ocipy/hooks.py).
+checkpoint/restore take their names and flags from here; `differing_namespaces` is here so that exec (a Kubernetes
+probe) does not import ocipy/hooks.py for it. Stdlib-free (on the lifecycle path).
 """
 
 from __future__ import annotations
+
+from posix import stat  # not `os` (~1 ms on every exec: ocipy/posixlite.py)
 
 # (linux.namespaces type, /proc/PID/ns name, CLONE_NEW* flag, join rank, what it gives the container), in the order
 # config-linux.md lists them. Join rank: a process entering a running container's namespaces joins user first (it
@@ -24,3 +27,17 @@ PROC_NAMES = {kind: proc for kind, proc, _flag, _rank, _what in KINDS}  # config
 DESCRIPTIONS = {proc: what for _kind, proc, _flag, _rank, what in KINDS}  # /proc/PID/ns name -> what it gives
 # (/proc/PID/ns name, CLONE_NEW* flag) in the order a joining process enters them
 JOIN_ORDER = tuple((proc, flag) for _kind, proc, flag, _rank, _what in sorted(KINDS, key=lambda k: k[3]))
+
+
+def differing_namespaces(pid: int) -> list[str]:
+    """The namespace kinds (JOIN_ORDER names) of `pid` that are not ours, in join order; a kind this kernel lacks
+    (no /proc/PID/ns file) is left out."""
+    out = []
+    for name, _flag in JOIN_ORDER:
+        try:
+            if stat(f"/proc/{pid}/ns/{name}").st_ino == stat(f"/proc/self/ns/{name}").st_ino:
+                continue
+        except FileNotFoundError:
+            continue
+        out.append(name)
+    return out

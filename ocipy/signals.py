@@ -4,11 +4,6 @@ import _signal  # type: ignore[import-not-found]
 
 from .errors import OcipyError
 
-# The numbers of the machine this interpreter runs on, from the interpreter's own built-in `_signal` module (already
-# loaded at start-up: no import cost, unlike `signal`, which pulls in enum). Aliases (IOT, CLD, POLL) included.
-_NAMES: dict[str, int] = {
-    k[3:]: int(v) for k, v in vars(_signal).items() if k.startswith("SIG") and not k.startswith("SIG_")
-}
 SIGRTMIN = int(_signal.SIGRTMIN)  # libc's: glibc reserves 32 and 33, so 34 is what `kill -l` and runc call RTMIN
 SIGRTMAX = int(_signal.SIGRTMAX)
 SIGKILL = int(_signal.SIGKILL)
@@ -24,8 +19,12 @@ def parse_signal(raw: str) -> int:
             return num
         raise OcipyError(f"unknown signal {_quote(raw)}")
     name = text.upper().removeprefix("SIG")
-    if name in _NAMES:
-        return _NAMES[name]
+    # The numbers of the machine this interpreter runs on, from the interpreter's own built-in `_signal` module (already
+    # loaded at start-up: no import cost, unlike `signal`, which pulls in enum), looked up by name rather than copied
+    # into a table (~20 us at import). Aliases (IOT, CLD, POLL) included; SIG_DFL, SIG_BLOCK, ... are not signals.
+    number = getattr(_signal, "SIG" + name, None) if name.isascii() and name.isalnum() else None
+    if isinstance(number, int):
+        return int(number)
     for base_name, base, sign in (("RTMIN", SIGRTMIN, 1), ("RTMAX", SIGRTMAX, -1)):
         if name == base_name:
             return base

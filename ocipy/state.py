@@ -37,8 +37,9 @@ class Status(str):
         return self in (STOPPED, CREATED)
 
     def can_pause(self) -> bool:
-        # only a running container: a frozen created one would still read `created` (the fifo wins)
-        return self == RUNNING
+        # a created container too, as runc: it reads `paused` (the freezer comes first), and `resume` makes it
+        # `created` again (the exec fifo is still there)
+        return self in (RUNNING, CREATED)
 
     def can_resume(self) -> bool:
         return self == PAUSED
@@ -73,6 +74,7 @@ STOPPED = Status("stopped")
 REFUSED = {
     "start": "cannot start an already running container",
     "start/stopped": "cannot start a container that has stopped",
+    "start/paused": "cannot start a container in the paused state",  # a created container, paused
     "kill": "container not running",
     "delete": "cannot delete container {id} that is not stopped: {status}",
     "pause": "container not running",

@@ -25,6 +25,8 @@ import time
 from .. import posixlite as px
 from .. import procfs
 from ..errors import OcipyError, os_reason
+from . import freezer
+from .freezer import write_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,12 +39,6 @@ DRIVERS: dict[str, tuple[str, str]] = {
     CGROUPFS: ("ocipy.cgroups.driver", "Cgroupfs"),
     "systemd": ("ocipy.cgroups.sddriver", "Systemd"),  # --systemd-cgroup: a transient scope unit (systemd.py)
 }
-
-
-# cgroup files in binary (px.read_text says why)
-def write_text(path: str, text: str) -> None:
-    with open(path, "wb", buffering=0) as f:
-        f.write(text.encode("ascii"))
 
 
 def sub_cgroups(top: str) -> list[str]:
@@ -122,6 +118,10 @@ class Driver:
     def pids(self) -> list[int] | None:
         """Host pids in the container's cgroups and sub-cgroups; None when none can be read."""
         raise NotImplementedError
+
+    def populated(self) -> bool:
+        """Whether any process is left in the cgroups or their sub-cgroups: `pids` without listing them."""
+        return bool(self.pids())
 
     def has_freezer(self) -> bool:
         raise NotImplementedError
@@ -276,15 +276,6 @@ class Cgroupfs(Driver):
             dirs.extend(v1[k] for k in keys if isinstance(v1[k], str))
         return dirs
 
-    def _freezer(self) -> tuple[int, str] | None:
-        """(1, v1 freezer dir) or (2, unified cgroup dir); None when there is none."""
-        v1 = self.record.get("v1")
-        if isinstance(v1, dict) and isinstance(v1.get("freezer"), str):
-            return 1, v1["freezer"]
-        if isinstance(self.record.get("v2"), str):
-            return 2, self.record["v2"]
-        return None
-
     def pids(self) -> list[int] | None:
         for d in self._scan_dirs():
             text = px.read_text(px.join(d, "cgroup.procs"))
@@ -296,51 +287,28 @@ class Cgroupfs(Driver):
                 return list(dict.fromkeys(pids))
         return None
 
+    def populated(self) -> bool:
+        # v2 answers for the whole subtree in one small file: no sub-cgroup walk (a cgroup dir has ~30 entries to
+        # scan), ~0.07 ms of every delete. `pids` reads v2 first too, so both see the same processes.
+        v2 = self.record.get("v2")
+        if isinstance(v2, str):
+            events = px.read_text(px.join(v2, "cgroup.events"))
+            if events is not None:
+                return "populated 1" in events.splitlines()
+        return bool(self.pids())
+
     def has_freezer(self) -> bool:
-        return self._freezer() is not None
+        return freezer.where(self.record) is not None
 
     def freezer_dir(self) -> str | None:
-        fz = self._freezer()
+        fz = freezer.where(self.record)
         return None if fz is None else fz[1]
 
     def is_frozen(self) -> bool:
-        fz = self._freezer()
-        if fz is None:
-            return False
-        version, path = fz
-        if version == 1:
-            return (px.read_text(px.join(path, "freezer.state")) or "").strip() == "FROZEN"
-        return (px.read_text(px.join(path, "cgroup.freeze")) or "").strip() == "1"
+        return freezer.is_frozen(self.record)
 
     def freeze(self, frozen: bool, timeout: float = 2.0) -> None:
-        fz = self._freezer()
-        if fz is None:
-            raise OcipyError("container has no cgroup to freeze")
-        version, path = fz
-        deadline = time.monotonic() + timeout
-        try:
-            if version == 1:
-                want = "FROZEN" if frozen else "THAWED"
-                state_file = px.join(path, "freezer.state")
-                write_text(state_file, want)
-                # v1 may sit in FREEZING while tasks are in uninterruptible sleep: write again until it settles
-                while (px.read_text(state_file) or "").strip() != want:
-                    if time.monotonic() > deadline:
-                        if frozen:
-                            write_text(state_file, "THAWED")
-                        raise OcipyError(f"{state_file}: did not reach {want}")
-                    time.sleep(0.001)
-                    write_text(state_file, want)
-            else:
-                write_text(px.join(path, "cgroup.freeze"), "1" if frozen else "0")
-                events = px.join(path, "cgroup.events")
-                want_line = "frozen 1" if frozen else "frozen 0"
-                while want_line not in (px.read_text(events) or "").splitlines():
-                    if time.monotonic() > deadline:
-                        raise OcipyError(f"{events}: did not reach {want_line!r}")
-                    time.sleep(0.001)
-        except OSError as exc:
-            raise OcipyError(f"{'freeze' if frozen else 'thaw'} {path}: {os_reason(exc)}") from None
+        freezer.freeze(self.record, frozen, timeout)
 
     def kill(self, sig: int) -> bool:
         if self.pids() is None:

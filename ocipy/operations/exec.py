@@ -267,7 +267,9 @@ def _check_status(c: Container, ignore_paused: bool) -> bool:
     return status == PAUSED
 
 
-def _plan(args: argparse.Namespace, c: Container, spec: Any, process: Any, io: _Stdio) -> planfmt.Plan:
+def _plan(
+    args: argparse.Namespace, c: Container, spec: Any, process: Any, io: _Stdio, procs: list[str]
+) -> planfmt.Plan:
     from ocipy import execplan  # after the container is found: `exec` of a missing one stays light
     from ocipy.launch import debug_plan, report_warnings
 
@@ -275,7 +277,7 @@ def _plan(args: argparse.Namespace, c: Container, spec: Any, process: Any, io: _
         spec,
         process,
         init_pid=c.pid,
-        cgroup_procs=c.cgroup().join_files(list(getattr(args, "cgroup", None) or [])),
+        cgroup_procs=procs,
         console_fd=io.console_fd,
         extra_fds=io.preserve,
         host_uid=px.geteuid(),
@@ -289,21 +291,28 @@ def _plan(args: argparse.Namespace, c: Container, spec: Any, process: Any, io: _
 
 
 def _exec(args: argparse.Namespace) -> int:
-    from ocipy import handoff, planfmt
     from ocipy.faults import point
-    from ocipy.launch import Launch
     from ocipy.store import Store
 
     detach = bool(getattr(args, "detach", False))
     c = Store.from_args(args).open_locked(args.container_id)
+    record = c.cgroup_record()
+    if isinstance(record, dict):
+        from ocipy.cgroups import graceperiod
+
+        graceperiod.start(record)  # first: the sooner it starts, the less of it is left when the init joins
     point("exec.locked")
     undo = _Undo([c.close])  # closing the dir fd also drops the lock
     try:
         paused = _check_status(c, bool(getattr(args, "ignore_paused", False)))
+        procs = c.cgroup().join_files(list(getattr(args, "cgroup", None) or []))
+        from ocipy import handoff, planfmt
+        from ocipy.launch import Launch
+
         spec, document = _load_spec(c)
         process = build_process(document, args)
         io = _Stdio(args, bool(process.terminal), detach, undo)
-        launch = Launch(_plan(args, c, spec, process, io), extra=io.fdmap, trace=errors.debug_enabled())
+        launch = Launch(_plan(args, c, spec, process, io, procs), extra=io.fdmap, trace=errors.debug_enabled())
         undo.append(launch.abort)
         if not detach:
             from ocipy import foreground  # the foreground only: signals passed on, the pty proxied

@@ -12,14 +12,20 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def _owner(uid: int) -> str:
-    # as runc: the user owning the container's state dir, `#UID` when it has no name
-    import pwd
+_owners: dict[int, str] = {}
 
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"#{uid}"
+
+def _owner(uid: int) -> str:
+    # as runc: the user owning the container's state dir, `#UID` when it has no name; one NSS lookup per uid (each
+    # tries nscd's socket and reads nsswitch.conf and /etc/passwd), not one per container
+    if uid not in _owners:
+        import pwd
+
+        try:
+            _owners[uid] = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            _owners[uid] = f"#{uid}"
+    return _owners[uid]
 
 
 def _table(rows: list[list[str]]) -> str:

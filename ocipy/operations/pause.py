@@ -12,7 +12,7 @@ def main(args: "Any") -> int:
     c = Store.from_args(args).open_locked(args.container_id)
     try:
         c.status().require("pause")
-        c.cgroup().freeze(True)
+        c.freeze(True)
     finally:
         c.close()
     return 0

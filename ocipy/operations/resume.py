@@ -12,7 +12,7 @@ def main(args: "Any") -> int:
     c = Store.from_args(args).open_locked(args.container_id)
     try:
         c.status().require("resume")
-        c.cgroup().freeze(False)
+        c.freeze(False)
     finally:
         c.close()
     return 0

@@ -3,8 +3,6 @@ objects, and `Section`, the state every section of the compiler works on."""
 
 from __future__ import annotations
 
-import posixpath
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`), `collections.abc` ~1 ms: annotations only
     from collections.abc import Sequence
@@ -29,6 +27,7 @@ from ocipy.planfmt import (
     OP_MOUNT,
     Plan,
 )
+from ocipy.posixlite import normpath  # posixpath's, without importing `os` on exec's path
 
 if TYPE_CHECKING:  # `dataclasses` imports `inspect` (~10 ms on every exec): see ocipy/records.py
     from dataclasses import dataclass, field
@@ -109,7 +108,7 @@ def _unencodable(exc: Exception) -> str:
 
 def _clean(path: str) -> str:
     """Lexically clean an absolute container path ("/a/../b//c" -> "/b/c"); the init resolves it in root anyway."""
-    return "/" + posixpath.normpath(path).lstrip("/") if path != "/" else "/"
+    return "/" + normpath(path).lstrip("/") if path != "/" else "/"
 
 
 @dataclass

@@ -3,8 +3,6 @@ memory policy, scheduler, ioprio, capabilities, groups and ids, umask, cwd, the 
 
 from __future__ import annotations
 
-import posixpath
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
     from collections.abc import Sequence
@@ -12,7 +10,7 @@ if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`): annotations only
 
     from ocipy.spec import views
 
-from ocipy import caps, inroot, lsm, mempolicy
+from ocipy import caps, inroot, lsm
 from ocipy.plan.base import PlanError, Section, _clean, _u64, opt, pointer
 from ocipy.planfmt import (
     OP_CAP_BOUNDING,
@@ -38,6 +36,7 @@ from ocipy.planfmt import (
     OP_WAIT_START,
     OP_WRITE_PROC,
 )
+from ocipy.posixlite import join  # posixpath's, without importing `os` on exec's path
 
 # Linux x86_64 (asm-generic/resource.h)
 RLIMITS = {
@@ -186,7 +185,7 @@ class ProcessSection(Section):
             src = opt(m).source
             if _clean(opt(m).destination or "/") == "/etc/passwd" and src:
                 if not src.startswith("/"):
-                    src = posixpath.join(self.bundle, src)
+                    src = join(self.bundle, src)
                 text = self.host.read_in_root("/", src)
         if text is None:
             text = self.host.read_in_root(self.container_root(), "/etc/passwd")
@@ -215,6 +214,8 @@ class ProcessSection(Section):
         policy = opt(self.linux).memory_policy
         if policy is None:
             return
+        from ocipy import mempolicy  # only for a config that sets one (exec's path stays a module shorter)
+
         # a PolicyError is a ConfigError naming the field (docs/errors.md)
         value, nodes, what = mempolicy.compile_policy(opt(policy).mode, opt(policy).nodes, opt(policy).flags)
         self.op(OP_MEMPOLICY, "/linux/memoryPolicy", s=(nodes or None,), a=(value,), what=what)

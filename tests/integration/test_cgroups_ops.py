@@ -185,6 +185,42 @@ def test_pause_resume_running(rt: Any, bundle: Any) -> None:
     assert h.cgroup_dirs_named(cid) == []
 
 
+def test_pause_a_created_container(rt: Any, bundle: Any) -> None:
+    """runc 1.5.1 pauses a created container: it reads `paused` (the freezer before the exec fifo), start refuses it,
+    resume makes it `created` again, and start then runs it. Runs against runc too (OCIPY_IT_RUNTIME)."""
+    bundle.sh("sleep 1000")
+    cid, _ = rt.create_ok(bundle)
+    pid = rt.pid(cid)
+    rt.call("pause", cid).ok()
+    assert rt.status(cid) == "paused"
+    assert rt.state(cid)["pid"] == pid
+    assert any(c["id"] == cid and c["status"] == "paused" for c in json.loads(rt.list("--format", "json").ok().out))
+    rt.call("pause", cid).fails("container not running")
+    rt.start(cid).fails("cannot start a container in the paused state")
+    rt.delete(cid).fails(f"cannot delete container {cid} that is not stopped: paused")
+    rt.call("resume", cid).ok()
+    assert rt.status(cid) == "created"
+    rt.call("resume", cid).fails("container not paused")
+    rt.start(cid).ok()
+    assert rt.status(cid) == "running"
+    rt.delete(cid, "--force").ok()
+    assert h.wait_until(lambda: not h.pid_alive(pid), 5)
+    assert rt.state_dirs() == []
+
+
+def test_kill_and_delete_of_a_paused_created_container(rt: Any, bundle: Any) -> None:
+    bundle.sh("sleep 1000")
+    cid, _ = rt.create_ok(bundle)
+    pid = rt.pid(cid)
+    rt.call("pause", cid).ok()
+    rt.kill(cid, "KILL").ok()  # queued: a v1 freezer holds even SIGKILL until the thaw
+    rt.delete(cid, "--force").ok()
+    assert h.wait_until(lambda: not h.pid_alive(pid), 5)
+    assert rt.state_dirs() == []
+    if h.IS_OCIPY:
+        assert h.cgroup_dirs_named(cid) == []
+
+
 @needs_ocipy
 def test_fifty_containers_leave_no_cgroup(rt: Any, bundle: Any) -> None:
     bundle.args("sleep", "1000")

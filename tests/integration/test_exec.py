@@ -375,6 +375,14 @@ EXEC_FORBIDDEN = {
     "ocipy.seccomp",  # no seccomp in this config: its module is for configs that have one
     "collections",  # `collections.abc` imports it (~1 ms): annotations only
     "functools",
+    # `os` builds os.environ with `_collections_abc` (~1 ms of a ~15 ms exec): `posix` (ocipy/posixlite.py) and
+    # `_stat` instead; posixpath imports `os`
+    "os",
+    "posixpath",
+    "_collections_abc",
+    "stat",
+    "ocipy.hooks",  # exec runs no hook: the namespace table and differing_namespaces are ocipy/namespaces.py's
+    "ocipy.mempolicy",  # only for a config with linux.memoryPolicy (this one has none)
 }
 
 
@@ -449,3 +457,28 @@ def test_seccomp_listener_gets_the_exec_process(rt, bundle, tmp_path):
     assert doc["nfds"] == 1 and doc["fds"] == ["seccompFd"] and doc["metadata"] == "exec-test"
     assert doc["pid"] == int(pid_file.read_text())
     assert doc["state"]["id"] == cid and doc["state"]["status"] == "running"
+
+
+@pytest.mark.skipif(not h.IS_OCIPY, reason="ocipy's own record")
+def test_early_grace_period_moves_nothing(rt, bundle):
+    """exec's early write into its own unified cgroup.procs (ocipy/cgroups/graceperiod.py) leaves every process where it
+    was, on the real cgroupfs: a child interpreter runs it with the container's record and compares its cgroups."""
+    import sys
+
+    cid, pid = running(rt, bundle)
+    record = json.loads((Path(rt.root) / cid / "state.json").read_text())["ocipy"]["cgroup"]
+    if not isinstance(record.get("v2"), str):
+        pytest.skip("no unified hierarchy here")
+    code = (
+        "import json, sys, time; from ocipy.cgroups import graceperiod as g; "
+        "before = open('/proc/self/cgroup').read(); g.start(json.loads(sys.argv[1])); "
+        "time.sleep(0.2); print(json.dumps([before, open('/proc/self/cgroup').read()]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(h.PROJECT)}
+    before_init = Path(f"/proc/{pid}/cgroup").read_text()
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(record)], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    before, after = json.loads(out.stdout)
+    assert before == after
+    assert Path(f"/proc/{pid}/cgroup").read_text() == before_init
+    rt.call("exec", cid, "true").ok()

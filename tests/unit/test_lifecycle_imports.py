@@ -80,3 +80,73 @@ def test_missing_container_path_avoids_slow_stdlib(verb: str, tmp_path: Path) ->
     assert out.stderr.splitlines()[-1] == "ocipy: container does not exist"
     slow = SLOW_STDLIB & names
     assert not slow, f"{verb} of a missing container imported {sorted(slow)}"
+
+
+# what a verb on a live container no longer loads (issue 15): `_json` is a dlopen (state.json is read by
+# fastjson.loads_record), `math` is an import too, the driver module and `lifecycle` are ~0.2 ms each, the store's
+# writes (storemake) ~40 us
+_LIGHT = {"_json", "math", "ocipy.cgroups.driver", "ocipy.lifecycle", "ocipy.storemake"}
+LIVE = {
+    "state": (_LIGHT | {"ocipy.signals", "fcntl"}, []),
+    "list": (_LIGHT | {"fcntl"}, []),
+    "kill": (_LIGHT | {"ocipy.faults"}, []),
+    "pause": (_LIGHT | {"ocipy.faults"}, []),
+    "resume": (_LIGHT | {"ocipy.faults"}, []),
+    "start": ({"_json", "math", "ocipy.cgroups.driver", "ocipy.storemake"}, []),
+    "delete": ({"_json", "math"}, ["--force"]),
+}
+
+
+@pytest.mark.parametrize("fifo", [True, False], ids=["created", "running"])
+def test_live_container_verbs_stay_light(tmp_path: Path, fifo: bool) -> None:
+    """state/list/kill/pause/resume/start/delete of a container whose init is a real process (a sleeper here), with a
+    v1 freezer of plain files: each verb works, and loads none of what it no longer needs."""
+    from ocipy import procfs
+    from ocipy.state import State
+    from ocipy.store import Store
+
+    freezer = tmp_path / "freezer"
+    freezer.mkdir()
+    (freezer / "freezer.state").write_text("THAWED\n")
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        st = Store(str(tmp_path / "root"))
+        c = st.create_dir("live")
+        private = {"starttime": procfs.starttime(sleeper.pid), "cgroup": {"v1": {"freezer": str(freezer)}}}
+        c.write_state(State("live", pid=sleeper.pid, bundle="/b", rootfs="/b/rootfs", private=private))
+        reader = -1
+        if fifo:
+            os.mkfifo(os.path.join(c.dir, "exec.fifo"))
+            reader = os.open(os.path.join(c.dir, "exec.fifo"), os.O_RDONLY | os.O_NONBLOCK)  # the init's end
+        c.close()
+        verbs = ["state", "list", "kill", "pause", "state", "resume", *(["start"] if fifo else []), "delete"]
+        for verb in verbs:
+            forbidden, extra = LIVE[verb]
+            argv = [verb, *extra, *(["live"] if verb != "list" else []), *(["0"] if verb == "kill" else [])]
+            names, out = imported(argv, tmp_path / "root", site=False)
+            assert out.returncode == 0, out.stderr[-2000:]
+            assert not forbidden & names, f"{verb} imported {sorted(forbidden & names)}"
+            if verb == "pause":
+                assert (freezer / "freezer.state").read_text() == "FROZEN"
+            if verb == "start":
+                assert os.read(reader, 1) == b"0"
+        assert (freezer / "freezer.state").read_text() == "THAWED"
+        assert not (tmp_path / "root" / "live").exists()
+    finally:
+        if fifo and reader >= 0:
+            os.close(reader)
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_verb_builds_only_its_own_grammar(tmp_path: Path) -> None:
+    """The grammar table is rows of constants; the fast parser turns only its verb's row into objects (building
+    all of them cost ~40 us of every command)."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(PROJECT)!r})\n"
+        "from ocipy import cli, cligrammar\n"
+        f"cli.main(['--root', {str(tmp_path)!r}, 'state', 'nope'])\n"
+        "print(sorted(cligrammar._specs))\n"
+    )
+    out = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert out.stdout.split("\n")[0] == "['state']", out.stdout + out.stderr

@@ -13,7 +13,7 @@ ALLOWED = {
     "start": {CREATED},
     "kill": {CREATING, CREATED, RUNNING, PAUSED},
     "delete": {CREATED, STOPPED},
-    "pause": {RUNNING},
+    "pause": {RUNNING, CREATED},  # runc 1.5.1 pauses a created container too
     "resume": {PAUSED},
     "exec": {CREATING, CREATED, RUNNING},
     "update": {CREATING, CREATED, RUNNING, PAUSED},
@@ -38,6 +38,8 @@ def test_runc_wording() -> None:
         STOPPED.require("start")
     with pytest.raises(OcipyError, match="^cannot delete container web that is not stopped: running$"):
         RUNNING.require("delete", "web")
+    with pytest.raises(OcipyError, match="^cannot start a container in the paused state$"):
+        PAUSED.require("start")
     PAUSED.require("exec", ignore_paused=True)
     with pytest.raises(OcipyError, match=r"--ignore-paused"):
         PAUSED.require("exec")

@@ -146,6 +146,21 @@ def test_half_made_dir_is_listed_stopped(tmp_path: Path) -> None:
     assert st.ids() == ["whole"]
 
 
+def test_empty_state_is_a_create_that_recorded_nothing(tmp_path: Path) -> None:
+    """write_file does not fsync (as runc): a power cut can leave a first write empty, with the temp file beside it.
+    That reads as a directory without state.json, a half-made container delete removes, not as a corrupt record."""
+    st = Store(str(tmp_path))
+    c = st.create_dir("cut")
+    (Path(c.dir) / "state.json").write_bytes(b"")
+    (Path(c.dir) / ".state.json.123.tmp").write_bytes(b"")
+    c.close()
+    c = st.open_locked("cut")
+    assert c.journal() == {} and c.status() == store.STOPPED and c.oci_state()["pid"] == 0
+    c.undo_create()
+    c.close()
+    assert st.ids() == [] and not (tmp_path / "cut").exists()
+
+
 def test_corrupt_state_is_one_line_error(tmp_path: Path) -> None:
     st = Store(str(tmp_path))
     st.create_dir("bad").close()
@@ -230,10 +245,10 @@ def test_status_paused_from_v1_and_v2_freezer_files(tmp_path: Path, sleeper: sub
     st = Store(str(tmp_path / "root"))
     c = make(st, "one", sleeper.pid, cgroup={"v1": {"freezer": str(v1)}})
     assert c.status() == "running"
-    c.cgroup().freeze(True)  # a plain file reads back what was written
+    c.freeze(True)  # a plain file reads back what was written
     assert c.status() == "paused"
     assert c.cgroup().pids() == [sleeper.pid]
-    c.cgroup().freeze(False)
+    c.freeze(False)
     assert c.status() == "running"
 
     v2 = tmp_path / "unified"
@@ -247,12 +262,66 @@ def test_status_paused_from_v1_and_v2_freezer_files(tmp_path: Path, sleeper: sub
     c2.close()
 
 
+def test_status_paused_before_created(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    """A frozen created container reads `paused` (the freezer before the exec fifo, as runc), `created` once thawed."""
+    v2 = tmp_path / "unified"
+    v2.mkdir()
+    (v2 / "cgroup.freeze").write_text("1\n")
+    c = make(Store(str(tmp_path / "root")), "a", sleeper.pid, cgroup={"v2": str(v2)})
+    os.mkfifo(os.path.join(c.dir, "exec.fifo"))
+    assert c.status() == "paused"
+    (v2 / "cgroup.freeze").write_text("0\n")
+    assert c.status() == "created"
+    c.close()
+
+
+def test_populated_from_cgroup_events_or_the_procs(tmp_path: Path) -> None:
+    """delete asks `populated`: v2's cgroup.events answers for the subtree; without it, the listed pids do."""
+    from ocipy.cgroups.driver import NO_CGROUP, driver_for
+
+    v2 = tmp_path / "unified"
+    v2.mkdir()
+    (v2 / "cgroup.procs").write_text("")
+    drv = driver_for({"v2": str(v2)})
+    assert not drv.populated()  # no cgroup.events: the (empty) procs file
+    (v2 / "cgroup.procs").write_text("4242\n")
+    assert drv.populated()
+    (v2 / "cgroup.events").write_text("populated 0\nfrozen 0\n")
+    assert not drv.populated()  # the events file wins: it covers the sub-cgroups too
+    (v2 / "cgroup.events").write_text("populated 1\nfrozen 0\n")
+    (v2 / "cgroup.procs").write_text("")
+    assert drv.populated()
+    v1 = tmp_path / "pids"
+    (v1 / "sub").mkdir(parents=True)
+    (v1 / "cgroup.procs").write_text("")
+    (v1 / "sub" / "cgroup.procs").write_text("77\n")
+    assert driver_for({"v1": {"pids": str(v1)}}).populated()
+    assert not NO_CGROUP.populated()
+
+
+def test_every_driver_freezes_through_the_freezer_module() -> None:
+    """The status reads the freezer through ocipy/cgroups/freezer.py, without the driver module: a driver that froze
+    another way would make `state` and `pause` disagree."""
+    from ocipy.cgroups import driver
+
+    for name in driver.DRIVERS:
+        cls = driver.driver_class(name)
+        assert cls.is_frozen is driver.Cgroupfs.is_frozen, name
+        assert cls.freeze is driver.Cgroupfs.freeze, name
+
+
 def test_no_cgroup_record(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
     c = make(Store(str(tmp_path)), "a", sleeper.pid)
     assert not c.cgroup().has_freezer() and c.cgroup().pids() is None
     with pytest.raises(OcipyError, match="^container has no cgroup to freeze$"):
         c.cgroup().freeze(True)
+    with pytest.raises(OcipyError, match="^container has no cgroup to freeze$"):
+        c.freeze(True)
     c.close()
+    rootless = make(Store(str(tmp_path)), "b", sleeper.pid, rootless=True)
+    with pytest.raises(OcipyError, match="^container has no cgroup to freeze: it was created rootless"):
+        rootless.freeze(True)
+    rootless.close()
 
 
 def test_read_stat_handles_odd_comm(tmp_path: Path) -> None:

@@ -1,0 +1,65 @@
+"""exec starts the cgroup lock's grace period early (ocipy/cgroups/graceperiod.py, called by exec): a thread writes
+"0" (itself) into the unified cgroup.procs that lists this process, found from the container's record and
+/proc/self/cgroup, and into nothing else. On a fake hierarchy (plain files) the write shows as the file's text."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ocipy.cgroups import graceperiod
+
+
+def _own_v2() -> str:
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        if line.startswith("0::"):
+            return line[3:]
+    pytest.skip("no unified hierarchy line in /proc/self/cgroup")
+
+
+def _fake(tmp_path: Path, listed: list[int]) -> tuple[dict[str, object], Path]:
+    """A hierarchy mounted at tmp/unified holding the container's cgroup and ours, ours listing `listed`."""
+    mount = tmp_path / "unified"
+    (mount / "ocipy" / "c1").mkdir(parents=True)
+    own = mount / _own_v2().lstrip("/")
+    own.mkdir(parents=True, exist_ok=True)
+    procs = own / "cgroup.procs"
+    procs.write_text("".join(f"{pid}\n" for pid in listed))
+    return {"v2": f"{mount}/ocipy/c1", "path": "/ocipy/c1", "v1": {}}, procs
+
+
+def _settled(procs: Path, before: str) -> str:
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and procs.read_text() == before:
+        time.sleep(0.005)
+    return procs.read_text()
+
+
+def test_writes_itself_into_the_cgroup_that_lists_it(tmp_path: Path) -> None:
+    record, procs = _fake(tmp_path, [1, os.getpid(), 99])
+    before = procs.read_text()
+    graceperiod.start(record)
+    assert _settled(procs, before).startswith("0")  # a plain file: the "0" lands over the first byte
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "not-listed",  # a cgroup.procs that does not list this process: a mount point elsewhere than assumed
+        "relative-path",  # a relative cgroupsPath: the mount point cannot be told from the record
+        "no-v2",  # no unified hierarchy recorded
+    ],
+)
+def test_writes_nothing_anywhere_else(tmp_path: Path, change: str) -> None:
+    record, procs = _fake(tmp_path, [1, 99] if change == "not-listed" else [os.getpid()])
+    if change == "relative-path":
+        record["path"] = "ocipy/c1"
+    if change == "no-v2":
+        del record["v2"]
+    before = procs.read_text()
+    graceperiod.start(record)
+    time.sleep(0.05)
+    assert procs.read_text() == before
