@@ -89,16 +89,18 @@ _LIGHT = {"_json", "math", "ocipy.cgroups.driver", "ocipy.lifecycle", "ocipy.sto
 LIVE = {
     "state": (_LIGHT | {"ocipy.signals", "fcntl"}, []),
     "list": (_LIGHT | {"fcntl"}, []),
-    "kill": (_LIGHT | {"ocipy.faults"}, ["0"]),
+    "kill": (_LIGHT | {"ocipy.faults"}, []),
     "pause": (_LIGHT | {"ocipy.faults"}, []),
     "resume": (_LIGHT | {"ocipy.faults"}, []),
+    "start": ({"_json", "math", "ocipy.cgroups.driver", "ocipy.storemake"}, []),
+    "delete": ({"_json", "math"}, ["--force"]),
 }
 
 
 @pytest.mark.parametrize("fifo", [True, False], ids=["created", "running"])
 def test_live_container_verbs_stay_light(tmp_path: Path, fifo: bool) -> None:
-    """state/list/kill/pause/resume of a container whose init is a real process (a sleeper here), with a v1 freezer
-    of plain files: each verb works, and loads none of what it no longer needs."""
+    """state/list/kill/pause/resume/start/delete of a container whose init is a real process (a sleeper here), with a
+    v1 freezer of plain files: each verb works, and loads none of what it no longer needs."""
     from ocipy import procfs
     from ocipy.state import State
     from ocipy.store import Store
@@ -112,18 +114,27 @@ def test_live_container_verbs_stay_light(tmp_path: Path, fifo: bool) -> None:
         c = st.create_dir("live")
         private = {"starttime": procfs.starttime(sleeper.pid), "cgroup": {"v1": {"freezer": str(freezer)}}}
         c.write_state(State("live", pid=sleeper.pid, bundle="/b", rootfs="/b/rootfs", private=private))
+        reader = -1
         if fifo:
             os.mkfifo(os.path.join(c.dir, "exec.fifo"))
+            reader = os.open(os.path.join(c.dir, "exec.fifo"), os.O_RDONLY | os.O_NONBLOCK)  # the init's end
         c.close()
-        for verb in ["state", "list", "kill", "pause", "state", "resume"]:
+        verbs = ["state", "list", "kill", "pause", "state", "resume", *(["start"] if fifo else []), "delete"]
+        for verb in verbs:
             forbidden, extra = LIVE[verb]
-            names, out = imported([verb, *(["live"] if verb != "list" else []), *extra], tmp_path / "root", site=False)
+            argv = [verb, *extra, *(["live"] if verb != "list" else []), *(["0"] if verb == "kill" else [])]
+            names, out = imported(argv, tmp_path / "root", site=False)
             assert out.returncode == 0, out.stderr[-2000:]
             assert not forbidden & names, f"{verb} imported {sorted(forbidden & names)}"
             if verb == "pause":
                 assert (freezer / "freezer.state").read_text() == "FROZEN"
+            if verb == "start":
+                assert os.read(reader, 1) == b"0"
         assert (freezer / "freezer.state").read_text() == "THAWED"
+        assert not (tmp_path / "root" / "live").exists()
     finally:
+        if fifo and reader >= 0:
+            os.close(reader)
         sleeper.kill()
         sleeper.wait()
 
