@@ -91,7 +91,7 @@ def bpf(cmd: int, attr: bytearray) -> int:
     rc = int(_lib.ocipy_bpf(cmd, _ffi.from_buffer(attr), len(attr)))
     if rc < 0:
         err = int(_ffi.errno)
-        raise OSError(err, os.strerror(err))
+        raise OSError(err, strerror(err))
     return rc
 
 
