@@ -49,6 +49,9 @@ def start(record: dict[str, Any]) -> None:
         finally:
             px.close(fd)
 
-    _thread.start_new_thread(move_into_own_cgroup, ())
+    try:
+        _thread.start_new_thread(move_into_own_cgroup, ())
+    except RuntimeError:  # no thread to be had (a pids limit reached): the exec goes on without
+        return
     # a new thread waits for the GIL, up to the 5 ms switch interval while this one works: let it reach the write
     ready.acquire()

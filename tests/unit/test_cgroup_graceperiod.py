@@ -63,3 +63,17 @@ def test_writes_nothing_anywhere_else(tmp_path: Path, change: str) -> None:
     graceperiod.start(record)
     time.sleep(0.05)
     assert procs.read_text() == before
+
+
+def test_no_thread_no_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Out of threads (a pids limit reached), the exec goes on as it would without the early start."""
+    import _thread
+
+    def refuse(*_args: object) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(_thread, "start_new_thread", refuse)
+    record, procs = _fake(tmp_path, [os.getpid()])
+    before = procs.read_text()
+    graceperiod.start(record)  # returns, raises nothing
+    assert procs.read_text() == before
