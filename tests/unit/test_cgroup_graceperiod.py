@@ -77,3 +77,29 @@ def test_no_thread_no_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     before = procs.read_text()
     graceperiod.start(record)  # returns, raises nothing
     assert procs.read_text() == before
+
+
+def test_create_keeps_writing_until_stopped(tmp_path: Path) -> None:
+    """create's keep=True: the lock's fast state comes back ~1 grace period after the last writer, so the thread
+    writes again every few ms (each write lands one byte further on a plain file) until stop()."""
+    record, procs = _fake(tmp_path, [os.getpid()] + [99999] * 64)
+    before = procs.read_text()
+    graceperiod.start(record, keep=True)
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and not procs.read_text().startswith("000"):
+        time.sleep(0.002)
+    graceperiod.stop()
+    time.sleep(0.02)  # a rewrite already past its wait may still land
+    stopped = procs.read_text()
+    assert stopped.startswith("000") and stopped != before
+    time.sleep(0.05)
+    assert procs.read_text() == stopped  # no more writes after stop()
+
+
+def test_writes_once_without_keep(tmp_path: Path) -> None:
+    record, procs = _fake(tmp_path, [os.getpid()] + [99999] * 64)
+    before = procs.read_text()
+    graceperiod.start(record)
+    after = _settled(procs, before)
+    time.sleep(0.05)
+    assert procs.read_text() == after and after[:2] == "0" + before[1]
