@@ -84,3 +84,19 @@ def userns_fd(uid_map: str, gid_map: str) -> int:
     if fd < 0:
         raise OSError(-fd, strerror(-fd), _USERNS_STEPS.get(int(step[0]), "user namespace"))
     return fd
+
+
+def bpf(cmd: int, attr: bytearray) -> int:
+    """bpf(2): `attr` is the `union bpf_attr` the caller laid out (the kernel writes its answers back into it)."""
+    rc = int(_lib.ocipy_bpf(cmd, _ffi.from_buffer(attr), len(attr)))
+    if rc < 0:
+        err = int(_ffi.errno)
+        raise OSError(err, strerror(err))
+    return rc
+
+
+def address(buf: bytes | bytearray) -> tuple[object, int]:
+    """The address of `buf`'s bytes, for a pointer field of a kernel struct, and the object that keeps it valid: hold
+    it until the system call has returned."""
+    keep = _ffi.from_buffer(buf)
+    return keep, int(_ffi.cast("uintptr_t", keep))

@@ -1,7 +1,7 @@
 """The command line: runc's global flags, the fast parser, dispatch to `ocipy.operations.<verb>`, and the one place
 where a failure becomes its line and exit status (`report`, docs/errors.md).
 
-The grammar is one table (`VERBS`, ocipy/cligrammar.py). Two parsers read it:
+The grammar is one table (ocipy/cligrammar.py). Two parsers read it:
 - a small hand parser for the lifecycle verbs (`FAST_VERBS`), here, because `import argparse` alone costs ~7 ms
   (it pulls in `re`, `enum`, `gettext`), more than a whole `runc state` (~3 ms);
 - argparse (ocipy/cliargparse.py) for everything else, and for `--help` and every usage error of the fast verbs, so
@@ -17,7 +17,7 @@ import sys
 
 from . import errors
 from . import posixlite as px
-from .cligrammar import FAST_VERBS, MODULES, VERBS
+from .cligrammar import FAST_VERBS, MODULES, Verb, verb_spec
 from .errors import OcipyError, os_reason
 
 # `typing` costs ~3 ms at import (it pulls in `re`): only mypy sees it here
@@ -122,7 +122,7 @@ def _bool_value(name: str, value: str) -> bool:
 # --- verb flags: the fast parser ---------------------------------------------------------------------------------
 def fast_parse(verb: str, argv: list[str]) -> "dict[str, Any] | None":
     """Parse a verb's arguments without argparse; None when argparse should look (help, errors, odd forms)."""
-    spec = VERBS[verb]
+    spec = verb_spec(verb)
     by_flag = {f: o for o in spec.opts for f in o.flags}
     out: dict[str, Any] = {
         o.dest: (list(o.default) if o.kind == "list" and o.default else o.default) for o in spec.opts
@@ -195,6 +195,15 @@ def parse_verb(verb: str, argv: list[str]) -> "dict[str, Any]":
 
 
 # --- dispatch ------------------------------------------------------------------------------------------------------
+def __getattr__(name: str) -> dict[str, Verb]:
+    """`VERBS`, the grammar of every verb (ocipy/cligrammar.py), built only when asked for."""
+    if name != "VERBS":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import cligrammar
+
+    return cligrammar.VERBS
+
+
 def dispatch(verb: str, args: Args) -> int:
     """Import `ocipy.operations.<verb>` only now, and run its `main(args) -> int`."""
     module = __import__(f"ocipy.operations.{MODULES[verb]}", fromlist=["main"])  # every verb has one (a test)
@@ -231,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         if verb in ("help", "h"):
             verb = rest[1]
             rest = [verb, "--help"]
-        if verb not in VERBS:
+        if verb not in MODULES:  # its keys are every verb
             raise OcipyError(f"unknown command {verb!r}; run 'ocipy --help' for the list")
         g.pop("help")
         g.pop("version")

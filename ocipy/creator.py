@@ -280,6 +280,7 @@ class _Create:
         self.console: socket.socket | None = None
         self.pidfd_sock: socket.socket | None = None
         self.fdmap: list[tuple[int, int]] = []
+        self.grace_stop: Callable[[], None] = lambda: None
 
     def run(self) -> Created:
         self.load()
@@ -326,10 +327,20 @@ class _Create:
         self.undo.enter_context(lock)
         point("create.dir")
         # The recovery journal (docs/contracts.md, "Recovery"): state.json carries `ocipy.creating` until the
-        # commit in `finish`, and every resource is recorded in it before it is made.
-        self.state.private = {JOURNAL_KEY: {}}
+        # commit in `finish`, and every resource is recorded in it before it is made. Its first record already names
+        # the cgroup dirs `make_cgroups` will make (recovery only rmdirs those, and only empty ones): one write less.
+        planned = self.plan_cgroups()
+        self.state.private = {JOURNAL_KEY: {"cgroup": planned}}
         self.container.write_state(self.state)
         point("create.journal")
+        if planned is not None and not self.rootless:
+            from ocipy.cgroups import graceperiod
+
+            # the init's first cgroup.procs write waits an RCU grace period (docs/cgroups.md, "Verbs"): start it
+            # now, so that it runs while this process makes the cgroups and compiles the plan
+            graceperiod.start(planned, keep=True)
+            self.undo.callback(graceperiod.stop)
+            self.grace_stop = graceperiod.stop
         os.mkfifo(self.container.fifo_path, 0o600)
         point("create.fifo")
         errors.debug(f"state dir {self.store.root}/{self.cid} made and locked, exec fifo {self.container.fifo_path}")
@@ -357,23 +368,26 @@ class _Create:
             self.fdmap.append((self.console.fileno(), self.console_child))
         handoff.check_fds(self.fdmap)
 
-    def make_cgroups(self) -> Driver:
-        """Made before the init exists, which joins them first (ocipy/cgroups/driver.py, docs/cgroups.md)."""
-        from ocipy.cgroups.driver import NO_CGROUP, create_cgroups, planned_record
+    def plan_cgroups(self) -> dict[str, Any] | None:
+        """The record of the cgroup dirs `make_cgroups` is about to make, None if the path does not resolve."""
+        from ocipy.cgroups.driver import planned_record
 
         linux = self.spec.linux
-        cgroups_path = linux.cgroups_path if linux else None
-        systemd = bool(getattr(self.args, "systemd_cgroup", False))
-        # the dirs about to be made, before any is: recovery rmdirs them (only empty ones go; nothing is killed)
-        self.state.private[JOURNAL_KEY] = {"cgroup": planned_record(self.cid, cgroups_path, systemd)}
-        self.container.write_state(self.state)
-        point("create.cgroups-planned")
+        self.cgroups_path = linux.cgroups_path if linux else None
+        self.systemd = bool(getattr(self.args, "systemd_cgroup", False))
+        self.rootless = _rootless(self.args)
+        return planned_record(self.cid, self.cgroups_path, self.systemd)
+
+    def make_cgroups(self) -> Driver:
+        """Made before the init exists, which joins them first (ocipy/cgroups/driver.py, docs/cgroups.md)."""
+        from ocipy.cgroups.driver import NO_CGROUP, create_cgroups
+
         cgroup = create_cgroups(
             self.cid,
-            cgroups_path,
+            self.cgroups_path,
             dict(_section(self.document, "linux", "resources") or {}),
-            systemd=systemd,
-            rootless=_rootless(self.args),
+            systemd=self.systemd,
+            rootless=self.rootless,
         )
         errors.debug(f"cgroups: {'none' if cgroup is NO_CGROUP else ' '.join(cgroup.dirs())}")
         point("create.cgroups")
@@ -433,6 +447,7 @@ class _Create:
         return _idmapped_trees(self.plan, msg.pid)
 
     def on_pid(self, msg: Message) -> None:
+        self.grace_stop()  # the init has joined its cgroups
         self.state.pid = msg.pid
         self.state.private["starttime"] = procfs.starttime(msg.pid)
         self.container.write_state(self.state)  # the init, before anything is done with it (net devices, hooks)
@@ -485,7 +500,7 @@ class _Create:
         self.state.private = {
             "starttime": procfs.starttime(launch.pid),
             "hooks": {k: v for k, v in self.hook_lists.items() if k in KEPT_HOOKS and v},
-            "rootless": _rootless(self.args),
+            "rootless": self.rootless,
         }
         if self.spec.process is None:
             self.state.private["no_process"] = True  # `start` refuses it (runtime.md)

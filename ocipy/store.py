@@ -1,8 +1,11 @@
 """The state store: `<root>/<id>/state.json` + `exec.fifo`, a per-container lock, and the derived status.
 
 Layout and rules are fixed by docs/contracts.md. The record is an `ocipy.state.State` (its fields and the lifecycle
-rules live in ocipy/state.py); this module alone reads and writes it. Status is never stored: it is derived on every read from the init's
+rules live in ocipy/state.py); only the store (this module and ocipy/storemake.py) reads and writes it. Status is never stored: it is derived on every read from the init's
 /proc entry (pid + start time), the exec fifo and the freezer. Stdlib only.
+
+What only create and delete do (a new directory and its recovery, the atomic writes, undoing and removing one) is in
+ocipy/storemake.py, which the methods here call: the verbs that only read do not load it.
 
 The private `ocipy.cgroup` record is kept here and interpreted only by its cgroup driver (`Container.cgroup()`,
 ocipy/cgroups/driver.py).
@@ -149,7 +152,7 @@ class Container:
         """The stored state. A directory without state.json is a create that has recorded nothing yet (or died
         before it could): a half-made container with an empty journal (docs/contracts.md, "Recovery")."""
         if self._state is None:
-            from . import fastjson as json
+            from . import recordjson
 
             try:
                 fd = px.open(
@@ -169,7 +172,7 @@ class Container:
                 # a first write lost to a power cut (write_file does not fsync): nothing recorded, as without a file
                 return self._unrecorded()
             try:
-                data = json.loads_record(raw)
+                data = recordjson.loads(raw)
             except ValueError as exc:
                 raise OcipyError(f"{self.state_path}: invalid state: {exc}") from None
             if not isinstance(data, dict):
@@ -194,31 +197,10 @@ class Container:
         self._state = state
 
     def write_file(self, name: str, data: bytes) -> None:
-        """Atomically replace a file of the container dir: temp file, rename (so a reader, and whoever comes after a
-        killed command, sees the old file or the new one, never a torn one). An OS error names the file.
+        """Atomically replace a file of the container dir (ocipy/storemake.py `write_file`)."""
+        from .storemake import write_file
 
-        No fsync, as runc (issue 15: the file's fsync cost ~0.5 ms of wall time per record, five in a create, and an
-        fsync'd file's blocks made its unlink at delete ~3x slower on a disk-backed /run). It protects only against a
-        power cut, which takes every process and cgroup a record names with it; what it can leave is an old record
-        (naming what is gone) or, for a file's first write, a missing or empty one, which `read_state` reads as a
-        create that recorded nothing: delete and the next create remove the directory (docs/contracts.md)."""
-        tmp = f".{name}.{px.getpid()}.tmp"
-        try:
-            fd = px.open(
-                tmp, px.O_WRONLY | px.O_CREAT | px.O_TRUNC | px.O_CLOEXEC | px.O_NOFOLLOW, 0o600, dir_fd=self.fd
-            )
-            try:
-                view = memoryview(data)
-                while view:  # a short write (a nearly full disk) is not the end
-                    view = view[px.write(fd, view) :]
-            except BaseException:
-                px.close(fd)
-                px.unlink(tmp, dir_fd=self.fd)
-                raise
-            px.close(fd)
-            px.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-        except OSError as exc:  # ENOSPC, EDQUOT, EROFS, EIO ...: the file and the reason
-            raise _os_error(px.join(self.dir, name), exc) from None
+        write_file(self, name, data)
 
     def read_file(self, name: str) -> bytes | None:
         """A private file of the container dir, None when missing."""
@@ -230,13 +212,10 @@ class Container:
             return f.read()
 
     def remove(self) -> None:
-        """Remove everything in the directory, then the directory itself."""
-        _clear_dir(self.fd)
-        try:
-            px.rmdir(self.dir)
-        except FileNotFoundError:
-            pass
-        self._state = None
+        """Remove everything in the directory, then the directory itself (ocipy/storemake.py)."""
+        from .storemake import remove
+
+        remove(self)
 
     # --- derived facts -------------------------------------------------------------------------------------------
     @property
@@ -295,10 +274,10 @@ class Container:
         raw = self.read_file(CGROUP_FILE)
         if raw is None:
             return None
-        from . import fastjson
+        from . import recordjson
 
         try:
-            return fastjson.loads_record(raw)
+            return recordjson.loads(raw)
         except ValueError:
             return None
 
@@ -324,61 +303,14 @@ class Container:
 
     # --- recovery of a half-made container (docs/contracts.md, "Recovery") ----------------------------------------
     def undo_create(self) -> None:
-        """Undo what an uncommitted create made, whatever instant it died at, then remove the directory. The caller
-        holds the lock (so that create is gone). Order: processes (the recorded init, everything in the owned
-        cgroups: the init joins them before it forks), then the cgroups (owned, then planned: rmdir only takes
-        empty ones, and nothing is killed in a planned one), then the directory (fifo and state with it). Net
-        devices and mounts live in the init's namespaces and go with its last process."""
-        import time
+        """Undo what an uncommitted create made, then remove the directory (ocipy/storemake.py `undo_create`)."""
+        from .storemake import undo_create
 
-        journal = self.journal() or {}
-        cgroup = self.cgroup()
-        init = procfs.pidfd_open(self.pid, self.starttime) if self.pid > 0 else None
-        try:
-            if init is not None:
-                procfs.send_signal(init, 9)
-            deadline = time.monotonic() + KILL_TIMEOUT
-            while cgroup.populated() and time.monotonic() < deadline:
-                cgroup.kill(9)
-                time.sleep(0.002)
-            if init is not None and not procfs.wait_exit(init, max(0.0, deadline - time.monotonic())):
-                raise OcipyError(f"container init (pid {self.pid}) did not exit after SIGKILL")
-        finally:
-            if init is not None:
-                px.close(init)
-        cgroup.remove()
-        from .cgroups.driver import driver_for
-
-        planned = journal.get("cgroup")
-        for d in reversed(driver_for(planned).dirs() if isinstance(planned, dict) else []):
-            try:
-                px.rmdir(d)
-            except OSError:
-                pass  # not made, or not empty: then not ours
-        self.remove()
+        undo_create(self)
 
 
 def _os_error(path: str, exc: OSError) -> OcipyError:
     return OcipyError(f"{path}: {os_reason(exc)}")
-
-
-def _clear_dir(dirfd: int) -> None:
-    for name in px.listdir(dirfd):
-        try:
-            px.unlink(name, dir_fd=dirfd)
-        except FileNotFoundError:
-            pass
-        except IsADirectoryError:
-            sub = px.open(
-                name,
-                px.O_RDONLY | px.O_DIRECTORY | px.O_NOFOLLOW | px.O_CLOEXEC,
-                dir_fd=dirfd,
-            )
-            try:
-                _clear_dir(sub)
-            finally:
-                px.close(sub)
-            px.rmdir(name, dir_fd=dirfd)
 
 
 class Store:
@@ -408,49 +340,10 @@ class Store:
         return px.join(self.root, "@cache", "seccomp")
 
     def create_dir(self, cid: str) -> Container:
-        """Make `<root>/<id>` (0700) and return it locked; EEXIST -> `container with given ID already exists`,
-        unless what is there is a half-made container whose create is gone: that is undone first (recovery)."""
-        validate_id(cid)
-        path = px.join(self.root, cid)
-        try:
-            import os  # create only: the lifecycle verbs stay off `os` (ocipy/posixlite.py)
+        """Make `<root>/<id>` and return it locked (ocipy/storemake.py `create_dir`: recovery of a half-made one)."""
+        from .storemake import create_dir
 
-            os.makedirs(self.root, mode=0o700, exist_ok=True)
-        except OSError as exc:
-            from .rootless import explain_root_error
-
-            raise OcipyError(explain_root_error(self.root, exc, self.root_given)) from None
-        try:
-            for _ in range(3):
-                try:
-                    px.mkdir(path, 0o700)
-                    break
-                except FileExistsError:
-                    self._recover(cid)
-            else:
-                raise OcipyError("container with given ID already exists")
-        except PermissionError as exc:
-            from .rootless import explain_root_error
-
-            raise OcipyError(explain_root_error(self.root, exc, self.root_given)) from None
-        except OSError as exc:
-            raise _os_error(path, exc) from None
-        c = Container(self, cid, self._open_fd(cid))
-        c.lock()
-        return c
-
-    def _recover(self, cid: str) -> None:
-        """An existing `<root>/<id>`: undo it when it is a half-made container nobody works on, else EEXIST."""
-        try:
-            old = self.open(cid)
-        except OcipyError:
-            return  # gone meanwhile: mkdir again
-        try:
-            if not old.try_lock() or old.journal() is None:
-                raise OcipyError("container with given ID already exists")
-            old.undo_create()
-        finally:
-            old.close()
+        return create_dir(self, cid)
 
     def open(self, cid: str) -> Container:
         """An existing container dir (not yet locked); missing -> `container does not exist`."""

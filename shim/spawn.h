@@ -36,4 +36,7 @@ enum {
 };
 int ocipy_userns_fd(const char *uid_map, const char *gid_map, int *step_out);
 
+/* shim/bpf.c: bpf(cmd, attr, size); -1 with errno set on failure. */
+long ocipy_bpf(int cmd, void *attr, unsigned int size);
+
 #endif

@@ -1,5 +1,6 @@
 """Device access rules: the effective rule list, v1 `devices.allow`/`devices.deny` writes, and the cgroup v2 eBPF
-program (BPF_PROG_TYPE_CGROUP_DEVICE) built here as raw instructions and loaded/attached with `bpf(2)` via ctypes.
+program (BPF_PROG_TYPE_CGROUP_DEVICE) built here as raw instructions and loaded/attached with `bpf(2)` through the
+shim (`ocipy._shim.bpf`: not ctypes, whose import cost ~1.5 ms of every create).
 
 The effective list is `linux.resources.devices` in order, then (as runc) the devices every container gets -- mknod
 of anything, null, zero, full, random, urandom, tty, console, ptmx and the pts. `linux.devices` adds nothing. Unlike
@@ -12,7 +13,6 @@ denies. That is what the v1 lists do for the lists runtimes write (deny all, the
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import struct
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # `dataclasses` imports `inspect`, `typing` imports `re` (~10
 else:
     from ocipy.records import dataclass
 
+from ocipy import _shim
 from ocipy.errors import os_reason
 
 from . import CgroupError
@@ -120,7 +121,6 @@ BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_DETACH, BPF_PROG_GET_FD_BY_ID, BPF_PROG
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
 BPF_CGROUP_DEVICE = 6
 BPF_F_ALLOW_MULTI = 2
-SYS_BPF = 321  # x86_64
 DEV_BLOCK, DEV_CHAR = 1, 2
 ACC = {"m": 1, "r": 2, "w": 4}
 
@@ -178,21 +178,6 @@ def build_program(rules: list[Rule]) -> bytes:
     return b"".join(prog)
 
 
-_libc: Any = None
-
-
-def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.syscall.restype = ctypes.c_long
-    rc = _libc.syscall(ctypes.c_long(SYS_BPF), ctypes.c_long(cmd), attr, ctypes.c_long(len(attr)))
-    if rc < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return int(rc)
-
-
 def load_program(insns: bytes) -> int:
     """BPF_PROG_LOAD: a program fd. Loaded without the verifier's log first (with it, a load costs ~1.2 ms of CPU
     instead of ~0.35: the log buffer), as cilium/ebpf does for runc; a refused program is loaded again with the log,
@@ -205,21 +190,22 @@ def load_program(insns: bytes) -> int:
 
 
 def _load(insns: bytes, log_size: int) -> int:
-    buf = ctypes.create_string_buffer(insns, len(insns))
-    lic = ctypes.create_string_buffer(b"Apache")
-    log = ctypes.create_string_buffer(max(1, log_size))
-    attr = ctypes.create_string_buffer(128)
+    log = bytearray(max(1, log_size))
+    keep_insns, insns_at = _shim.address(insns)
+    keep_lic, lic_at = _shim.address(b"Apache\0")
+    keep_log, log_at = _shim.address(log)
+    attr = bytearray(128)
     struct.pack_into(
         "<IIQQIIQII16sII",
         attr,
         0,
         BPF_PROG_TYPE_CGROUP_DEVICE,
         len(insns) // 8,
-        ctypes.addressof(buf),
-        ctypes.addressof(lic),
+        insns_at,
+        lic_at,
         1 if log_size else 0,
         log_size,
-        ctypes.addressof(log) if log_size else 0,
+        log_at if log_size else 0,
         0,
         0,
         b"ocipy_dev",
@@ -227,26 +213,33 @@ def _load(insns: bytes, log_size: int) -> int:
         BPF_CGROUP_DEVICE,
     )
     try:
-        return _bpf(BPF_PROG_LOAD, attr)
+        return _shim.bpf(BPF_PROG_LOAD, attr)
     except OSError as exc:
-        text = [ln for ln in log.value.decode(errors="replace").splitlines() if ln and not ln.startswith("processed ")]
+        logged = log.split(b"\0", 1)[0].decode(errors="replace")
+        text = [ln for ln in logged.splitlines() if ln and not ln.startswith("processed ")]
         detail = f" (verifier: {text[0]})" if text else ""
         raise OSError(exc.errno, f"{exc.strerror}{detail}") from None
+    finally:
+        del keep_insns, keep_lic, keep_log
 
 
 def query_programs(cgroup_fd: int) -> list[int]:
-    ids = (ctypes.c_uint32 * 64)()
-    attr = ctypes.create_string_buffer(128)
-    struct.pack_into("<IIIIQI", attr, 0, cgroup_fd, BPF_CGROUP_DEVICE, 0, 0, ctypes.addressof(ids), 64)
-    _bpf(BPF_PROG_QUERY, attr)
-    count = struct.unpack_from("<I", attr, 24)[0]
-    return [ids[i] for i in range(min(count, 64))]
+    ids = bytearray(4 * 64)
+    keep, ids_at = _shim.address(ids)
+    attr = bytearray(128)
+    struct.pack_into("<IIIIQI", attr, 0, cgroup_fd, BPF_CGROUP_DEVICE, 0, 0, ids_at, 64)
+    try:
+        _shim.bpf(BPF_PROG_QUERY, attr)
+    finally:
+        del keep
+    count = min(struct.unpack_from("<I", attr, 24)[0], 64)
+    return list(struct.unpack_from(f"<{count}I", ids))
 
 
 def _prog_fd_by_id(prog_id: int) -> int:
-    attr = ctypes.create_string_buffer(128)
+    attr = bytearray(128)
     struct.pack_into("<I", attr, 0, prog_id)
-    return _bpf(BPF_PROG_GET_FD_BY_ID, attr)
+    return _shim.bpf(BPF_PROG_GET_FD_BY_ID, attr)
 
 
 def attach_program(directory: str, prog_fd: int, replace_old: bool = True) -> None:
@@ -254,18 +247,18 @@ def attach_program(directory: str, prog_fd: int, replace_old: bool = True) -> No
     cg = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         old = query_programs(cg) if replace_old else []
-        attr = ctypes.create_string_buffer(128)
+        attr = bytearray(128)
         struct.pack_into("<IIII", attr, 0, cg, prog_fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
-        _bpf(BPF_PROG_ATTACH, attr)
+        _shim.bpf(BPF_PROG_ATTACH, attr)
         for pid_ in old:
             try:
                 ofd = _prog_fd_by_id(pid_)
             except OSError:
                 continue
             try:
-                attr = ctypes.create_string_buffer(128)
+                attr = bytearray(128)
                 struct.pack_into("<IIII", attr, 0, cg, ofd, BPF_CGROUP_DEVICE, 0)
-                _bpf(BPF_PROG_DETACH, attr)
+                _shim.bpf(BPF_PROG_DETACH, attr)
             except OSError as exc:
                 if exc.errno != errno.ENOENT:
                     raise

@@ -290,49 +290,6 @@ def _plan(
     return plan
 
 
-def _start_grace_period(record: dict[str, Any]) -> None:
-    """Have the kernel start now the wait that the init's cgroup join would start later, and go on meanwhile.
-
-    Every write to a cgroup.procs file takes the kernel's global cgroup_threadgroup_rwsem for writing. When none came
-    in the last ~20 ms (an exec probe every few seconds: always), that first waits for an RCU grace period, 6-16 ms
-    here, and the init's join, ~5 ms of Python later, waited the whole of it (so does runc's, on hosts where it
-    cannot use CLONE_INTO_CGROUP). A thread moves this process into the cgroup it is already in, which takes the
-    lock and moves nothing; the init's write then finds the grace period over or under way (docs/cgroups.md, "Verbs"). It writes
-    only into the unified hierarchy's cgroup.procs that lists this process, so nothing can move. Best effort: any
-    failure leaves the wait where it was."""
-    v2, path = record.get("v2"), record.get("path")
-    if not (isinstance(v2, str) and isinstance(path, str) and path.startswith("/") and v2.endswith(path)):
-        return  # the hierarchy's mount point is v2 less the absolute cgroupsPath; unknown otherwise
-    own = next((line[3:] for line in (px.read_text("/proc/self/cgroup") or "").splitlines() if line[:3] == "0::"), "")
-    if not own.startswith("/"):
-        return
-    procs = px.join(v2[: len(v2) - len(path)] + own, "cgroup.procs")
-    import _thread  # builtin, unlike `threading`
-
-    ready = _thread.allocate_lock()
-    ready.acquire()
-
-    def move_into_own_cgroup() -> None:
-        try:
-            if str(px.getpid()) not in (px.read_text(procs) or "").split():
-                return  # not the cgroup we are in (a mount point that is not where the record says)
-            fd = px.open(procs, px.O_WRONLY | px.O_CLOEXEC)
-        except OSError:
-            return
-        finally:
-            ready.release()  # the write below releases the GIL as soon as it enters the kernel
-        try:
-            px.write(fd, b"0")  # 0: the writer's own process
-        except OSError:
-            pass
-        finally:
-            px.close(fd)
-
-    _thread.start_new_thread(move_into_own_cgroup, ())
-    # a new thread waits for the GIL, up to the 5 ms switch interval while this one works: let it reach the write
-    ready.acquire()
-
-
 def _exec(args: argparse.Namespace) -> int:
     from ocipy.faults import point
     from ocipy.store import Store
@@ -341,7 +298,9 @@ def _exec(args: argparse.Namespace) -> int:
     c = Store.from_args(args).open_locked(args.container_id)
     record = c.cgroup_record()
     if isinstance(record, dict):
-        _start_grace_period(record)  # first: the sooner it starts, the less of it is left when the init joins
+        from ocipy.cgroups import graceperiod
+
+        graceperiod.start(record)  # first: the sooner it starts, the less of it is left when the init joins
     point("exec.locked")
     undo = _Undo([c.close])  # closing the dir fd also drops the lock
     try:

@@ -3,6 +3,7 @@ cgroup.kill, hugetlb limits and the eBPF device program."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -162,3 +163,17 @@ def test_no_device_rules_no_program(rt: Any, bundle: Any) -> None:
     cid, _ = rt.create_ok(bundle.args("sleep", "1000"))
     assert _bpf_program_ids(udir(cid)) == []
     time.sleep(0)
+
+
+@needs_unified
+def test_refused_device_program_names_the_verifier() -> None:
+    """bpf(2) through the shim: a refused program is loaded again with the verifier's log, whose line is the detail."""
+    sys.path.insert(0, str(h.PROJECT))
+    from ocipy.cgroups import devices
+
+    no_exit = b"\xb7\x00\x00\x00\x01\x00\x00\x00"  # r0 = 1, and no exit
+    with pytest.raises(OSError) as info:
+        devices.load_program(no_exit)
+    assert info.value.errno == errno.EINVAL
+    assert "verifier: last insn is not an exit" in str(info.value)
+    os.close(devices.load_program(devices.build_program([devices.Rule(True, "a", -1, -1, "rwm")])))

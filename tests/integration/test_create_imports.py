@@ -37,6 +37,8 @@ CREATE_FORBIDDEN = {
     "datetime",
     "contextlib",  # creator's undo stack is its own (contextlib brings collections and functools)
     "collections",
+    "ctypes",  # the device eBPF program's bpf(2) goes through the shim (ctypes cost ~1.5 ms of every create)
+    "_ctypes",
 }
 
 

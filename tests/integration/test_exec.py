@@ -461,7 +461,7 @@ def test_seccomp_listener_gets_the_exec_process(rt, bundle, tmp_path):
 
 @pytest.mark.skipif(not h.IS_OCIPY, reason="ocipy's own record")
 def test_early_grace_period_moves_nothing(rt, bundle):
-    """exec's early write into its own unified cgroup.procs (`_start_grace_period`) leaves every process where it
+    """exec's early write into its own unified cgroup.procs (ocipy/cgroups/graceperiod.py) leaves every process where it
     was, on the real cgroupfs: a child interpreter runs it with the container's record and compares its cgroups."""
     import sys
 
@@ -470,8 +470,8 @@ def test_early_grace_period_moves_nothing(rt, bundle):
     if not isinstance(record.get("v2"), str):
         pytest.skip("no unified hierarchy here")
     code = (
-        "import json, sys, time; from ocipy.operations import exec as e; "
-        "before = open('/proc/self/cgroup').read(); e._start_grace_period(json.loads(sys.argv[1])); "
+        "import json, sys, time; from ocipy.cgroups import graceperiod as g; "
+        "before = open('/proc/self/cgroup').read(); g.start(json.loads(sys.argv[1])); "
         "time.sleep(0.2); print(json.dumps([before, open('/proc/self/cgroup').read()]))"
     )
     env = {**os.environ, "PYTHONPATH": str(h.PROJECT)}

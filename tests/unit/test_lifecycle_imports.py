@@ -83,20 +83,24 @@ def test_missing_container_path_avoids_slow_stdlib(verb: str, tmp_path: Path) ->
 
 
 # what a verb on a live container no longer loads (issue 15): `_json` is a dlopen (state.json is read by
-# fastjson.loads_record), `math` and `pwd` are imports too, the driver module and `lifecycle` are ~0.2 ms each
+# ocipy/recordjson.py; fastjson is for writing JSON), `math` is an import too, the driver module and `lifecycle` are ~0.2 ms each, the store's
+# writes (storemake) ~40 us, the message writers (logsink) ~25 us: a verb that writes no message needs none
+_LIGHT = {"_json", "math", "ocipy.cgroups.driver", "ocipy.lifecycle", "ocipy.storemake", "ocipy.logsink"}
 LIVE = {
-    "state": ({"_json", "math", "ocipy.cgroups.driver", "ocipy.lifecycle", "ocipy.signals", "fcntl"}, []),
-    "list": ({"_json", "math", "ocipy.cgroups.driver", "ocipy.lifecycle", "fcntl"}, []),
-    "kill": ({"_json", "math", "ocipy.cgroups.driver", "ocipy.lifecycle", "ocipy.faults"}, ["0"]),
-    "pause": ({"_json", "math", "ocipy.cgroups.driver", "ocipy.lifecycle", "ocipy.faults"}, []),
-    "resume": ({"_json", "math", "ocipy.cgroups.driver", "ocipy.lifecycle", "ocipy.faults"}, []),
+    "state": (_LIGHT | {"ocipy.signals", "fcntl"}, []),  # fastjson: it prints JSON
+    "list": (_LIGHT | {"fcntl", "ocipy.fastjson"}, []),
+    "kill": (_LIGHT | {"ocipy.faults", "ocipy.fastjson"}, []),
+    "pause": (_LIGHT | {"ocipy.faults", "ocipy.fastjson"}, []),
+    "resume": (_LIGHT | {"ocipy.faults", "ocipy.fastjson"}, []),
+    "start": ({"_json", "math", "ocipy.cgroups.driver", "ocipy.storemake", "ocipy.logsink", "ocipy.fastjson"}, []),
+    "delete": ({"_json", "math", "ocipy.logsink", "ocipy.fastjson"}, ["--force"]),
 }
 
 
 @pytest.mark.parametrize("fifo", [True, False], ids=["created", "running"])
 def test_live_container_verbs_stay_light(tmp_path: Path, fifo: bool) -> None:
-    """state/list/kill/pause/resume of a container whose init is a real process (a sleeper here), with a v1 freezer
-    of plain files: each verb works, and loads none of what it no longer needs."""
+    """state/list/kill/pause/resume/start/delete of a container whose init is a real process (a sleeper here), with a
+    v1 freezer of plain files: each verb works, and loads none of what it no longer needs."""
     from ocipy import procfs
     from ocipy.state import State
     from ocipy.store import Store
@@ -110,17 +114,39 @@ def test_live_container_verbs_stay_light(tmp_path: Path, fifo: bool) -> None:
         c = st.create_dir("live")
         private = {"starttime": procfs.starttime(sleeper.pid), "cgroup": {"v1": {"freezer": str(freezer)}}}
         c.write_state(State("live", pid=sleeper.pid, bundle="/b", rootfs="/b/rootfs", private=private))
+        reader = -1
         if fifo:
             os.mkfifo(os.path.join(c.dir, "exec.fifo"))
+            reader = os.open(os.path.join(c.dir, "exec.fifo"), os.O_RDONLY | os.O_NONBLOCK)  # the init's end
         c.close()
-        for verb in ["state", "list", "kill", "pause", "state", "resume"]:
+        verbs = ["state", "list", "kill", "pause", "state", "resume", *(["start"] if fifo else []), "delete"]
+        for verb in verbs:
             forbidden, extra = LIVE[verb]
-            names, out = imported([verb, *(["live"] if verb != "list" else []), *extra], tmp_path / "root", site=False)
+            argv = [verb, *extra, *(["live"] if verb != "list" else []), *(["0"] if verb == "kill" else [])]
+            names, out = imported(argv, tmp_path / "root", site=False)
             assert out.returncode == 0, out.stderr[-2000:]
             assert not forbidden & names, f"{verb} imported {sorted(forbidden & names)}"
             if verb == "pause":
                 assert (freezer / "freezer.state").read_text() == "FROZEN"
+            if verb == "start":
+                assert os.read(reader, 1) == b"0"
         assert (freezer / "freezer.state").read_text() == "THAWED"
+        assert not (tmp_path / "root" / "live").exists()
     finally:
+        if fifo and reader >= 0:
+            os.close(reader)
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_verb_builds_only_its_own_grammar(tmp_path: Path) -> None:
+    """The grammar table is rows of constants; the fast parser turns only its verb's row into objects (building
+    all of them cost ~40 us of every command)."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(PROJECT)!r})\n"
+        "from ocipy import cli, cligrammar\n"
+        f"cli.main(['--root', {str(tmp_path)!r}, 'state', 'nope'])\n"
+        "print(sorted(cligrammar._specs))\n"
+    )
+    out = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert out.stdout.split("\n")[0] == "['state']", out.stdout + out.stderr

@@ -1,4 +1,4 @@
-"""exec starts the cgroup lock's grace period early (ocipy/operations/exec.py `_start_grace_period`): a thread writes
+"""exec starts the cgroup lock's grace period early (ocipy/cgroups/graceperiod.py, called by exec): a thread writes
 "0" (itself) into the unified cgroup.procs that lists this process, found from the container's record and
 /proc/self/cgroup, and into nothing else. On a fake hierarchy (plain files) the write shows as the file's text."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ocipy.operations import exec as exec_op
+from ocipy.cgroups import graceperiod
 
 
 def _own_v2() -> str:
@@ -41,7 +41,7 @@ def _settled(procs: Path, before: str) -> str:
 def test_writes_itself_into_the_cgroup_that_lists_it(tmp_path: Path) -> None:
     record, procs = _fake(tmp_path, [1, os.getpid(), 99])
     before = procs.read_text()
-    exec_op._start_grace_period(record)
+    graceperiod.start(record)
     assert _settled(procs, before).startswith("0")  # a plain file: the "0" lands over the first byte
 
 
@@ -60,6 +60,46 @@ def test_writes_nothing_anywhere_else(tmp_path: Path, change: str) -> None:
     if change == "no-v2":
         del record["v2"]
     before = procs.read_text()
-    exec_op._start_grace_period(record)
+    graceperiod.start(record)
     time.sleep(0.05)
     assert procs.read_text() == before
+
+
+def test_no_thread_no_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Out of threads (a pids limit reached), the exec goes on as it would without the early start."""
+    import _thread
+
+    def refuse(*_args: object) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(_thread, "start_new_thread", refuse)
+    record, procs = _fake(tmp_path, [os.getpid()])
+    before = procs.read_text()
+    graceperiod.start(record)  # returns, raises nothing
+    assert procs.read_text() == before
+
+
+def test_create_keeps_writing_until_stopped(tmp_path: Path) -> None:
+    """create's keep=True: the lock's fast state comes back ~1 grace period after the last writer, so the thread
+    writes again every few ms (each write lands one byte further on a plain file) until stop()."""
+    record, procs = _fake(tmp_path, [os.getpid()] + [99999] * 64)
+    before = procs.read_text()
+    graceperiod.start(record, keep=True)
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and not procs.read_text().startswith("000"):
+        time.sleep(0.002)
+    graceperiod.stop()
+    time.sleep(0.02)  # a rewrite already past its wait may still land
+    stopped = procs.read_text()
+    assert stopped.startswith("000") and stopped != before
+    time.sleep(0.05)
+    assert procs.read_text() == stopped  # no more writes after stop()
+
+
+def test_writes_once_without_keep(tmp_path: Path) -> None:
+    record, procs = _fake(tmp_path, [os.getpid()] + [99999] * 64)
+    before = procs.read_text()
+    graceperiod.start(record)
+    after = _settled(procs, before)
+    time.sleep(0.05)
+    assert procs.read_text() == after and after[:2] == "0" + before[1]
