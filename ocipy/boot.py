@@ -249,7 +249,7 @@ def new_modules() -> list[str]:
         for name, module in sys.modules.items()
         if name[:6] == "ocipy."
         and name not in known
-        and name[:10] != "ocipy.boot"
+        and name not in ("ocipy.boot", "ocipy.bootsave")
         and type(getattr(module, "__loader__", None)) is _SourceFileLoader
     ]
 

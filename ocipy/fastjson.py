@@ -1,13 +1,8 @@
 """JSON for the lifecycle path without `import json`, which pulls in `re` and `enum`: ~6 ms of a ~15 ms command.
 
-Two readers:
-- `loads`: the C accelerators behind the json module (`_json`), used directly (its scanner reads, its string encoder
-  writes). For any document: config.json, CRIU's files, the seccomp cache.
-- `loads_record`: the records ocipy writes itself (state.json, read by every lifecycle verb), small and compact, read
-  by a few lines of Python. `_json` is an extension module (a dlopen and a scan of every sys.path directory): loading
-  it costs ~0.3 ms, a third of a lifecycle verb's own work, and a 1 KiB record parses here in ~0.06 ms. It accepts a
-  strict subset of JSON whose value it can tell is right (strings without escapes, integers) and hands anything else
-  to `loads`, so its result is always json.loads's.
+`loads`: the C accelerators behind the json module (`_json`), used directly (its scanner reads, its string encoder
+writes), loaded when first needed. For any document: config.json, CRIU's files, the seccomp cache. The records ocipy
+writes itself (state.json, read by every lifecycle verb) are read by ocipy/recordjson.py without `_json`.
 
 `dumps` writes plain strings itself too, and loads `_json` only for one that needs escaping. The values are ocipy's
 own (state.json, `state`, `list`, log lines): dicts, lists, str, int, float, bool and None. A malformed document
@@ -20,7 +15,6 @@ if TYPE_CHECKING:
 
 _WS = " \t\n\r"
 _INF = float("inf")
-RECORD_MAX = 4096  # characters: above this `_json` (import included) reads faster than the Python reader
 
 
 def _no_constant(name: str) -> "Any":
@@ -83,95 +77,6 @@ def loads(text: str | bytes) -> "Any":
     if text[end:].strip(_WS):
         raise ValueError(f"extra data at character {end}")
     return value
-
-
-class _Other(Exception):
-    """What `loads_record` leaves to `loads`: not in its subset, or not JSON at all."""
-
-
-_DIGITS = frozenset("-0123456789")
-_WORDS = {"t": ("true", True), "f": ("false", False), "n": ("null", None)}
-
-
-def loads_record(text: str | bytes) -> "Any":
-    """`loads` for a small document ocipy wrote (state.json), without loading `_json` (see the module's text)."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
-    if len(text) <= RECORD_MAX:
-        try:
-            value, end = _value(text, len(text) - len(text.lstrip(_WS)))
-            if not text[end:].strip(_WS):
-                return value
-        except (_Other, IndexError, ValueError, RecursionError):
-            pass
-    return loads(text)
-
-
-def _string(s: str, i: int) -> tuple[str, int]:
-    """The string opening at s[i], when it has no escape and no control character (those go to `loads`)."""
-    j = s.index('"', i + 1)
-    v = s[i + 1 : j]
-    if "\\" in v or not v.isprintable():
-        raise _Other
-    return v, j + 1
-
-
-def _skip(s: str, i: int) -> int:
-    while s[i] in _WS:
-        i += 1
-    return i
-
-
-def _value(s: str, i: int) -> "tuple[Any, int]":
-    c = s[i]
-    if c == '"':
-        return _string(s, i)
-    if c == "{":
-        obj: dict[str, Any] = {}
-        i = _skip(s, i + 1)
-        if s[i] == "}":
-            return obj, i + 1
-        while True:
-            if s[i] != '"':
-                raise _Other
-            key, i = _string(s, i)
-            i = _skip(s, i)
-            if s[i] != ":":
-                raise _Other
-            obj[key], i = _value(s, _skip(s, i + 1))
-            i = _skip(s, i)
-            if s[i] == "}":
-                return obj, i + 1
-            if s[i] != ",":
-                raise _Other
-            i = _skip(s, i + 1)
-    if c == "[":
-        arr: list[Any] = []
-        i = _skip(s, i + 1)
-        if s[i] == "]":
-            return arr, i + 1
-        while True:
-            item, i = _value(s, i)
-            arr.append(item)
-            i = _skip(s, i)
-            if s[i] == "]":
-                return arr, i + 1
-            if s[i] != ",":
-                raise _Other
-            i = _skip(s, i + 1)
-    if c in _DIGITS:
-        # an integer: -?(0|[1-9][0-9]*) exactly; a fraction or an exponent goes to `loads`
-        j = i + 1
-        while j < len(s) and s[j] in _DIGITS:
-            j += 1
-        digits = s[i + 1 : j] if c == "-" else s[i:j]
-        if not digits.isdigit() or (digits[0] == "0" and len(digits) > 1) or s[j : j + 1] in (".", "e", "E"):
-            raise _Other
-        return int(s[i:j]), j
-    word = _WORDS.get(c)
-    if word is not None and s.startswith(word[0], i):
-        return word[1], i + len(word[0])
-    raise _Other
 
 
 def dumps(value: "Any", indent: int | None = None) -> str:

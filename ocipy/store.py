@@ -152,7 +152,7 @@ class Container:
         """The stored state. A directory without state.json is a create that has recorded nothing yet (or died
         before it could): a half-made container with an empty journal (docs/contracts.md, "Recovery")."""
         if self._state is None:
-            from . import fastjson as json
+            from . import recordjson
 
             try:
                 fd = px.open(
@@ -172,7 +172,7 @@ class Container:
                 # a first write lost to a power cut (write_file does not fsync): nothing recorded, as without a file
                 return self._unrecorded()
             try:
-                data = json.loads_record(raw)
+                data = recordjson.loads(raw)
             except ValueError as exc:
                 raise OcipyError(f"{self.state_path}: invalid state: {exc}") from None
             if not isinstance(data, dict):
@@ -274,10 +274,10 @@ class Container:
         raw = self.read_file(CGROUP_FILE)
         if raw is None:
             return None
-        from . import fastjson
+        from . import recordjson
 
         try:
-            return fastjson.loads_record(raw)
+            return recordjson.loads(raw)
         except ValueError:
             return None
 

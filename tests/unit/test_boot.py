@@ -295,6 +295,16 @@ def test_a_cycle_is_served_on_demand(tree: Tree) -> None:
     assert tree.run("list").returncode == 0
 
 
+@pytest.mark.parametrize("path", ["launcher/ocipy", "ocipy/__main__.py", "generated"])
+def test_every_entry_point_boots_before_importing_the_cli(path: str, tmp_path: Path) -> None:
+    if path == "generated":
+        text = Tree(tmp_path).launcher.read_text()
+    else:
+        text = (PROJECT / path).read_text()
+    assert "from ocipy import boot" in text
+    assert text.index("boot.start()") < text.index("from ocipy.cli import entry")
+
+
 @pytest.mark.parametrize(
     ("argv", "verb"),
     [
@@ -317,3 +327,31 @@ def test_a_cycle_is_served_on_demand(tree: Tree) -> None:
 )
 def test_find_verb(argv: list[str], verb: str | None) -> None:
     assert boot.find_verb(["ocipy", *argv]) == verb
+
+
+def test_the_image_order_puts_dependencies_first(tree: Tree) -> None:
+    """Each module's module-level ocipy imports come before it in the image (importlib's completion order, read
+    from sys.modules: a Python that stopped moving a finished module to its end would fail here)."""
+    import ast
+    import marshal
+
+    tree.run("list")
+    data = tree.image().read_bytes()
+    _, first, _ = marshal.loads(data[len(boot.HEAD) + 16 :])
+    order = [entry[0] for entry in first]
+    checked = 0
+    for i, (name, rel, is_pkg, *_) in enumerate(first):
+        package = name if is_pkg else name.rpartition(".")[0]
+        for node in ast.parse((tree.root / rel).read_text()).body:
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parent = ".".join(parts[: len(parts) - node.level + 1])
+                base = f"{parent}.{base}" if base else parent
+            for target in (base, *(f"{base}.{alias.name}" for alias in node.names)):
+                if target in order and target != name:
+                    assert order.index(target) < i, f"{name} before its import {target}"
+                    checked += 1
+    assert checked >= 5

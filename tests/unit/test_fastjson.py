@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocipy import fastjson
+from ocipy import fastjson, recordjson
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -65,14 +65,14 @@ def test_syntax_errors_are_value_errors_without_json_imported(text: str) -> None
 
 
 def _same_as_json(text: str) -> None:
-    """loads_record gives json.loads's value, or raises ValueError where json.loads does."""
+    """recordjson.loads gives json.loads's value, or raises ValueError where json.loads does."""
     try:
         want = json.loads(text)
     except ValueError:
         with pytest.raises(ValueError):
-            fastjson.loads_record(text)
+            recordjson.loads(text)
         return
-    got = fastjson.loads_record(text)
+    got = recordjson.loads(text)
     assert got == want and json.dumps(got) == json.dumps(want)  # dumps: key order and int/float kinds too
 
 
@@ -135,9 +135,9 @@ def test_record_path_loads_no_extension_module(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         f"sys.path.insert(0, {str(PROJECT)!r})\n"
-        "from ocipy import fastjson\n"
+        "from ocipy import fastjson, recordjson\n"
         # as the store writes it: compact, ensure_ascii=False
-        f"v = fastjson.loads_record({json.dumps(record, ensure_ascii=False, separators=(',', ':'))!r}.encode())\n"
+        f"v = recordjson.loads({json.dumps(record, ensure_ascii=False, separators=(',', ':'))!r}.encode())\n"
         "out = fastjson.dumps(v, indent=2)\n"
         "assert '_json' not in sys.modules and 'math' not in sys.modules, sorted(sys.modules)\n"
         "print(out)\n"

@@ -83,17 +83,17 @@ def test_missing_container_path_avoids_slow_stdlib(verb: str, tmp_path: Path) ->
 
 
 # what a verb on a live container no longer loads (issue 15): `_json` is a dlopen (state.json is read by
-# fastjson.loads_record), `math` is an import too, the driver module and `lifecycle` are ~0.2 ms each, the store's
+# ocipy/recordjson.py; fastjson is for writing JSON), `math` is an import too, the driver module and `lifecycle` are ~0.2 ms each, the store's
 # writes (storemake) ~40 us, the message writers (logsink) ~25 us: a verb that writes no message needs none
 _LIGHT = {"_json", "math", "ocipy.cgroups.driver", "ocipy.lifecycle", "ocipy.storemake", "ocipy.logsink"}
 LIVE = {
-    "state": (_LIGHT | {"ocipy.signals", "fcntl"}, []),
-    "list": (_LIGHT | {"fcntl"}, []),
-    "kill": (_LIGHT | {"ocipy.faults"}, []),
-    "pause": (_LIGHT | {"ocipy.faults"}, []),
-    "resume": (_LIGHT | {"ocipy.faults"}, []),
-    "start": ({"_json", "math", "ocipy.cgroups.driver", "ocipy.storemake", "ocipy.logsink"}, []),
-    "delete": ({"_json", "math", "ocipy.logsink"}, ["--force"]),
+    "state": (_LIGHT | {"ocipy.signals", "fcntl"}, []),  # fastjson: it prints JSON
+    "list": (_LIGHT | {"fcntl", "ocipy.fastjson"}, []),
+    "kill": (_LIGHT | {"ocipy.faults", "ocipy.fastjson"}, []),
+    "pause": (_LIGHT | {"ocipy.faults", "ocipy.fastjson"}, []),
+    "resume": (_LIGHT | {"ocipy.faults", "ocipy.fastjson"}, []),
+    "start": ({"_json", "math", "ocipy.cgroups.driver", "ocipy.storemake", "ocipy.logsink", "ocipy.fastjson"}, []),
+    "delete": ({"_json", "math", "ocipy.logsink", "ocipy.fastjson"}, ["--force"]),
 }
 
 
