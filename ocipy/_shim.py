@@ -100,3 +100,13 @@ def address(buf: bytes | bytearray) -> tuple[object, int]:
     it until the system call has returned."""
     keep = _ffi.from_buffer(buf)
     return keep, int(_ffi.cast("uintptr_t", keep))
+
+
+def grace_start(fd: int) -> bool:
+    """shim/graceperiod.c: a native thread writes "0" into `fd` (a cgroup.procs listing this process), then again every
+    3 ms until grace_stop(), and closes it. False (and `fd` still the caller's) if no thread could be started."""
+    return int(_lib.ocipy_grace_start(fd)) == 0
+
+
+def grace_stop() -> None:
+    _lib.ocipy_grace_stop()

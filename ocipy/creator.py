@@ -333,14 +333,6 @@ class _Create:
         self.state.private = {JOURNAL_KEY: {"cgroup": planned}}
         self.container.write_state(self.state)
         point("create.journal")
-        if planned is not None and not self.rootless:
-            from ocipy.cgroups import graceperiod
-
-            # the init's first cgroup.procs write waits an RCU grace period (docs/cgroups.md, "Verbs"): start it
-            # now, so that it runs while this process makes the cgroups and compiles the plan
-            graceperiod.start(planned, keep=True)
-            self.undo.callback(graceperiod.stop)
-            self.grace_stop = graceperiod.stop
         os.mkfifo(self.container.fifo_path, 0o600)
         point("create.fifo")
         errors.debug(f"state dir {self.store.root}/{self.cid} made and locked, exec fifo {self.container.fifo_path}")
@@ -393,6 +385,15 @@ class _Create:
         point("create.cgroups")
         if cgroup is not NO_CGROUP:
             self.undo.callback(cgroup.remove)
+            if not self.rootless:
+                from ocipy.cgroups import graceperiod
+
+                # The init's first cgroup.procs write waits an RCU grace period (docs/cgroups.md, "Verbs"): start it
+                # now, so that it runs while this process compiles the plan and spawns the init. Not sooner: the
+                # kernel holds cgroup_mutex through it, and the mkdirs and the device program's attach above take it.
+                graceperiod.start(cgroup.record, keep=True)
+                self.undo.callback(graceperiod.stop)  # runs before cgroup.remove
+                self.grace_stop = graceperiod.stop
             self.state.cgroup = cgroup.record  # owned from now on: recovery kills what is in them, then removes them
             self.container.write_state(self.state)
             point("create.cgroup-record")

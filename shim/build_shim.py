@@ -55,6 +55,8 @@ enum { USERNS_STEP_CLONE = 1, USERNS_STEP_UID_MAP = 2, USERNS_STEP_SETGROUPS = 3
        USERNS_STEP_OPEN = 5 };
 int ocipy_userns_fd(const char *uid_map, const char *gid_map, int *step_out);
 long ocipy_bpf(int cmd, void *attr, unsigned int size);
+int ocipy_grace_start(int fd);
+void ocipy_grace_stop(void);
 """
 
 
@@ -137,9 +139,9 @@ def make_ffibuilder(absolute: bool = False, include_dirs: tuple[str, ...] = ()) 
     ffi.set_source(
         "ocipy._shim_c",
         '#include "spawn.h"',
-        sources=[path("spawn.c"), path("userns.c"), path("bpf.c")],
+        sources=[path("spawn.c"), path("userns.c"), path("bpf.c"), path("graceperiod.c")],
         include_dirs=[path("."), *include_dirs],
-        depends=[path("spawn.h"), path("spawn.c"), path("userns.c"), path("bpf.c")],
+        depends=[path("spawn.h"), path("spawn.c"), path("userns.c"), path("bpf.c"), path("graceperiod.c")],
         extra_compile_args=["-Wall", "-Wextra", "-Werror"],
     )
     return ffi

@@ -39,4 +39,9 @@ int ocipy_userns_fd(const char *uid_map, const char *gid_map, int *step_out);
 /* shim/bpf.c: bpf(cmd, attr, size); -1 with errno set on failure. */
 long ocipy_bpf(int cmd, void *attr, unsigned int size);
 
+/* shim/graceperiod.c: a detached thread writes "0" into `fd` (a cgroup.procs the process is in), then again every
+ * 3 ms until ocipy_grace_stop(); it closes `fd`. 0, or -errno (the caller still owns `fd`). */
+int ocipy_grace_start(int fd);
+void ocipy_grace_stop(void);
+
 #endif

@@ -1,5 +1,6 @@
 """Start the cgroup write lock's RCU grace period early, for a process that is about to join a container's cgroups
-(`exec`: docs/cgroups.md, "Verbs"). Stdlib and posixlite only: exec is a Kubernetes probe.
+(`exec` and `create`: docs/cgroups.md, "Verbs"). Stdlib and posixlite only (exec is a Kubernetes probe); create's
+keep=True uses the shim.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-_KEEP_EVERY = 0.003  # s: below the shortest grace period seen here (~6 ms), which is how long the fast state lasts
-_KEEP_AT_MOST = 40  # rewrites (~0.2 s with the GIL waits): a create whose init never joins does not loop on
-_stop: Any = None  # start(keep=True)'s lock: released by stop()
+_native = False  # a start(keep=True) thread may be running
 
 
 def start(record: dict[str, Any], keep: bool = False) -> None:
@@ -27,11 +26,10 @@ def start(record: dict[str, Any], keep: bool = False) -> None:
     container's cgroup record (ocipy/cgroups/driver.py). It writes only into the unified hierarchy's cgroup.procs
     that lists this process, so nothing can move. Best effort: any failure leaves the wait where it was.
 
-    `keep` (create): the grace period over, the lock stays in its slow, no-wait state for about one more grace period
-    only, and create's init joins ~10 ms of Python later, often after that. So the thread writes again every
-    _KEEP_EVERY (these writes find the grace period over and do not wait) until `stop()`, which create calls once the
-    init has joined."""
-    global _stop
+    `keep` (create): the grace period over, the lock stays in its no-wait state for about one more grace period only,
+    and create's init may join later than that. So the write is made by a native thread (shim/graceperiod.c) that
+    writes again every 3 ms (these writes do not wait) until `stop()`, which create calls once the init has joined;
+    being native, it never needs the GIL, and this thread does not wait for it to start."""
     v2, path = record.get("v2"), record.get("path")
     if not (isinstance(v2, str) and isinstance(path, str) and path.startswith("/") and v2.endswith(path)):
         return  # the hierarchy's mount point is v2 less the absolute cgroupsPath; unknown otherwise
@@ -39,14 +37,13 @@ def start(record: dict[str, Any], keep: bool = False) -> None:
     if not own.startswith("/"):
         return
     procs = px.join(v2[: len(v2) - len(path)] + own, "cgroup.procs")
+    if keep:
+        _start_native(procs)
+        return
     import _thread  # builtin, unlike `threading`
 
     ready = _thread.allocate_lock()
     ready.acquire()
-    stop = None
-    if keep:
-        stop = _stop = _thread.allocate_lock()
-        stop.acquire()
 
     def move_into_own_cgroup() -> None:
         try:
@@ -59,10 +56,6 @@ def start(record: dict[str, Any], keep: bool = False) -> None:
             ready.release()  # the write below releases the GIL as soon as it enters the kernel
         try:
             px.write(fd, b"0")  # 0: the writer's own process
-            for _ in range(_KEEP_AT_MOST):
-                if stop is None or stop.acquire(timeout=_KEEP_EVERY):  # the sleep releases the GIL
-                    break
-                px.write(fd, b"0")
         except OSError:
             pass
         finally:
@@ -76,9 +69,27 @@ def start(record: dict[str, Any], keep: bool = False) -> None:
     ready.acquire()
 
 
+def _start_native(procs: str) -> None:
+    global _native
+    from ocipy import _shim
+
+    try:
+        if str(px.getpid()) not in (px.read_text(procs) or "").split():
+            return  # not the cgroup we are in (a mount point that is not where the record says)
+        fd = px.open(procs, px.O_WRONLY | px.O_CLOEXEC)
+    except OSError:
+        return
+    if _shim.grace_start(fd):
+        _native = True
+    else:
+        px.close(fd)  # no thread to be had: the init's join waits as it would have
+
+
 def stop() -> None:
-    """End start(keep=True)'s rewrites (the joining process is in: the fast state may come back)."""
-    global _stop
-    if _stop is not None:
-        _stop.release()
-        _stop = None
+    """End start(keep=True)'s rewrites (the joining process is in: the lock may go back to its fast state)."""
+    global _native
+    if _native:
+        from ocipy import _shim
+
+        _shim.grace_stop()
+        _native = False
