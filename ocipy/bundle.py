@@ -9,7 +9,7 @@ config that fails it, to word the problem; `validate_bundle` always uses the mod
 
 from __future__ import annotations
 
-import os
+import posix as os  # not `os` (~1.2 ms of every create: ocipy/posixlite.py); the same functions
 import stat
 
 TYPE_CHECKING = False
@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # `typing` imports `re` and `contextlib` (~5 ms per create): 
     from typing import Any
 
 from ocipy import errors
+from ocipy import posixlite as px
 from ocipy.errors import OcipyError, os_reason
 from ocipy.spec.checks import CAPABILITIES
 from ocipy.spec.document import Problem, SpecError, parse_json
@@ -38,8 +39,8 @@ def load_bundle(bundle_dir: str) -> tuple[Any, str, dict[str, Any]]:
     spec, rootfs, problems, document = _check(bundle_dir, lenient=True)
     if problems:
         pointer, message = problems[0]
-        if not pointer and os.path.isdir(bundle_dir):  # the file itself (unreadable, not JSON): its whole path
-            raise OcipyError(f"{os.path.join(os.path.abspath(bundle_dir), CONFIG_NAME)}: {message}")
+        if not pointer and px.isdir(bundle_dir):  # the file itself (unreadable, not JSON): its whole path
+            raise OcipyError(f"{px.join(px.abspath(bundle_dir), CONFIG_NAME)}: {message}")
         raise OcipyError(format_bundle_problem(problems[0]))
     assert spec is not None and rootfs is not None  # no problems means both were produced
     return spec, rootfs, document
@@ -102,11 +103,11 @@ def _accept_mode_type_bits(obj: object) -> None:
 
 
 def _check(bundle_dir: str, lenient: bool = False) -> tuple[Any, str | None, list[Problem], Any]:
-    bundle_abs = os.path.abspath(bundle_dir)
-    if not os.path.isdir(bundle_abs):
-        what = "does not exist" if not os.path.lexists(bundle_abs) else "is not a directory"
+    bundle_abs = px.abspath(bundle_dir)
+    if not px.isdir(bundle_abs):
+        what = "does not exist" if not px.lexists(bundle_abs) else "is not a directory"
         return None, None, [("", f"bundle {bundle_abs} {what}")], None
-    path = os.path.join(bundle_abs, CONFIG_NAME)
+    path = px.join(bundle_abs, CONFIG_NAME)
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -210,7 +211,7 @@ def _check_root(cfg: dict[str, Any], bundle_abs: str, out: list[Problem]) -> str
     if "\0" in path:
         out.append(("/root/path", "must not contain a NUL byte"))
         return None
-    rootfs = os.path.normpath(os.path.join(bundle_abs, path))  # join keeps an absolute path as is
+    rootfs = px.normpath(px.join(bundle_abs, path))  # join keeps an absolute path as is
     try:
         st = os.lstat(rootfs)
     except OSError as exc:

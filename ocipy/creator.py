@@ -13,7 +13,7 @@ state directory or fifo behind (mounts live in the container's own mount namespa
 from __future__ import annotations
 
 import errno
-import os
+import posix as os  # not `os` (~1.2 ms of every create: ocipy/posixlite.py); the same functions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `dataclasses` imports `inspect`, `typing` imports `re`, `socket` converts its constants to enums
@@ -26,6 +26,7 @@ else:
     from ocipy.records import dataclass
 
 from ocipy import errors, handoff, planfmt, procfs
+from ocipy import posixlite as px
 from ocipy.errors import OcipyError, os_reason
 from ocipy.faults import point
 from ocipy.launch import Launch, Message, debug_plan, report_warnings, write_id_maps
@@ -274,7 +275,7 @@ class _Create:
         self.cid: str = args.container_id
         self.store = Store.from_args(args)
         self.store.check_id(self.cid)
-        self.bundle_dir = os.path.abspath(args.bundle or ".")
+        self.bundle_dir = px.abspath(args.bundle or ".")
         self.undo = _Undo()
         self.poststop_on_failure: list[dict[str, Any]] = []
         self.console: socket.socket | None = None

@@ -9,7 +9,7 @@ pid the init reported, checked by pidfd_open before the init may exec anything),
 
 from __future__ import annotations
 
-import os
+import posix as os  # not `os` (~1.2 ms of every create: ocipy/posixlite.py); the same functions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

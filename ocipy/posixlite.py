@@ -26,6 +26,7 @@ from posix import (
     geteuid,
     getpid,
     listdir,
+    lstat,
     mkdir,
     open,
     pidfd_open,
@@ -52,16 +53,23 @@ __all__ = [
     "_exit",
     "abspath",
     "close",
+    "dirname",
     "dup2",
     "environ",
+    "exists",
     "fstat",
     "fsync",
     "getenv",
     "geteuid",
     "getpid",
+    "isabs",
+    "isdir",
     "isfile",
+    "ismount",
     "join",
+    "lexists",
     "listdir",
+    "lstat",
     "mkdir",
     "normpath",
     "open",
@@ -78,7 +86,7 @@ __all__ = [
 ]
 
 DEVNULL = "/dev/null"
-_S_IFMT, _S_IFREG = 0o170000, 0o100000
+_S_IFMT, _S_IFREG, _S_IFDIR, _S_IFLNK = 0o170000, 0o100000, 0o040000, 0o120000
 
 
 def getenv(name: str, default: str = "") -> str:
@@ -144,3 +152,53 @@ def read_text(path: str) -> str | None:
     finally:
         close(fd)
     return b"".join(chunks).decode("ascii", "replace")
+
+
+def isdir(path: str) -> bool:
+    try:
+        return stat(path).st_mode & _S_IFMT == _S_IFDIR
+    except (OSError, ValueError):
+        return False
+
+
+def exists(path: str) -> bool:
+    try:
+        stat(path)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def lexists(path: str) -> bool:
+    try:
+        lstat(path)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def isabs(path: str) -> bool:
+    return path.startswith("/")
+
+
+def dirname(path: str) -> str:
+    """posixpath.dirname: everything before the last slash, trailing slashes dropped unless it is all slashes."""
+    head = path[: path.rfind("/") + 1]
+    if head and head != "/" * len(head):
+        head = head.rstrip("/")
+    return head
+
+
+def ismount(path: str) -> bool:
+    """posixpath.ismount: not a symlink, and on another device than its parent or the same inode as it."""
+    try:
+        st = lstat(path)
+    except (OSError, ValueError):
+        return False
+    if st.st_mode & _S_IFMT == _S_IFLNK:
+        return False
+    try:
+        parent = lstat(join(path, ".."))
+    except (OSError, ValueError):
+        return False
+    return st.st_dev != parent.st_dev or st.st_ino == parent.st_ino

@@ -14,7 +14,7 @@ denies. That is what the v1 lists do for the lists runtimes write (deny all, the
 from __future__ import annotations
 
 import errno
-import os
+import posix as os  # not `os` (~1.2 ms of every create: ocipy/posixlite.py); the same functions
 import struct
 
 TYPE_CHECKING = False
@@ -25,6 +25,7 @@ else:
     from ocipy.records import dataclass
 
 from ocipy import _shim
+from ocipy import posixlite as px
 from ocipy.errors import os_reason
 
 from . import CgroupError
@@ -108,7 +109,7 @@ def apply_v1(directory: str, rules: list[Rule]) -> None:
     """Deny everything, then write the rules in order (a fresh v1 devices cgroup starts with its parent's list)."""
     writes = [("devices.deny", "a")] + [("devices.allow" if r.allow else "devices.deny", r.v1_line()) for r in rules]
     for fname, line in writes:
-        path = os.path.join(directory, fname)
+        path = px.join(directory, fname)
         try:
             with open(path, "w") as f:
                 f.write(line)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import errno
-import os
+import posix as os  # not `os` (~1.2 ms of every create: ocipy/posixlite.py); the same functions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` imports `re` and `contextlib` (~5 ms per create): annotations only
     from typing import Any
 
+from ocipy import posixlite as px
 from ocipy.errors import os_reason
 from ocipy.posixlite import read_text
 
@@ -18,7 +19,7 @@ R = "/linux/resources"
 
 
 def write(directory: str, fname: str, value: str, pointer: str) -> None:
-    path = os.path.join(directory, fname)
+    path = px.join(directory, fname)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError as exc:
@@ -38,7 +39,7 @@ def write(directory: str, fname: str, value: str, pointer: str) -> None:
 
 def read(directory: str | None, fname: str) -> str | None:
     """A cgroup file's text; None when it cannot be read (or there is no directory)."""
-    return read_text(os.path.join(directory, fname)) if directory else None
+    return read_text(px.join(directory, fname)) if directory else None
 
 
 def read_int(directory: str, fname: str) -> int | None:
@@ -55,7 +56,7 @@ def read_int(directory: str, fname: str) -> int | None:
 
 
 def exists(directory: str, fname: str) -> bool:
-    return os.path.exists(os.path.join(directory, fname))
+    return px.exists(px.join(directory, fname))
 
 
 def get_int(obj: dict[str, Any], key: str, pointer: str, *, minimum: int | None = None) -> int | None:

@@ -11,20 +11,20 @@ controller and, whenever the container has a unified cgroup, also the eBPF progr
 
 from __future__ import annotations
 
-import os
-import posixpath
+import posix as os  # not `os` (~1.2 ms of every create: ocipy/posixlite.py); the same functions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` imports `re` and `contextlib` (~5 ms per create): annotations only
     from typing import Any
 
+from ocipy import posixlite as px
 from ocipy.errors import os_reason
 
 from . import CgroupError, devices, v1, v2
 from .driver import rmdir_tree
 from .fsio import R, get_list, get_obj, read, write
 from .layout import V2, Layout
-from .paths import Target
+from .paths import Target, relpath
 
 # the field each v2 controller serves, for errors about enabling it
 _CONTROLLER_FIELD = {
@@ -49,9 +49,9 @@ def make_dirs(path: str, created: list[str]) -> None:
     """mkdir -p of a cgroup, each directory made appended to `created` (what an undo removes)."""
     missing = []
     cur = path
-    while not os.path.isdir(cur):
+    while not px.isdir(cur):
         missing.append(cur)
-        parent = os.path.dirname(cur)
+        parent = px.dirname(cur)
         if parent == cur:
             break
         cur = parent
@@ -67,11 +67,11 @@ def make_dirs(path: str, created: list[str]) -> None:
 
 def _ancestors(mountpoint: str, leaf: str) -> list[str]:
     """From the hierarchy root down to the leaf's parent."""
-    rel = posixpath.relpath(leaf, mountpoint)
+    rel = relpath(leaf, mountpoint)
     out = [mountpoint]
     cur = mountpoint
     for part in rel.split("/")[:-1]:
-        cur = posixpath.join(cur, part)
+        cur = px.join(cur, part)
         out.append(cur)
     return out
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` imports `re` and `contextlib` (~5 ms per create): annotations only
     from typing import Any
+
+from ocipy import posixlite as px
 
 from . import CgroupError
 from .fsio import R, exists, get_int, get_list, hugepage_limits, read, read_int, write
@@ -130,10 +130,10 @@ def _rt_budget_for_parents(d: str, runtime: int) -> None:
     the container's own value can be set (ocipy's /ocipy parent starts at 0). Budgets are only ever raised; a
     parent that cannot be raised leaves the container's own write to fail and say why."""
     parents = []
-    p = os.path.dirname(d.rstrip("/"))
-    while p and p != "/" and not os.path.ismount(p):
+    p = px.dirname(d.rstrip("/"))
+    while p and p != "/" and not px.ismount(p):
         parents.append(p)
-        p = os.path.dirname(p)
+        p = px.dirname(p)
     for parent in reversed(parents):
         have = read_int(parent, "cpu.rt_runtime_us")
         if have is None or have == -1 or have >= runtime:
@@ -156,7 +156,7 @@ def cpuset(d: str, c: dict[str, Any]) -> None:
 def init_cpuset(d: str, parent_chain: list[str]) -> None:
     """A new v1 cpuset starts empty and takes no task: copy cpus/mems down from the nearest set ancestor."""
     for cur in parent_chain + [d]:
-        parent = os.path.dirname(cur)
+        parent = px.dirname(cur)
         for fname in ("cpuset.cpus", "cpuset.mems"):
             mine = (read(cur, fname) or "").strip()
             if not mine:

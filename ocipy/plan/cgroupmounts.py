@@ -3,9 +3,8 @@ cgroup directories when it has no cgroup namespace."""
 
 from __future__ import annotations
 
-import posixpath
-
 from ocipy import mountopts as mo
+from ocipy import posixlite as px
 from ocipy.cgroups.layout import CgroupHierarchy
 from ocipy.plan.base import Section
 from ocipy.planfmt import MNTF_MKDIR, OP_SYMLINK, mount_attrs
@@ -56,7 +55,7 @@ class CgroupMountsSection(Section):
         # v1 or hybrid host: a tmpfs holding one mount per hierarchy, each rooted at our cgroup by the namespace
         self._hierarchies_tmpfs(ptr, dest, opts)
         for h in cgroups:
-            sub = posixpath.join(dest, h.name)
+            sub = px.join(dest, h.name)
             self.mount_op(
                 ptr,
                 f"{h.fstype} on {sub}",
@@ -90,7 +89,7 @@ class CgroupMountsSection(Section):
         """cpu -> cpu,cpuacct and the like: each controller of a co-mounted hierarchy by its own name too."""
         if "," in name:
             for ctrl in name.split(","):
-                link = posixpath.join(dest, ctrl)
+                link = px.join(dest, ctrl)
                 self.op(OP_SYMLINK, ptr, s=(name, link), what=f"{link} -> {name}")
 
     def _read_only(self, ptr: str, dest: str, opts: mo.MountOptions) -> None:
@@ -104,8 +103,8 @@ class CgroupMountsSection(Section):
         """Hierarchy name -> the container's cgroup directory in it, from the cgroup.procs files it joins."""
         own: dict[str, str] = {}
         for procs in self.cgroup_procs:
-            d = posixpath.dirname(procs)
-            roots = [(posixpath.join("/sys/fs/cgroup", h.name).rstrip("/"), h.name) for h in cgroups]
+            d = px.dirname(procs)
+            roots = [(px.join("/sys/fs/cgroup", h.name).rstrip("/"), h.name) for h in cgroups]
             matches = [(root, name) for root, name in roots if d == root or d.startswith(root + "/")]
             if matches:  # the deepest mount point holding d ("/sys/fs/cgroup" itself only on a pure v2 host)
                 own[max(matches)[1]] = d
@@ -134,7 +133,7 @@ class CgroupMountsSection(Section):
         for h in cgroups:
             if h.name not in own:
                 continue  # a hierarchy the container has no cgroup in shows nothing rather than the host's tree
-            sub = posixpath.join(dest, h.name)
+            sub = px.join(dest, h.name)
             self.mount_op(
                 ptr,
                 f"bind the container's cgroup {own[h.name]} on {sub}",

@@ -3,8 +3,6 @@ the root switch, the process, and the report of a late failure. docs/plan.md giv
 
 from __future__ import annotations
 
-import os
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`), `collections.abc` ~1.3 ms: annotations only
     from collections.abc import Sequence
@@ -12,6 +10,7 @@ if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`), `collections.abc` ~
     from ocipy.spec import views
 
 from ocipy import mountopts as mo
+from ocipy import posixlite as px
 from ocipy.plan.base import CreatePlan, PlanError, _clean, _items, opt, pointer
 from ocipy.plan.devices import DevicesSection
 from ocipy.plan.host import HostFacts
@@ -100,7 +99,7 @@ class _Compiler(ProcessSection, NamespacesSection, MountsSection, DevicesSection
     # -- driver
 
     def run(self) -> CreatePlan:
-        if not os.path.isabs(self.rootfs):
+        if not px.isabs(self.rootfs):
             raise PlanError("/root/path", f"rootfs {self.rootfs!r} must be an absolute path")
         self.read_namespaces()
         self.check_config()
@@ -125,7 +124,7 @@ class _Compiler(ProcessSection, NamespacesSection, MountsSection, DevicesSection
             texts.append(f"{field} ({what})" if what else field)
         s, a = [NOSTR, NOSTR], [0, 0, 0]
         if path:
-            s[REPORT_LOG] = self.strv("", [os.path.abspath(path)])
+            s[REPORT_LOG] = self.strv("", [px.abspath(path)])
         if texts:
             s[REPORT_TEXTS] = self.strv("/process/args", texts)
         a[REPORT_JSON] = 1 if fmt == "json" else 0

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
+import posix as os  # not `os` (~1.2 ms of every create: ocipy/posixlite.py); the same functions
 
 from ocipy import caps, inroot, lsm, rootless
 from ocipy import mountopts as mo
+from ocipy import posixlite as px
 from ocipy.cgroups.layout import CgroupHierarchy, mounted_hierarchies
 
 TYPE_CHECKING = False
@@ -75,7 +76,7 @@ class HostFacts:
     cap_last_cap: int = caps.LAST_KNOWN
     bounding: int | None = None  # the runtime's own bounding set (None: unknown, every capability grantable)
     cgroups: tuple[CgroupHierarchy, ...] = ()
-    is_dir: Callable[[str], bool] = os.path.isdir
+    is_dir: Callable[[str], bool] = px.isdir
     is_host_netns: Callable[[str], bool] = _is_host_netns
     lsms: frozenset[str] = frozenset()  # active LSMs ocipy can drive ("apparmor", "selinux")
     apparmor_exec: str = "/proc/self/attr/apparmor/exec"  # where an AppArmor exec transition is written
@@ -89,7 +90,7 @@ class HostFacts:
     @classmethod
     def probe(cls) -> HostFacts:
         return cls(
-            has_kcore=os.path.exists("/proc/kcore"),
+            has_kcore=px.exists("/proc/kcore"),
             cap_last_cap=caps.host_last_cap(),
             bounding=caps.own_bounding_set(),
             cgroups=mounted_hierarchies(),

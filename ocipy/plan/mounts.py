@@ -3,8 +3,6 @@ namespace and idmapped mounts (cgroup mounts: ocipy/plan/cgroupmounts.py)."""
 
 from __future__ import annotations
 
-import posixpath
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`), `collections.abc` ~1.3 ms: annotations only
     from collections.abc import Sequence
@@ -13,6 +11,7 @@ if TYPE_CHECKING:  # `typing` costs ~3 ms (it imports `re`), `collections.abc` ~
 
 from ocipy import lsm
 from ocipy import mountopts as mo
+from ocipy import posixlite as px
 from ocipy.plan.base import PlanError, _clean, opt, pointer
 from ocipy.plan.cgroupmounts import CgroupMountsSection
 from ocipy.planfmt import (
@@ -132,7 +131,7 @@ class MountsSection(CgroupMountsSection):
         if not source:
             raise PlanError(ptr + "/source", "a bind mount needs a source")
         if not source.startswith("/"):
-            source = posixpath.join(self.bundle, source)
+            source = px.join(self.bundle, source)
         mnt_flags = opts.flags & mo.MNT_FLAGS
         flags = mo.MS_BIND | (opts.flags & mo.MS_REC)
         remount = mo.MS_REMOUNT | mo.MS_BIND | mnt_flags if mnt_flags else 0

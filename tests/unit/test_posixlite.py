@@ -48,7 +48,20 @@ def test_getenv(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_functions_are_os_functions() -> None:
-    own = {"getenv", "join", "normpath", "abspath", "isfile", "read_text"}
+    own = {
+        "getenv",
+        "join",
+        "normpath",
+        "abspath",
+        "isfile",
+        "read_text",
+        "isdir",
+        "exists",
+        "lexists",
+        "dirname",
+        "isabs",
+        "ismount",
+    }
     for name in set(px.__all__) - own:
         if callable(getattr(os, name)):
             assert getattr(px, name) is getattr(os, name), name
@@ -61,3 +74,23 @@ def test_read_text(tmp_path: Path) -> None:
     assert text.endswith("caf\ufffd\ufffd")
     assert px.read_text(str(tmp_path / "missing")) is None
     assert px.read_text(str(tmp_path)) is None  # a directory: EISDIR on read
+
+
+@settings(max_examples=2000)
+@given(st.lists(part, max_size=5).map("".join))
+def test_dirname_and_isabs_are_posixpath(path: str) -> None:
+    assert px.dirname(path) == posixpath.dirname(path)
+    assert px.isabs(path) == posixpath.isabs(path)
+
+
+def test_stat_predicates_are_os_path(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "d").mkdir()
+    os.symlink(tmp_path / "d", tmp_path / "dlink")
+    os.symlink(tmp_path / "missing", tmp_path / "dangling")
+    names = [str(tmp_path / n) for n in ("f", "d", "dlink", "dangling", "missing")]
+    for path in [*names, "", "/", "/proc", "/sys/fs/cgroup", "/sys/fs/cgroup/cpu", "a\0b"]:
+        assert px.isdir(path) == os.path.isdir(path), path
+        assert px.exists(path) == os.path.exists(path), path
+        assert px.lexists(path) == os.path.lexists(path), path
+        assert px.ismount(path) == os.path.ismount(path), path
