@@ -77,3 +77,22 @@ def test_create_import_budget(rt, bundle, tmp_path):
         assert not bad, f"create imported {sorted(bad)}"
     finally:
         rt.delete(cid, "--force")
+
+
+# `run` is create + start + wait + delete: none of those needs `signal` (its constants become enums: `enum`) or the
+# modules create leaves out (contextlib brings collections and functools: ~3 ms of every run together)
+RUN_FORBIDDEN = CREATE_FORBIDDEN | {"signal", "enum", "functools"}
+
+
+def test_run_import_budget(rt, bundle, tmp_path):
+    bundle.args("true")
+    bundle.write()
+    cid = f"imports-run-{uuid.uuid4().hex[:8]}"
+    rc, err, names = _imported(rt, tmp_path, "run", "--bundle", str(bundle.path), cid)
+    try:
+        assert rc == 0, err[-2000:]
+        assert "ocipy.operations.run" in names and "ocipy.lifecycle" in names
+        bad = {n for n in names if n in RUN_FORBIDDEN or n.split(".")[0] in RUN_FORBIDDEN}
+        assert not bad, f"run imported {sorted(bad)}"
+    finally:
+        rt.delete(cid, "--force")

@@ -385,3 +385,11 @@ def test_stdio_passes_through_untouched(rt, bundle):
     assert lines[0] == "got:hello-stdin", out
     assert lines[1:] == [f"pipe:[{ino[0]}]", f"pipe:[{ino[1]}]", f"pipe:[{ino[2]}]"], lines
     assert err == "to-stderr\n", "create must print nothing itself on success"
+
+
+def test_foreground_run_forwards_sigterm(rt, bundle):
+    """A foreground `run` passes SIGTERM on to the container's process (ocipy/operations/run.py, through `_signal`)
+    and exits with that process's status."""
+    bundle.sh('trap "exit 42" TERM; while :; do sleep 0.1; done')
+    res = rt.run(bundle, shell_prefix='(sleep 1.5; kill -TERM $$) & exec "$@"', timeout=30)
+    assert res.returncode == 42, res.describe()
