@@ -355,3 +355,36 @@ def test_the_image_order_puts_dependencies_first(tree: Tree) -> None:
                     assert order.index(target) < i, f"{name} before its import {target}"
                     checked += 1
     assert checked >= 5
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+def test_a_user_of_a_root_install_uses_roots_images_and_writes_none() -> None:
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="ocipy-boot-"))
+    try:
+        base.chmod(0o755)
+        tree = Tree(base)
+        tree.state.chmod(0o777)  # the user's state root
+        as_user = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+
+        def run_as_user() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*as_user, str(tree.launcher), "--root", str(tree.state), "--debug", "list"],
+                capture_output=True,
+                text=True,
+                env={"PATH": "/usr/bin:/bin"},
+                timeout=60,
+                check=False,
+            )
+
+        res = run_as_user()
+        assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+        # root's __pycache__ is not the user's to write: no recording, no attempt
+        assert "wrote" not in res.stderr and "not written" not in res.stderr and not tree.image().exists()
+        tree.run("list")  # root's run writes it
+        res = run_as_user()
+        assert res.returncode == 0, res.stderr
+        assert "modules executed" in res.stderr, res.stderr
+    finally:
+        shutil.rmtree(base)
