@@ -108,13 +108,22 @@ def effective_rules(resource_devices: Any) -> list[Rule]:
 def apply_v1(directory: str, rules: list[Rule]) -> None:
     """Deny everything, then write the rules in order (a fresh v1 devices cgroup starts with its parent's list)."""
     writes = [("devices.deny", "a")] + [("devices.allow" if r.allow else "devices.deny", r.v1_line()) for r in rules]
-    for fname, line in writes:
-        path = px.join(directory, fname)
-        try:
-            with open(path, "w") as f:
-                f.write(line)
-        except OSError as exc:
-            raise CgroupError(POINTER, f"{path}: write {line!r}: {os_reason(exc)}") from None
+    # one fd per file, one write(2) per rule (the kernel parses each write alone): not an open(..., "w") text file
+    # per rule (~0.3 ms of a create for the ~14 rules of a default config)
+    fds: dict[str, int] = {}
+    try:
+        for fname, line in writes:
+            path = px.join(directory, fname)
+            try:
+                fd = fds.get(fname)
+                if fd is None:
+                    fd = fds[fname] = px.open(path, px.O_WRONLY | px.O_CLOEXEC)
+                px.write(fd, line.encode())
+            except OSError as exc:
+                raise CgroupError(POINTER, f"{path}: write {line!r}: {os_reason(exc)}") from None
+    finally:
+        for fd in fds.values():
+            px.close(fd)
 
 
 # --- v2: the eBPF program -------------------------------------------------------------------------------------------
