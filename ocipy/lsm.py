@@ -10,9 +10,7 @@ no-op: a container that believes it is confined while it is not is worse than on
 
 from __future__ import annotations
 
-from _stat import S_ISDIR
-from posix import stat  # not `os` (~1 ms on every exec: ocipy/posixlite.py)
-
+from ocipy import posixlite as px  # not `os` (~1 ms on every exec: ocipy/posixlite.py)
 from ocipy.errors import ConfigError
 from ocipy.posixlite import read_text
 
@@ -41,29 +39,14 @@ def active() -> frozenset[str]:
     names = set(listed.split(",")) if listed else set()
     if APPARMOR in names or _read("/sys/module/apparmor/parameters/enabled") == "Y":
         found.add(APPARMOR)
-    if SELINUX in names or _exists("/sys/fs/selinux/enforce"):
+    if SELINUX in names or px.exists("/sys/fs/selinux/enforce"):
         found.add(SELINUX)
     return frozenset(found)
 
 
-def _exists(path: str) -> bool:
-    try:
-        stat(path)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def _isdir(path: str) -> bool:
-    try:
-        return S_ISDIR(stat(path).st_mode)
-    except (OSError, ValueError):
-        return False
-
-
 def apparmor_exec_path() -> str:
     """Where an AppArmor exec transition is written: the LSM's own directory (stacking kernels) or the shared one."""
-    return "/proc/self/attr/apparmor/exec" if _isdir("/proc/self/attr/apparmor") else "/proc/self/attr/exec"
+    return "/proc/self/attr/apparmor/exec" if px.isdir("/proc/self/attr/apparmor") else "/proc/self/attr/exec"
 
 
 @dataclass(frozen=True)

@@ -47,13 +47,11 @@ def start(record: dict[str, Any], keep: bool = False) -> None:
 
     def move_into_own_cgroup() -> None:
         try:
-            if str(px.getpid()) not in (px.read_text(procs) or "").split():
-                return  # not the cgroup we are in (a mount point that is not where the record says)
-            fd = px.open(procs, px.O_WRONLY | px.O_CLOEXEC)
-        except OSError:
-            return
+            fd = _open_own_procs(procs)
         finally:
             ready.release()  # the write below releases the GIL as soon as it enters the kernel
+        if fd is None:
+            return
         try:
             px.write(fd, b"0")  # 0: the writer's own process
         except OSError:
@@ -69,15 +67,22 @@ def start(record: dict[str, Any], keep: bool = False) -> None:
     ready.acquire()
 
 
+def _open_own_procs(procs: str) -> int | None:
+    """`procs` opened for writing if it lists this process (so a write of 0 moves nothing), else None."""
+    try:
+        if str(px.getpid()) not in (px.read_text(procs) or "").split():
+            return None  # not the cgroup we are in (a mount point that is not where the record says)
+        return px.open(procs, px.O_WRONLY | px.O_CLOEXEC)
+    except OSError:
+        return None
+
+
 def _start_native(procs: str) -> None:
     global _native
     from ocipy import _shim
 
-    try:
-        if str(px.getpid()) not in (px.read_text(procs) or "").split():
-            return  # not the cgroup we are in (a mount point that is not where the record says)
-        fd = px.open(procs, px.O_WRONLY | px.O_CLOEXEC)
-    except OSError:
+    fd = _open_own_procs(procs)
+    if fd is None:
         return
     if _shim.grace_start(fd):
         _native = True
