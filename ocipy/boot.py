@@ -44,6 +44,7 @@ _Code = type((lambda: 0).__code__)
 # runc's global flags (ocipy/cli.py parse_globals): those that take a value, and the booleans
 _VALUE_FLAGS = frozenset(("--root", "--log", "--log-format", "--criu"))
 _BOOL_FLAGS = frozenset(("--debug", "--systemd-cgroup"))
+_ROOTLESS_VALUES = ("true", "false", "auto")  # --rootless takes one of these, or nothing (a test checks all three)
 
 # what start() did, for finish() and bootsave.save()
 verb = ""
@@ -52,6 +53,7 @@ pid = 0
 eager: "tuple[Entry, ...]" = ()
 lazy: "tuple[Entry, ...]" = ()
 used = False
+ran = False  # the verb itself ran (ocipy.cli.dispatch): not --help, not a usage error
 recorder: "Any" = None
 note = ""
 
@@ -71,7 +73,7 @@ def find_verb(argv: list[str]) -> str | None:
         elif name in _BOOL_FLAGS:
             i += 1
         elif name == "--rootless":  # takes true/false/auto, or nothing
-            i += 2 if not eq and i + 1 < n and argv[i + 1] in ("true", "false", "auto") else 1
+            i += 2 if not eq and i + 1 < n and argv[i + 1] in _ROOTLESS_VALUES else 1
         else:
             return None
     if i >= n:
@@ -103,11 +105,16 @@ def start(argv: list[str] | None = None) -> None:
         note = _load()
     except Exception as exc:  # noqa: BLE001 -- damage of any kind: normal import follows, a new image is written
         note = f"not used ({type(exc).__name__}: {exc})"
-    if not used and not sys.dont_write_bytecode and posix.access(CACHE_DIR, posix.W_OK):
+    if not used and may_write():
         from . import bootsave
 
         recorder = bootsave.Recorder()
         recorder.install()
+
+
+def may_write() -> bool:
+    # who may write .pyc files here may write images (-B: neither)
+    return not sys.dont_write_bytecode and posix.access(CACHE_DIR, posix.W_OK)
 
 
 def _load() -> str:
@@ -152,10 +159,12 @@ def _load() -> str:
             return f"not used ({rel} is gone)"
         if src.st_mtime_ns != entry[3] or src.st_size != entry[4]:
             return f"not used ({rel} changed)"
-    eager, lazy, used = first, later, True
+    eager, lazy = first, later
     if later:
         sys.meta_path.insert(0, Finder(later))
-    return f"{_run(first)} of {len(first)} modules executed, {len(later)} on demand"
+    executed = _run(first)
+    used = True  # only now: a module that failed in _run leaves the image unused (and the run records anew)
+    return f"{executed} of {len(first)} modules executed, {len(later)} on demand"
 
 
 def _run(entries: "tuple[Entry, ...]") -> int:
@@ -261,13 +270,13 @@ def finish(code: int) -> None:
     if not verb or pid != posix.getpid():  # a forked child returning through entry() writes nothing
         return
     try:
-        if code == 0 and (recorder is not None or used and new_modules()):
+        if code == 0 and ran and (recorder is not None or used and new_modules() and may_write()):
             from . import bootsave
 
             saved = bootsave.save()
             if saved:
                 note += f"; {saved}"
-    except Exception as exc:  # noqa: BLE001 -- an image is a cache: failing to write one changes nothing else
+    except BaseException as exc:  # noqa: BLE001 -- an image is a cache: failing to write one changes nothing else
         note += f"; not written ({type(exc).__name__}: {exc})"
     errors = sys.modules.get("ocipy.errors")
     if errors is not None:

@@ -25,8 +25,7 @@ if TYPE_CHECKING:
 
     from .boot import Entry
 
-_SourceFileLoader = sys.modules["_frozen_importlib_external"].SourceFileLoader
-_SELF = frozenset(("ocipy.boot", "ocipy.bootsave"))  # loaded before recording starts, never in an image
+_SourceFileLoader = boot._SourceFileLoader
 
 
 def _initializing(name: str) -> bool:
@@ -104,14 +103,9 @@ def save() -> str:
     if boot.recorder is not None:
         rec: Recorder = boot.recorder
         builtins.__import__ = rec._import
-        # a run of this verb (not help, not argv the CLI read otherwise): its module was imported (no verb imports
-        # another's, tests/unit/test_layers.py)
-        grammar = modules.get("ocipy.cligrammar")
-        if f"ocipy.operations.{getattr(grammar, 'MODULES', {}).get(boot.verb)}" not in rec.started:
-            return ""
         eager, lazy = rec.plan(modules)
     elif boot.used:
-        new = [n for n in boot.new_modules() if _source(modules[n])]
+        new = boot.new_modules()
         if not new:
             return ""
         eager = [e[0] for e in boot.eager]
@@ -119,8 +113,8 @@ def save() -> str:
     else:
         return ""
     old = {e[0]: e for e in (*boot.eager, *boot.lazy)}
-    first = tuple(_entry(n, modules, old) for n in eager if n not in _SELF)
-    later = tuple((*e[:5], marshal.dumps(e[5])) for e in (_entry(n, modules, old) for n in lazy if n not in _SELF))
+    first = tuple(_entry(n, modules, old) for n in eager)
+    later = tuple((*e[:5], marshal.dumps(e[5])) for e in (_entry(n, modules, old) for n in lazy))
     body = marshal.dumps((boot.ROOT, first, later))
     write(boot.path, boot.HEAD + len(body).to_bytes(8, "little") + _imp.source_hash(boot.HASH_KEY, body) + body)
     return f"wrote {len(first)} modules up front, {len(later)} on demand"
@@ -135,7 +129,15 @@ def _entry(name: str, modules: "dict[str, ModuleType]", old: "dict[str, Entry]")
     else:  # on demand in the image this run used, and not imported this time
         path, is_pkg = f"{boot.ROOT}/{old[name][1]}", old[name][2]
     before = posix.stat(path)
-    code = _SourceFileLoader(name, path).get_code(name)  # the .pyc importlib checked, or compiled from the source
+    prev = old.get(name)
+    if prev is not None and (prev[3], prev[4]) == (before.st_mtime_ns, before.st_size):
+        # the image this run used holds it, checked unchanged at start: its code, not a new compile
+        code = marshal.loads(prev[5]) if isinstance(prev[5], bytes) else prev[5]
+        return (name, prev[1], is_pkg, prev[3], prev[4], code)
+    # compiled from the source read now, not taken from the .pyc: a .pyc is checked against whole seconds and the
+    # size, and an image is checked against nanoseconds, so a .pyc a same-second edit left stale would outlive it
+    loader = _SourceFileLoader(name, path)
+    code = loader.source_to_code(loader.get_data(path), path)
     after = posix.stat(path)
     if (before.st_mtime_ns, before.st_size) != (after.st_mtime_ns, after.st_size):
         raise OSError(f"{path} changed while it was read")

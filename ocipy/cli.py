@@ -17,7 +17,7 @@ import sys
 
 from . import errors
 from . import posixlite as px
-from .cligrammar import FAST_VERBS, MODULES, Verb, verb_spec
+from .cligrammar import FAST_VERBS, MODULES, verb_spec
 from .errors import OcipyError, os_reason
 
 # `typing` costs ~3 ms at import (it pulls in `re`): only mypy sees it here
@@ -195,18 +195,12 @@ def parse_verb(verb: str, argv: list[str]) -> "dict[str, Any]":
 
 
 # --- dispatch ------------------------------------------------------------------------------------------------------
-def __getattr__(name: str) -> dict[str, Verb]:
-    """`VERBS`, the grammar of every verb (ocipy/cligrammar.py), built only when asked for."""
-    if name != "VERBS":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import cligrammar
-
-    return cligrammar.VERBS
-
-
 def dispatch(verb: str, args: Args) -> int:
     """Import `ocipy.operations.<verb>` only now, and run its `main(args) -> int`."""
     module = __import__(f"ocipy.operations.{MODULES[verb]}", fromlist=["main"])  # every verb has one (a test)
+    boot = sys.modules.get("ocipy.boot")
+    if boot is not None:
+        boot.ran = True  # a run of the verb (not --help): one that may record its image
     rc = module.main(args)
     return int(rc or 0)
 

@@ -256,6 +256,37 @@ def test_a_failed_run_writes_no_image(tree: Tree) -> None:
     assert not tree.image("list").exists()
 
 
+def test_help_does_not_rewrite_a_used_image(tree: Tree) -> None:
+    tree.run("list")
+    before = tree.image().read_bytes()
+    res = tree.run("--debug", "list", "--help")  # imports the argparse side, which the image lacks
+    assert res.returncode == 0 and "wrote" not in res.stderr, res.stderr
+    assert tree.image().read_bytes() == before
+
+
+def test_an_image_holds_the_source_not_a_stale_pyc(tree: Tree) -> None:
+    """A same-size edit within the same second leaves the .pyc looking current to importlib (whole seconds); the
+    image, checked in nanoseconds, must hold the new code, not the .pyc's."""
+    tree.run("list", env=OFF)  # writes the .pyc files, no image
+    src = tree.root / "ocipy" / "operations" / "list_.py"
+    info = src.stat()
+    text = src.read_text()
+    assert "    return 0\n" in text
+    src.write_text(text.replace("    return 0\n", "    return 7\n", 1))  # same size
+    os.utime(src, ns=(info.st_atime_ns, info.st_mtime_ns + 1))  # same second: the .pyc still passes
+    assert tree.run("list", env=OFF).returncode == 0  # importlib runs the stale .pyc (its own, known hole)
+    tree.run("list")  # records an image
+    assert tree.run("list").returncode == 7  # the image holds what the source says
+
+
+def test_boots_flag_tables_are_the_clis() -> None:
+    from ocipy import cli
+
+    assert boot._VALUE_FLAGS == set(cli._GLOBAL_VALUE)
+    assert boot._BOOL_FLAGS == set(cli._GLOBAL_BOOL)
+    assert boot._ROOTLESS_VALUES == cli._ROOTLESS_VALUES
+
+
 def test_a_module_a_later_run_imports_is_added_on_demand(tree: Tree) -> None:
     tree.run("list")
     tree.run("--debug", "list", "--format", "json")  # json output: a module plain `list` does not import
@@ -386,5 +417,16 @@ def test_a_user_of_a_root_install_uses_roots_images_and_writes_none() -> None:
         res = run_as_user()
         assert res.returncode == 0, res.stderr
         assert "modules executed" in res.stderr, res.stderr
+        # a run that needs a module the image lacks: it does not try to rewrite what it cannot write
+        res = subprocess.run(
+            [*as_user, str(tree.launcher), "--root", str(tree.state), "--debug", "list", "--format", "json"],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin"},
+            timeout=60,
+            check=False,
+        )
+        assert res.returncode == 0 and "modules executed" in res.stderr, res.stderr
+        assert "wrote" not in res.stderr and "not written" not in res.stderr, res.stderr
     finally:
         shutil.rmtree(base)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ocipy.cli import VERBS
+from ocipy.cligrammar import VERBS
 
 RUNC_151 = {
     "checkpoint": [
