@@ -198,7 +198,7 @@ def parse_verb(verb: str, argv: list[str]) -> "dict[str, Any]":
 def dispatch(verb: str, args: Args) -> int:
     """Import `ocipy.operations.<verb>` only now, and run its `main(args) -> int`."""
     module = __import__(f"ocipy.operations.{MODULES[verb]}", fromlist=["main"])  # every verb has one (a test)
-    boot = sys.modules.get("ocipy.boot")
+    boot: Any = sys.modules.get("ocipy.boot")
     if boot is not None:
         boot.ran = True  # a run of the verb (not --help): one that may record its image
     rc = module.main(args)
