@@ -470,7 +470,7 @@ def main() -> int:
         "--state-dir",
         default="/run",
         help="where the runtimes' state roots are made (default /run, where runc's /run/runc and ocipy's /run/ocipy "
-        "are: a tmpfs on most hosts, where ocipy's fsync of state.json costs nothing; on a disk it is timed too)",
+        "are: a tmpfs on most hosts; on a disk the state files' writes and unlinks are timed on it)",
     )
     ap.add_argument("--no-extra", action="store_true", help="skip the seccomp and netDevices create rows")
     args = ap.parse_args()

@@ -130,8 +130,11 @@ def shorten(value: str, keep: int = 200) -> str:
 def _emit(level: str, msg: str) -> None:
     # the writers live in ocipy/logsink.py, loaded only when a message is written: most commands write none, and
     # they are most of this module's code (every command loads this one)
-    from .logsink import emit
-
+    try:
+        from .logsink import emit
+    except Exception:  # noqa: BLE001 -- no fd left (EMFILE), the package replaced meanwhile: the line still goes out
+        px.write(2, f"ocipy: {msg}\n".encode(errors="replace"))
+        return
     emit(level, msg)
 
 

@@ -16,13 +16,12 @@ from . import errors, procfs
 from . import posixlite as px
 from .errors import OcipyError, os_reason
 from .faults import point
-from .state import REFUSED, RUNNING, STOPPED
+from .state import KILL_TIMEOUT, REFUSED, RUNNING, STOPPED
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .store import Container
 
-KILL_TIMEOUT = 10.0  # seconds to wait for a SIGKILLed init to exit
 _STOPPED_MSG = REFUSED["start/stopped"]
 
 

@@ -4,7 +4,8 @@ by a few lines of Python instead of `_json`.
 `_json` is an extension module (a dlopen and a scan of every sys.path directory): loading it costs ~0.3 ms, a third of
 a lifecycle verb's own work, and a 1 KiB record parses here in ~0.06 ms. This accepts a strict subset of JSON whose
 value it can tell is right (strings without escapes or control characters, integers) and hands anything else to
-`fastjson.loads` (`_json`), so its result, and its ValueError, are always json.loads's. Its own module, not part of
+`fastjson.loads` (`_json`), so its result, and its ValueError, are always
+`fastjson.loads`'s (json.loads's, except that NaN and Infinity are refused). Its own module, not part of
 fastjson, so that the verbs that only read records do not load the writer and `_json`'s glue.
 """
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 CREATE_HOOKS = HOOK_KINDS[:3]
 KEPT_HOOKS = HOOK_KINDS[3:]
+KILL_TIMEOUT = 10.0  # seconds to wait for a SIGKILLed init to exit (delete, kill, an undone create)
 OCI_VERSION = "1.3.0"  # the runtime-spec version ocipy implements (version.SPEC, spec/default.py take it from here)
 
 

@@ -40,7 +40,6 @@ __all__ = [
 STATE_FILE = "state.json"
 CGROUP_FILE = "cgroup.json"  # where creates before the journal recorded their cgroups until state.json existed
 JOURNAL_KEY = "creating"  # private state key, until create commits: what it has made (docs/contracts.md)
-KILL_TIMEOUT = 10.0  # seconds to wait for a SIGKILLed init to exit
 FIFO_FILE = "exec.fifo"
 CONFIG_FILE = "config.json"  # the validated config as create saw it: exec's defaults, whatever the bundle does later
 ID_MAX = 1024
@@ -140,13 +139,6 @@ class Container:
         finally:
             px.close(fd)
         return False
-
-    def has_state(self) -> bool:
-        try:
-            px.stat(STATE_FILE, dir_fd=self.fd)
-        except FileNotFoundError:
-            return False
-        return True
 
     def read_state(self) -> State:
         """The stored state. A directory without state.json is a create that has recorded nothing yet (or died

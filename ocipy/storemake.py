@@ -11,7 +11,8 @@ import time
 from . import posixlite as px
 from . import procfs
 from .errors import OcipyError
-from .store import KILL_TIMEOUT, Container, _os_error, validate_id
+from .state import KILL_TIMEOUT
+from .store import Container, _os_error, validate_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -79,15 +80,19 @@ def write_file(c: "Container", name: str, data: bytes) -> None:
     try:
         fd = px.open(tmp, px.O_WRONLY | px.O_CREAT | px.O_TRUNC | px.O_CLOEXEC | px.O_NOFOLLOW, 0o600, dir_fd=c.fd)
         try:
-            view = memoryview(data)
-            while view:  # a short write (a nearly full disk) is not the end
-                view = view[px.write(fd, view) :]
+            try:
+                view = memoryview(data)
+                while view:  # a short write (a nearly full disk) is not the end
+                    view = view[px.write(fd, view) :]
+            finally:
+                px.close(fd)  # may report a deferred write error (NFS)
+            px.rename(tmp, name, src_dir_fd=c.fd, dst_dir_fd=c.fd)
         except BaseException:
-            px.close(fd)
-            px.unlink(tmp, dir_fd=c.fd)
+            try:
+                px.unlink(tmp, dir_fd=c.fd)  # whatever failed, no temp file stays
+            except OSError:
+                pass
             raise
-        px.close(fd)
-        px.rename(tmp, name, src_dir_fd=c.fd, dst_dir_fd=c.fd)
     except OSError as exc:  # ENOSPC, EDQUOT, EROFS, EIO ...: the file and the reason
         raise _os_error(px.join(c.dir, name), exc) from None
 

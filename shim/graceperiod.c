@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #define GRACE_EVERY_NS 3000000L /* below the shortest grace period seen (~6 ms): the no-wait state outlasts it */
-#define GRACE_REWRITES 60       /* ~0.2 s: a create whose init never joins does not leave it running long */
+#define GRACE_REWRITES 20       /* ~60 ms, past a loaded create's plan and spawn: each write takes the host-wide lock */
 
 static atomic_uint generation; /* ocipy_grace_stop bumps it; a thread started before stops */
 

@@ -57,13 +57,6 @@ def sub_cgroups(top: str) -> list[str]:
     return out
 
 
-def _is_dir(path: str) -> bool:
-    try:
-        return px.stat(path).st_mode & 0o170000 == 0o040000
-    except OSError:
-        return False
-
-
 def rmdir_tree(top: str, timeout: float = 1.0) -> None:
     """rmdir `top` and the cgroups below it, deepest first (only empty ones can go: a busy one is retried briefly
     while exiting tasks drain, then left as it is)."""
@@ -260,7 +253,7 @@ class Cgroupfs(Driver):
         out = []
         for d in self.dirs():
             target = px.join(d, chosen[d]) if d in chosen else d
-            if not _is_dir(target):
+            if not px.isdir(target):
                 raise OcipyError(f"--cgroup: {target}: no such cgroup")
             out.append(px.join(target, "cgroup.procs"))
         return out

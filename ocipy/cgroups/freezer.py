@@ -37,14 +37,21 @@ def is_frozen(record: "Any") -> bool:
         return False
     version, path = fz
     if version == 1:
-        return (px.read_text(px.join(path, "freezer.state")) or "").strip() == "FROZEN"
+        if (px.read_text(px.join(path, "freezer.state")) or "").strip() != "FROZEN":
+            return False
+        # FROZEN is also what a cgroup whose parent is frozen reads: paused only if it was frozen itself (runc's
+        # reading too; a kernel without the file: frozen)
+        return (px.read_text(px.join(path, "freezer.self_freezing")) or "1").strip() != "0"
     return (px.read_text(px.join(path, "cgroup.freeze")) or "").strip() == "1"
 
 
 def write_text(path: str, text: str) -> None:
     """A cgroup file written in binary, in one write (px.read_text says why not text mode)."""
-    with open(path, "wb", buffering=0) as f:
-        f.write(text.encode("ascii"))
+    fd = px.open(path, px.O_WRONLY | px.O_TRUNC | px.O_CLOEXEC)  # O_TRUNC: nothing to cgroupfs, a plain file's reset
+    try:
+        px.write(fd, text.encode("ascii"))
+    finally:
+        px.close(fd)
 
 
 def freeze(record: "Any", frozen: bool, timeout: float = 2.0) -> None:

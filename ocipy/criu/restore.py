@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import os
 import signal
 import socket
@@ -411,7 +410,7 @@ def _wait_and_delete(store: Store, cid: str, pid: int) -> int:
 
     for sig in foreground.FORWARDED:
         signal.signal(sig, forward)
-    gc.enable()  # the command's work is done; a wait may last days (cli.entry's GC policy)
+    foreground.collect_from_now()  # the command's work is done; a wait may last days (cli.entry's GC policy)
     while True:
         try:
             _, status = os.waitpid(pid, 0)

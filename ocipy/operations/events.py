@@ -7,7 +7,6 @@ container stops.
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
 import time
@@ -62,7 +61,9 @@ def main(args: Any) -> int:
             _emit({"type": "stats", "id": cid, "data": cgroup.stats()})
             return 0
         ooms = cgroup.oom_kills()
-        gc.enable()  # a stream that may last days (cli.entry's GC policy)
+        from ocipy.foreground import collect_from_now
+
+        collect_from_now()  # a stream that may last days (cli.entry's GC policy)
         while c.status() != STOPPED:
             n = cgroup.oom_kills()
             if n > ooms:

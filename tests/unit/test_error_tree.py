@@ -108,3 +108,27 @@ def test_the_cli_maps_a_config_error_to_one_line(
     err = capsys.readouterr().err.splitlines()
     assert err[-1] == "ocipy: /linux/resources/memory/limit: write memory.max: invalid argument"
     assert not any("Traceback" in line for line in err)
+
+
+def test_a_message_goes_out_when_no_descriptor_is_left() -> None:
+    """errors.py loads its writers (ocipy/logsink.py) on the first message; with every descriptor taken (EMFILE) that
+    import fails, and the message must still be one line on stderr, not a traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, resource\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
+        "from ocipy import errors\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
+        "held = []\n"
+        "try:\n"
+        "    while True:\n"
+        "        held.append(open('/dev/null'))\n"
+        "except OSError:\n"
+        "    pass\n"
+        "errors.error('the message')\n"
+    )
+    res = subprocess.run([sys.executable, "-IS", "-c", code], capture_output=True, text=True, check=False)
+    assert res.returncode == 0 and res.stderr == "ocipy: the message\n", res.stderr

@@ -250,6 +250,13 @@ def test_status_paused_from_v1_and_v2_freezer_files(tmp_path: Path, sleeper: sub
     assert c.cgroup().pids() == [sleeper.pid]
     c.freeze(False)
     assert c.status() == "running"
+    # FROZEN because a parent cgroup is frozen, not this one (self_freezing 0): not paused, as runc reads it
+    (v1 / "freezer.state").write_text("FROZEN\n")
+    (v1 / "freezer.self_freezing").write_text("0\n")
+    assert c.status() == "running"
+    (v1 / "freezer.self_freezing").write_text("1\n")
+    assert c.status() == "paused"
+    (v1 / "freezer.state").write_text("THAWED\n")
 
     v2 = tmp_path / "unified"
     v2.mkdir()
