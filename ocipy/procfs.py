@@ -29,9 +29,7 @@ def read_stat(pid: int) -> Stat | None:
     except (FileNotFoundError, ProcessLookupError):
         return None
     try:
-        data = b""
-        while chunk := px.read(fd, 4096):
-            data += chunk
+        data = px.read_all(fd)
     except ProcessLookupError:  # exited between the open and the read
         return None
     finally:

@@ -155,9 +155,7 @@ class Container:
             except FileNotFoundError:
                 return self._unrecorded()
             try:
-                raw = b""
-                while chunk := px.read(fd, 65536):  # raw reads: no io object (a tenth of a `state`'s read)
-                    raw += chunk
+                raw = px.read_all(fd)
             finally:
                 px.close(fd)
             if not raw:
@@ -200,8 +198,10 @@ class Container:
             fd = px.open(name, px.O_RDONLY | px.O_CLOEXEC | px.O_NOFOLLOW, dir_fd=self.fd)
         except FileNotFoundError:
             return None
-        with open(fd, "rb") as f:
-            return f.read()
+        try:
+            return px.read_all(fd)
+        finally:
+            px.close(fd)
 
     def remove(self) -> None:
         """Remove everything in the directory, then the directory itself (ocipy/storemake.py)."""

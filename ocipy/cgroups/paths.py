@@ -60,6 +60,10 @@ def clean(path: str) -> str:
 def relpath(path: str, start: str) -> str:
     """relpath (of posixpath) for a path under `start` or equal to it (what the cgroup code asks); anything else goes to
     posixpath itself (it imports `os`: ~1.2 ms of every create)."""
+    if not path or not start or path[:2] == "//" or start[:2] == "//":
+        import posixpath as real  # empty (an error) or a leading "//" (kept by normpath): posixpath's own answers
+
+        return real.relpath(path, start)
     p, s = px.normpath(path), px.normpath(start).rstrip("/")
     if p == (s or "/"):
         return "."

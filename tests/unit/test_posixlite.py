@@ -55,6 +55,7 @@ def test_the_functions_are_os_functions() -> None:
         "abspath",
         "isfile",
         "read_text",
+        "read_all",
         "isdir",
         "exists",
         "lexists",
@@ -94,3 +95,34 @@ def test_stat_predicates_are_os_path(tmp_path: Path) -> None:
         assert px.exists(path) == os.path.exists(path), path
         assert px.lexists(path) == os.path.lexists(path), path
         assert px.ismount(path) == os.path.ismount(path), path
+
+
+@settings(max_examples=3000)
+@given(st.lists(part, max_size=5).map("".join), st.lists(part, max_size=3).map("".join))
+def test_cgroup_relpath_is_posixpath_relpath(path: str, start: str) -> None:
+    """ocipy/cgroups/paths.py's relpath (no `os` on create's path) answers as posixpath.relpath, errors included."""
+    from ocipy.cgroups.paths import relpath
+
+    path, start = "/" + path, "/" + start  # the cgroup code's paths are absolute, "//" included
+    try:
+        want: str | type[ValueError] = posixpath.relpath(path, start)
+    except ValueError:
+        want = ValueError
+    try:
+        got: str | type[ValueError] = relpath(path, start)
+    except ValueError:
+        got = ValueError
+    assert got == want, (path, start)
+    with pytest.raises(ValueError):
+        relpath("", "/")
+
+
+def test_read_all(tmp_path: Path) -> None:
+    data = os.urandom(200_000)  # more than one read
+    (tmp_path / "f").write_bytes(data)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        assert px.read_all(fd) == data
+        assert px.read_all(fd) == b""  # at the end: nothing left
+    finally:
+        os.close(fd)
