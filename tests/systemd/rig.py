@@ -110,7 +110,7 @@ def _rmdir_tree(top: str) -> bool:
 class Rig:
     """One booted systemd container. `run()` executes a command inside in a transient scope."""
 
-    def __init__(self, rootfs: Path, *, boot_timeout: float = 60.0, binds_ro: Sequence[str] = ()) -> None:
+    def __init__(self, rootfs: Path, *, boot_timeout: float = 120.0, binds_ro: Sequence[str] = ()) -> None:
         self.rootfs = rootfs
         self.binds_ro = list(binds_ro)  # host paths bound read-only at the same path (e.g. runc 1.5.1's build)
         self.name = f"ocipy-rig-{secrets.token_hex(4)}"
@@ -184,20 +184,31 @@ class Rig:
         return self
 
     def _find_leader(self) -> int:
+        """The container's PID 1: nspawn's child in another pid namespace. nspawn first forks an "outer child"
+        in our pid namespace, which makes the real leader and exits; taking that short-lived child for the leader
+        left every nsenter failing until the boot timeout (seen in CI under load)."""
         assert self.proc is not None
         try:
             with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
                 kids = [int(x) for x in f.read().split()]
+            ours = os.readlink("/proc/self/ns/pid")
         except OSError:
             return 0
-        return kids[0] if kids else 0
+        for kid in kids:
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{kid}/ns/pid") != ours:
+                    return kid
+        return 0
 
     def _wait_boot(self) -> None:
         assert self.proc is not None
         deadline = time.monotonic() + self.boot_timeout
+        last = "no leader found"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RigError(f"systemd-nspawn exited with {self.proc.returncode}: {self.console()[-2000:]}")
+            if self.leader and not os.path.exists(f"/proc/{self.leader}"):
+                self.leader = 0  # belt and braces: never keep nsentering a pid that is gone
             if not self.leader:
                 self.leader = self._find_leader()
             if self.leader:
@@ -205,8 +216,12 @@ class Rig:
                 state = out.stdout.strip()
                 if state in ("running", "degraded"):
                     return
+                last = f"{state or '-'} ({out.stderr.strip()[-200:]})"
             time.sleep(0.2)
-        raise RigError(f"the rig did not reach multi-user in {self.boot_timeout:.0f} s: {self.console()[-2000:]}")
+        raise RigError(
+            f"the rig did not reach multi-user in {self.boot_timeout:.0f} s (leader {self.leader}, last answer: "
+            f"{last}): {self.console()[-2000:]}"
+        )
 
     def _prepare(self) -> None:
         """nspawn mounts the v1 controllers read-only: remount them read-write (in the container's mount namespace)
