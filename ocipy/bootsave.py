@@ -40,6 +40,8 @@ class Recorder:
     def __init__(self) -> None:
         self.started: dict[str, int] = {}  # name -> the order in which its loading started
         self.hazards: set[str] = set()
+        # every module (ocipy's or not) whose loading started once the verb ran: the order, in one numbering
+        self.late: dict[str, int] = {}
         self._import = builtins.__import__
 
     def install(self) -> None:
@@ -47,6 +49,8 @@ class Recorder:
         builtins.__import__ = self.importing
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if boot.ran and name not in self.late and name not in sys.modules:
+            self.late[name] = len(self.late)
         if name[:6] == "ocipy." and name not in self.started:
             self.started[name] = len(self.started)
             parent = name.rpartition(".")[0]
@@ -77,12 +81,34 @@ class Recorder:
         """(the modules to execute up front, in completion order; those to serve on demand)."""
         done = [name for name in modules if name in self.started and _source(modules[name])]
         finished = {name: i for i, name in enumerate(done)}
-        eager = set(done)
+        eager = set(done) - self._pulling(modules)
         for hazard in self.hazards:
             if hazard in finished:
                 s, f = self.started[hazard], finished[hazard]
                 eager.difference_update(n for n in done if self.started[n] >= s and finished[n] <= f)
         return [n for n in done if n in eager], [n for n in done if n not in eager]
+
+    def _pulling(self, modules: "dict[str, ModuleType]") -> set[str]:
+        """The ocipy modules the verb imported while it ran that brought in a module from outside ocipy (D-Bus for
+        the systemd driver, cffi for seccomp): what a function imports depends on the run's path, and executing such
+        a module up front in every later run would pay for that import where the path does not take it (a cgroupfs
+        `delete` after a first, systemd-driven one: ~17 ms). A foreign module whose loading started after an ocipy
+        module's and completed before it was imported while that one was loading (imports nest)."""
+        position = {name: i for i, name in enumerate(modules)}  # completion order, as in plan()
+        foreign = [(s, position[n]) for n, s in self.late.items() if n in position and _foreign(n)]
+        return {
+            name
+            for name, start in self.late.items()
+            if name[:6] == "ocipy." and name in position
+            for fstart, fdone in foreign
+            if start < fstart and fdone < position[name]
+        }
+
+
+def _foreign(name: str) -> bool:
+    """An import worth keeping off other paths: not ocipy's, not built into the interpreter (`time`, `_json`), not
+    `__future__` (what `from __future__ import annotations` loads)."""
+    return name[:6] != "ocipy." and name != "ocipy" and name != "__future__" and name not in sys.builtin_module_names
 
 
 def _source(module: "ModuleType") -> bool:

@@ -296,6 +296,34 @@ def test_a_module_a_later_run_imports_is_added_on_demand(tree: Tree) -> None:
     assert tree.modules("list").keys() == normal.keys()  # on demand: a plain list still does not load it
 
 
+def test_what_a_first_runs_path_pulled_in_stays_on_demand(tree: Tree) -> None:
+    """A module the verb imports while it runs that brings in a module from outside ocipy depends on the run's path
+    (the systemd driver's D-Bus client in a first `delete`): it is served on demand, so a later run that does not
+    take that path does not pay for it. A plain ocipy module imported while the verb ran is still up front."""
+    pkg = tree.root / "ocipy"
+    (pkg / "pathdep.py").write_text("import colorsys  # stands for jeepney\n\nX = colorsys.ONE_THIRD\n")
+    (pkg / "plain.py").write_text("Y = 1\n")
+    verb = pkg / "operations" / "list_.py"
+    verb.write_text(
+        verb.read_text().replace(
+            'fmt = args.format or "table"\n',
+            'fmt = args.format or "table"\n'
+            "    from .. import plain  # noqa: F401\n"
+            "    if posix.environ.get(b'PATHDEP'):\n"
+            "        from .. import pathdep  # noqa: F401\n",
+        )
+        + "\nimport posix\n"
+    )
+    assert tree.run("list", env={"PATHDEP": "1"}).returncode == 0  # the first run, which records, takes the path
+    line = tree.boot_line("list")
+    assert line.endswith(" 1 on demand"), line
+    loaded = tree.modules("list")
+    assert "ocipy.pathdep" not in loaded
+    assert loaded["ocipy.plain"][0] == boot.MARK  # executed from the image, up front
+    with_path = tree.modules("list", env={"PATHDEP": "1"})
+    assert with_path["ocipy.pathdep"][0] == boot.MARK  # served from the image when the path is taken
+
+
 def test_concurrent_first_runs_leave_a_sound_image(tree: Tree) -> None:
     procs = [
         subprocess.Popen(
