@@ -30,13 +30,9 @@ def start(record: dict[str, Any], keep: bool = False) -> None:
     and create's init may join later than that. So the write is made by a native thread (shim/graceperiod.c) that
     writes again every 3 ms (these writes do not wait) until `stop()`, which create calls once the init has joined;
     being native, it never needs the GIL, and this thread does not wait for it to start."""
-    v2, path = record.get("v2"), record.get("path")
-    if not (isinstance(v2, str) and isinstance(path, str) and path.startswith("/") and v2.endswith(path)):
-        return  # the hierarchy's mount point is v2 less the absolute cgroupsPath; unknown otherwise
-    own = next((line[3:] for line in (px.read_text("/proc/self/cgroup") or "").splitlines() if line[:3] == "0::"), "")
-    if not own.startswith("/"):
+    procs = _own_procs_files(record)
+    if not procs:
         return
-    procs = px.join(v2[: len(v2) - len(path)] + own, "cgroup.procs")
     if keep:
         _start_native(procs)
         return
@@ -67,17 +63,39 @@ def start(record: dict[str, Any], keep: bool = False) -> None:
     ready.acquire()
 
 
-def _open_own_procs(procs: str) -> int | None:
-    """`procs` opened for writing if it lists this process (so a write of 0 moves nothing), else None."""
-    try:
-        if str(px.getpid()) not in (px.read_text(procs) or "").split():
-            return None  # not the cgroup we are in (a mount point that is not where the record says)
-        return px.open(procs, px.O_WRONLY | px.O_CLOEXEC)
-    except OSError:
-        return None
+def _own_procs_files(record: dict[str, Any]) -> list[str]:
+    """Where the unified hierarchy's cgroup.procs listing this process may be, from the container's record: its
+    `v2` directory is the mount point followed by the container's cgroup path."""
+    v2, path = record.get("v2"), record.get("path")
+    if not (isinstance(v2, str) and isinstance(path, str) and v2.startswith("/")):
+        return []
+    own = next((line[3:] for line in (px.read_text("/proc/self/cgroup") or "").splitlines() if line[:3] == "0::"), "")
+    if not own.startswith("/"):
+        return []
+    if path.startswith("/") and v2.endswith(path):  # cgroupfs: the mount point is v2 less the cgroupsPath
+        return [px.join(v2[: len(v2) - len(path)] + own, "cgroup.procs")]
+    # The systemd driver's `slice:prefix:name` (or a relative cgroupsPath): systemd chose the directory below the
+    # mount point, which is one of v2's ancestors. And in a container without a cgroup namespace whose cgroup mount
+    # is its own subtree of the host's (systemd-nspawn on a hybrid host), /proc/self/cgroup names host paths: our
+    # cgroup is then a tail of that path. Our own path first; _open_own_procs keeps only a file that lists us.
+    mounts = [v2[:i] for i in range(1, len(v2)) if v2[i] == "/"]
+    tails = [own[i:] for i in range(len(own)) if own[i] == "/"]
+    return [px.join(mount + tail, "cgroup.procs") for tail in tails for mount in mounts]
 
 
-def _start_native(procs: str) -> None:
+def _open_own_procs(files: list[str]) -> int | None:
+    """The first of `files` that lists this process (so a write of 0 moves nothing), opened for writing; else None."""
+    pid = str(px.getpid())
+    for procs in files:
+        try:
+            if pid in (px.read_text(procs) or "").split():
+                return px.open(procs, px.O_WRONLY | px.O_CLOEXEC)
+        except OSError:
+            pass  # not there (not the mount point), or not ours to write
+    return None
+
+
+def _start_native(procs: list[str]) -> None:
     global _native
     from ocipy import _shim
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ pytestmark = pytest.mark.root
 
 SLEEP = ["sh", "-c", "sleep 300"]
 OCIPY_BIN = "/usr/local/bin/ocipy"
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def cid(prefix: str = "sd") -> str:
@@ -248,3 +250,28 @@ def test_create_killed_at_every_step_leaves_nothing(rig: Any, bundles: Any, ocip
                 break
             time.sleep(0.1)
         assert_gone(rig, ocipy, name, unit)
+
+
+def test_exec_finds_its_own_cgroup_for_the_early_grace_period(rig: Any, bundles: Any, ocipy: Any) -> None:
+    """exec's early grace-period write (ocipy/cgroups/graceperiod.py) needs the unified cgroup.procs that lists
+    the exec itself. A systemd record (`slice:prefix:name`) does not give the mount point, and in this rig
+    /proc/self/cgroup names host paths: the search must still find the file, and the write must move nothing."""
+    name = cid()
+    b = bundles.make(SLEEP)
+    ocipy("--systemd-cgroup", "run", "--bundle", str(b), "--detach", name)
+    try:
+        code = (
+            "import json, time; from ocipy.cgroups import graceperiod as g\n"
+            f"rec = json.load(open('/run/ocipy/{name}/state.json'))['ocipy']['cgroup']\n"
+            "assert rec['path'].endswith(':ocipy:" + name + "'), rec\n"
+            "fd = g._open_own_procs(g._own_procs_files(rec))\n"
+            "assert fd is not None, g._own_procs_files(rec)\n"
+            "before = open('/proc/self/cgroup').read(); g.start(rec); time.sleep(0.2)\n"
+            "assert open('/proc/self/cgroup').read() == before\n"
+            "print('found')\n"
+        )
+        out = rig.run([str(PROJECT / ".venv" / "bin" / "python"), "-c", code], check=False)
+        assert out.returncode == 0 and out.stdout.strip() == "found", out.stderr
+        assert in_container(ocipy, name, "echo ok").strip() == "ok"
+    finally:
+        ocipy("delete", "--force", name, check=False)

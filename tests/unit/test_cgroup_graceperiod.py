@@ -45,18 +45,34 @@ def test_writes_itself_into_the_cgroup_that_lists_it(tmp_path: Path) -> None:
     assert _settled(procs, before).startswith("0")  # a plain file: the "0" lands over the first byte
 
 
+@pytest.mark.parametrize("path", ["system.slice:ocipy:c1", "ocipy/c1"])
+def test_a_record_whose_path_does_not_end_v2_searches_v2s_ancestors(tmp_path: Path, path: str) -> None:
+    """The systemd driver's record (`slice:prefix:name`; systemd chose the directory) and a relative cgroupsPath do
+    not tell the mount point: it is one of v2's ancestors, the one whose cgroup.procs at our own path lists us."""
+    record, procs = _fake(tmp_path, [1, os.getpid(), 99])
+    mount = tmp_path / "unified"
+    scope = mount / "system.slice" / "ocipy-c1.scope"
+    scope.mkdir(parents=True)
+    (scope / "cgroup.procs").write_text(f"{os.getpid()}\n")  # never ours to write: not at our own path
+    record.update(path=path, v2=str(scope))
+    before = procs.read_text()
+    graceperiod.start(record)
+    assert _settled(procs, before).startswith("0")
+    assert (scope / "cgroup.procs").read_text() == f"{os.getpid()}\n"
+
+
 @pytest.mark.parametrize(
     "change",
     [
         "not-listed",  # a cgroup.procs that does not list this process: a mount point elsewhere than assumed
-        "relative-path",  # a relative cgroupsPath: the mount point cannot be told from the record
+        "systemd-not-listed",  # the same for a systemd record, whose mount point is searched for
         "no-v2",  # no unified hierarchy recorded
     ],
 )
 def test_writes_nothing_anywhere_else(tmp_path: Path, change: str) -> None:
-    record, procs = _fake(tmp_path, [1, 99] if change == "not-listed" else [os.getpid()])
-    if change == "relative-path":
-        record["path"] = "ocipy/c1"
+    record, procs = _fake(tmp_path, [1, 99] if "not-listed" in change else [os.getpid()])
+    if change == "systemd-not-listed":
+        record["path"] = "system.slice:ocipy:c1"
     if change == "no-v2":
         del record["v2"]
     before = procs.read_text()
