@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     # name, path under ROOT, package?, the source's st_mtime_ns and st_size, code (bytes for one served on demand)
     Entry = tuple[str, str, bool, int, int, Any]
 
-FORMAT = 1
+FORMAT = 2  # 2: what a path-dependent run pulled in is on demand (bootsave.Recorder._pulling)
 HEAD = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER + b"ocipy-boot-image" + bytes((FORMAT,))
 HASH_KEY = 0x6F63697079  # _imp.source_hash's key (SipHash, as hash-based .pyc files use): any constant
 MARK = "ocipy.boot"  # the `loader_state` of the spec of a module whose code came from an image

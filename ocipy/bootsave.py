@@ -86,6 +86,10 @@ class Recorder:
             if hazard in finished:
                 s, f = self.started[hazard], finished[hazard]
                 eager.difference_update(n for n in done if self.started[n] >= s and finished[n] <= f)
+        for name in done:  # a submodule of a package served on demand is too: _run needs the parent loaded
+            parent = name.rpartition(".")[0]
+            if parent in finished and parent not in eager:
+                eager.discard(name)
         return [n for n in done if n in eager], [n for n in done if n not in eager]
 
     def _pulling(self, modules: "dict[str, ModuleType]") -> set[str]:
@@ -106,7 +110,7 @@ class Recorder:
 
 
 def _foreign(name: str) -> bool:
-    """An import worth keeping off other paths: not ocipy's, not built into the interpreter (`time`, `_json`), not
+    """An import worth keeping off other paths: not ocipy's, not built into the interpreter (`time`, `_thread`), not
     `__future__` (what `from __future__ import annotations` loads)."""
     return name[:6] != "ocipy." and name != "ocipy" and name != "__future__" and name not in sys.builtin_module_names
 

@@ -73,14 +73,19 @@ def _own_procs_files(record: dict[str, Any]) -> list[str]:
     if not own.startswith("/"):
         return []
     if path.startswith("/") and v2.endswith(path):  # cgroupfs: the mount point is v2 less the cgroupsPath
-        return [px.join(v2[: len(v2) - len(path)] + own, "cgroup.procs")]
-    # The systemd driver's `slice:prefix:name` (or a relative cgroupsPath): systemd chose the directory below the
-    # mount point, which is one of v2's ancestors. And in a container without a cgroup namespace whose cgroup mount
-    # is its own subtree of the host's (systemd-nspawn on a hybrid host), /proc/self/cgroup names host paths: our
-    # cgroup is then a tail of that path. Our own path first; _open_own_procs keeps only a file that lists us.
-    mounts = [v2[:i] for i in range(1, len(v2)) if v2[i] == "/"]
-    tails = [own[i:] for i in range(len(own)) if own[i] == "/"]
-    return [px.join(mount + tail, "cgroup.procs") for tail in tails for mount in mounts]
+        mount = v2[: len(v2) - len(path)]
+    else:
+        # the systemd driver's `slice:prefix:name` (or a relative cgroupsPath): systemd chose the directory below
+        # the mount point, which is v2's highest ancestor that is a cgroup directory
+        mount = next(
+            (v2[:i] for i in range(1, len(v2)) if v2[i] == "/" and px.exists(v2[:i] + "/cgroup.controllers")), ""
+        )
+        if not mount:
+            return []
+    # In a container without a cgroup namespace whose cgroup mount is its own subtree of the host's (systemd-nspawn
+    # on a hybrid host), /proc/self/cgroup names host paths: our cgroup is then a tail of that path. Our whole path
+    # first; _open_own_procs keeps only a file that lists us.
+    return [px.join(mount + own[i:], "cgroup.procs") for i in range(len(own)) if own[i] == "/"]
 
 
 def _open_own_procs(files: list[str]) -> int | None:

@@ -302,7 +302,8 @@ def test_what_a_first_runs_path_pulled_in_stays_on_demand(tree: Tree) -> None:
     take that path does not pay for it. A plain ocipy module imported while the verb ran is still up front."""
     pkg = tree.root / "ocipy"
     (pkg / "pathdep.py").write_text("import colorsys  # stands for jeepney\n\nX = colorsys.ONE_THIRD\n")
-    (pkg / "plain.py").write_text("Y = 1\n")
+    # `__future__` and a builtin module do not count as pulled in
+    (pkg / "plain.py").write_text("from __future__ import annotations\n\nimport _thread\n\nY = _thread.get_ident\n")
     verb = pkg / "operations" / "list_.py"
     verb.write_text(
         verb.read_text().replace(
@@ -322,6 +323,30 @@ def test_what_a_first_runs_path_pulled_in_stays_on_demand(tree: Tree) -> None:
     assert loaded["ocipy.plain"][0] == boot.MARK  # executed from the image, up front
     with_path = tree.modules("list", env={"PATHDEP": "1"})
     assert with_path["ocipy.pathdep"][0] == boot.MARK  # served from the image when the path is taken
+
+
+def test_a_submodule_of_a_package_kept_on_demand_is_on_demand_too(tree: Tree) -> None:
+    """A package whose __init__ pulled in a foreign module is on demand; a plain submodule imported after it must
+    be too, or executing it up front would find no parent and stop executing the rest of the image."""
+    pkg = tree.root / "ocipy" / "pathpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("import colorsys  # stands for jeepney\n")
+    (pkg / "sub.py").write_text("Z = 1\n")
+    verb = tree.root / "ocipy" / "operations" / "list_.py"
+    verb.write_text(
+        verb.read_text().replace(
+            'fmt = args.format or "table"\n',
+            'fmt = args.format or "table"\n'
+            "    if posix.environ.get(b'PATHDEP'):\n"
+            "        from ..pathpkg import sub  # noqa: F401\n",
+        )
+        + "\nimport posix\n"
+    )
+    assert tree.run("list", env={"PATHDEP": "1"}).returncode == 0
+    line = tree.boot_line("list")
+    executed, total = line.split(": ")[-1].split(" modules")[0].split(" of ")
+    assert executed == total and line.endswith(" 2 on demand"), line
+    assert "ocipy.pathpkg.sub" not in tree.modules("list")
 
 
 def test_concurrent_first_runs_leave_a_sound_image(tree: Tree) -> None:

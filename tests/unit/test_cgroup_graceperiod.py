@@ -24,6 +24,7 @@ def _fake(tmp_path: Path, listed: list[int]) -> tuple[dict[str, object], Path]:
     """A hierarchy mounted at tmp/unified holding the container's cgroup and ours, ours listing `listed`."""
     mount = tmp_path / "unified"
     (mount / "ocipy" / "c1").mkdir(parents=True)
+    (mount / "cgroup.controllers").write_text("")  # what tells a cgroup directory (the search's mount point)
     own = mount / _own_v2().lstrip("/")
     own.mkdir(parents=True, exist_ok=True)
     procs = own / "cgroup.procs"
