@@ -49,7 +49,7 @@ class Recorder:
         builtins.__import__ = self.importing
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        if boot.ran and name not in self.late and name not in sys.modules:
+        if boot.ran and name not in self.late:  # importlib asks finders only for what is not loaded yet
             self.late[name] = len(self.late)
         if name[:6] == "ocipy." and name not in self.started:
             self.started[name] = len(self.started)
